@@ -1,0 +1,30 @@
+"""The hybrid purchase system: ownership arrays on users, history in `purchases`."""
+
+from core.db import OpenDatabase, bulk_insert, ensure_indexes, open_database
+from core.errors import (
+    AlreadyPurchasedError,
+    ItemNotFoundError,
+    NotPurchasedError,
+    PurchaseError,
+    UserNotFoundError,
+    ValidationError,
+)
+from core.history import get_purchase_history
+from core.purchases import create_purchase, has_purchased, remove_purchase
+
+__all__ = [
+    "AlreadyPurchasedError",
+    "ItemNotFoundError",
+    "NotPurchasedError",
+    "OpenDatabase",
+    "PurchaseError",
+    "UserNotFoundError",
+    "ValidationError",
+    "bulk_insert",
+    "create_purchase",
+    "ensure_indexes",
+    "get_purchase_history",
+    "has_purchased",
+    "open_database",
+    "remove_purchase",
+]

@@ -1,0 +1,165 @@
+"""Opening the database: a real MongoDB from MONGODB_URI, or the embedded server by default.
+
+This module is the one place that knows which engine is behind the pymongo client, and
+decides what follows from it (unique guard indexes, the bulk-load path).
+"""
+
+import atexit
+import fcntl
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.database import Database
+
+from core.embedded import EmbeddedServer
+from core.retry import retry_when_busy
+from core.schema import PURCHASES, REVOKED
+
+DEFAULT_DB_NAME = "learning"
+SQLITE_NAME = "purchases.sqlite"
+LOCK_NAME = "embedded.lock"
+CLIENT_OPTIONS = {"tz_aware": True, "serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
+
+# Embedded servers started by this process, by (host, port): bulk_insert uses their
+# in-process client instead of the wire.
+_LOCAL_SERVERS: dict[tuple[str, int], EmbeddedServer] = {}
+
+
+@dataclass
+class OpenDatabase:
+    """A pymongo Database and what owns it; close() releases the client and any server."""
+
+    db: Database
+    description: str
+    server: EmbeddedServer | None = None
+    _lock_file: object = field(default=None, repr=False)
+
+    @property
+    def client(self) -> MongoClient:
+        return self.db.client
+
+    def close(self) -> None:
+        self.db.client.close()
+        if self.server is not None:
+            _LOCAL_SERVERS.pop(self.server.address, None)
+            self.server.stop()
+            self.server = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_database(environ=None, *, db_name: str | None = None) -> OpenDatabase:
+    """Connect to MONGODB_URI, or start (or join) the embedded server under DATA_DIR.
+
+    Indexes are created before this returns, so callers can write at once.
+    """
+    env = os.environ if environ is None else environ
+    uri = env.get("MONGODB_URI", "").strip()
+    if uri:
+        client = MongoClient(uri, **CLIENT_OPTIONS)
+        name = db_name or env.get("MONGODB_DB") or _default_db_name(client)
+        opened = OpenDatabase(client[name], f"MongoDB at {_hosts(client)}, database {name!r}")
+    else:
+        opened = _open_embedded(Path(env.get("DATA_DIR") or "data"), db_name or env.get("MONGODB_DB") or DEFAULT_DB_NAME)
+    ensure_indexes(opened.db)
+    return opened
+
+
+def _default_db_name(client: MongoClient) -> str:
+    try:
+        return client.get_default_database().name
+    except Exception:  # noqa: BLE001 - pymongo raises ConfigurationError when the URI names none
+        return DEFAULT_DB_NAME
+
+
+def _hosts(client: MongoClient) -> str:
+    return ", ".join(f"{host}:{port}" for host, port in client.topology_description.server_descriptions())
+
+
+def _open_embedded(data_dir: Path, name: str) -> OpenDatabase:
+    """Start the embedded server, or join the one another process already runs on this folder."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sqlite_path = data_dir / SQLITE_NAME
+    lock_file = open(data_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held open while we own the server
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        # Two engines on one SQLite file would not see each other's caches: join the owner.
+        lock_file.seek(0)
+        uri = lock_file.read().strip()
+        lock_file.close()
+        client = MongoClient(uri, **CLIENT_OPTIONS)
+        return OpenDatabase(client[name], f"embedded mongoeco at {sqlite_path} (served by another process at {uri})")
+    server = EmbeddedServer(sqlite_path)
+    uri = server.start()
+    lock_file.seek(0)
+    lock_file.truncate()
+    lock_file.write(uri)
+    lock_file.flush()
+    _LOCAL_SERVERS[server.address] = server
+    opened = OpenDatabase(
+        MongoClient(uri, **CLIENT_OPTIONS)[name],
+        f"embedded mongoeco at {sqlite_path}",
+        server=server,
+        _lock_file=lock_file,
+    )
+    atexit.register(opened.close)
+    return opened
+
+
+def is_embedded(db: Database) -> bool:
+    """True when the server is mongoeco, whose unique secondary indexes scan on every write."""
+    hello = retry_when_busy(lambda: db.client.admin.command("hello"))
+    return hello.get("gitVersion") == "mongoeco"
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create the indexes the queries need; idempotent, cheap when they exist."""
+    retry_when_busy(lambda: _create_indexes(db, unique_guards=not is_embedded(db)))
+
+
+def _create_indexes(db: Database, *, unique_guards: bool) -> None:
+    db[PURCHASES].create_index([("user", ASCENDING), ("purchasedAt", DESCENDING)])
+    db[PURCHASES].create_index([("purchasedAt", ASCENDING)])
+    db[REVOKED].create_index([("user", ASCENDING), ("purchasedAt", DESCENDING)])
+    db[REVOKED].create_index([("revokedAt", ASCENDING)])
+    if unique_guards:
+        # A second guard behind the per-user write conflict. mongoeco checks a unique
+        # secondary index by scanning the collection on every write, so not there.
+        for item in ("course", "test"):
+            db[PURCHASES].create_index(
+                [("user", ASCENDING), (item, ASCENDING)],
+                unique=True,
+                partialFilterExpression={item: {"$exists": True}},
+                name=f"user_{item}_unique",
+            )
+
+
+def bulk_insert(db: Database, collection: str, documents: list[dict]) -> int:
+    """Insert many documents at once, outside any transaction; return how many.
+
+    On an embedded server of this process, mongoeco's in-process insert_many; elsewhere
+    pymongo's insert_many. The caller keeps the data consistent.
+    """
+    if not documents:
+        return 0
+    server = _LOCAL_SERVERS.get(db.client.address)
+    if server is not None:
+        name = db.name
+
+        async def insert(client):
+            await client[name][collection].insert_many(documents)
+
+        retry_when_busy(lambda: server.run_in_process(insert))
+    else:
+        retry_when_busy(lambda: db[collection].insert_many(documents, ordered=True))
+    return len(documents)

@@ -1,0 +1,73 @@
+"""The embedded MongoDB-compatible server: mongoeco's wire server on loopback, in a thread.
+
+pymongo talks to it like to any MongoDB. It also exposes mongoeco's in-process client,
+because that client's `insert_many` loads thousands of documents without the per-document
+collection scan that the wire path costs (see `core.db.bulk_insert`).
+"""
+
+import asyncio
+import concurrent.futures
+import threading
+from pathlib import Path
+
+from mongoeco import AsyncMongoClient
+from mongoeco.engines.sqlite import SQLiteEngine
+from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
+
+START_TIMEOUT = 15.0
+
+
+class EmbeddedServer:
+    """One mongoeco server on 127.0.0.1 with a free port, storing into one SQLite file."""
+
+    def __init__(self, sqlite_path: Path, host: str = "127.0.0.1", port: int = 0):
+        self.sqlite_path = Path(sqlite_path)
+        self._host, self._port = host, port
+        self._ready: concurrent.futures.Future = concurrent.futures.Future()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._client: AsyncMongoClient | None = None
+        self._thread = threading.Thread(target=self._run, name="mongoeco-server", daemon=True)
+        self.uri: str | None = None
+        self.address: tuple[str, int] | None = None
+
+    def start(self) -> str:
+        """Start serving and return the connection URI."""
+        self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        self.uri = self._ready.result(timeout=START_TIMEOUT)
+        return self.uri
+
+    def stop(self) -> None:
+        """Close every connection, then the engine; safe to call twice."""
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=START_TIMEOUT)
+
+    def run_in_process(self, coroutine_factory):
+        """Run `coroutine_factory(client)` on the server's own loop with its in-process client."""
+        future = asyncio.run_coroutine_threadsafe(coroutine_factory(self._client), self._loop)
+        return future.result()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # reported to start(); the thread must not die silently
+            if not self._ready.done():
+                self._ready.set_exception(error)
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        engine = SQLiteEngine(str(self.sqlite_path))
+        await engine.connect()
+        self._client = AsyncMongoClient(engine)
+        proxy = AsyncMongoEcoProxyServer(client=self._client, host=self._host, port=self._port)
+        try:
+            address = await proxy.start()
+            self.address = (address.host, address.port)
+            self._ready.set_result(address.uri)
+            await self._stop.wait()
+        finally:
+            await proxy.close()
+            await engine.disconnect()

@@ -1,0 +1,117 @@
+"""A user's purchase history: active and revoked purchases, newest first, with item titles."""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from pymongo import DESCENDING
+from pymongo.database import Database
+
+from core.errors import UserNotFoundError, ValidationError
+from core.ids import to_object_id
+from core.purchase_data import utc_millis
+from core.retry import retry_when_busy
+from core.schema import KINDS, PURCHASES, REVOKED, USERS, catalog, kind_of
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+OPTION_NAMES = {"kind", "startDate", "endDate", "limit", "skip", "includeRevoked"}
+
+
+def get_purchase_history(db: Database, user_id, options=None) -> list[dict]:
+    """Return the user's purchases, newest first; each has `status`, `kind` and `title`."""
+    user = to_object_id(user_id, "user_id")
+    opts = parse_history_options(options)
+    if retry_when_busy(lambda: db[USERS].find_one({"_id": user}, {"_id": 1})) is None:
+        raise UserNotFoundError(f"no user with id {user}")
+    query = {"user": user}
+    if opts["kind"]:
+        query[opts["kind"]] = {"$exists": True}
+    window = {}
+    if opts["startDate"]:
+        window["$gte"] = opts["startDate"]
+    if opts["endDate"]:
+        window["$lt"] = opts["endDate"]
+    if window:
+        query["purchasedAt"] = window
+    wanted = opts["skip"] + opts["limit"]
+    sources = [(PURCHASES, "active")] + ([(REVOKED, "revoked")] if opts["includeRevoked"] else [])
+    entries = []
+    for collection, status in sources:
+        cursor = lambda c=collection: list(db[c].find(query).sort("purchasedAt", DESCENDING).limit(wanted))  # noqa: E731
+        entries += [{**doc, "status": status, "kind": kind_of(doc)} for doc in retry_when_busy(cursor)]
+    entries.sort(key=lambda e: (e["purchasedAt"], e["_id"]), reverse=True)
+    page = entries[opts["skip"] : wanted]
+    _add_titles(db, page)
+    return page
+
+
+def parse_history_options(options) -> dict:
+    """Validate history options and fill in defaults; dates become UTC datetimes."""
+    options = options or {}
+    if not isinstance(options, dict):
+        raise ValidationError(f"options must be a dict, got {type(options).__name__}")
+    unknown = sorted(set(options) - OPTION_NAMES)
+    if unknown:
+        raise ValidationError(f"unknown history options {unknown}; allowed: {sorted(OPTION_NAMES)}")
+    kind = options.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}")
+    start = parse_date(options.get("startDate"), "startDate")
+    end = parse_date(options.get("endDate"), "endDate", end_of_day=True)
+    if start and end and end <= start:
+        raise ValidationError(f"endDate {options['endDate']!r} is not after startDate {options['startDate']!r}")
+    include_revoked = options.get("includeRevoked", True)
+    if not isinstance(include_revoked, bool):
+        raise ValidationError(f"includeRevoked must be True or False, got {include_revoked!r}")
+    return {
+        "kind": kind,
+        "startDate": start,
+        "endDate": end,
+        "limit": _count(options.get("limit", DEFAULT_LIMIT), "limit", 1, MAX_LIMIT),
+        "skip": _count(options.get("skip", 0), "skip", 0, None),
+        "includeRevoked": include_revoked,
+    }
+
+
+def parse_date(value, name: str, *, end_of_day: bool = False) -> datetime | None:
+    """Parse a datetime or 'YYYY-MM-DD'; a date-only end means the end of that whole day.
+
+    An end is returned as an exclusive bound: the next midnight for a date, the next
+    millisecond (MongoDB's precision) for a datetime.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = utc_millis(value)
+        return moment + timedelta(milliseconds=1) if end_of_day else moment
+    if isinstance(value, date):
+        day = value
+    elif isinstance(value, str):
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {value!r}") from None
+    else:
+        raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {value!r}")
+    start_of_day = datetime.combine(day, time.min, tzinfo=UTC)
+    return start_of_day + timedelta(days=1) if end_of_day else start_of_day
+
+
+def _count(value, name: str, low: int, high: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValidationError(f"{name} must be an integer {bound}, got {value!r}")
+    return value
+
+
+def _add_titles(db: Database, entries: list[dict]) -> None:
+    for kind in KINDS:
+        ids = list({e[kind] for e in entries if kind in e})
+        if not ids:
+            continue
+        titles = {
+            doc["_id"]: doc.get("title")
+            for doc in retry_when_busy(lambda: list(db[catalog(kind)].find({"_id": {"$in": ids}}, {"title": 1})))
+        }
+        for entry in entries:
+            if kind in entry:
+                entry["title"] = titles.get(entry[kind]) or f"(deleted {kind} {entry[kind]})"

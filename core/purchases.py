@@ -1,0 +1,127 @@
+"""The hybrid purchase system: every purchase in the user's array and in `purchases`, together."""
+
+from datetime import UTC, datetime
+
+from bson import ObjectId
+from pymongo import DESCENDING
+from pymongo.database import Database
+
+from core.config import core_settings
+from core.errors import (
+    AlreadyPurchasedError,
+    ItemNotFoundError,
+    NotPurchasedError,
+    UserNotFoundError,
+    ValidationError,
+)
+from core.ids import item_kind, to_object_id
+from core.purchase_data import MAX_STRING, utc_millis, validate_purchase_data
+from core.retry import retry_when_busy
+from core.schema import IDEMPOTENCY, PURCHASES, REVOKED, USERS, catalog, user_array
+from core.transactions import run_in_transaction
+
+
+def create_purchase(db: Database, user_id, course_id=None, test_id=None, purchase_data=None) -> dict:
+    """Record that a user bought a course or a test, in both places, in one transaction.
+
+    A repeat with the same `idempotencyKey` returns the original purchase and writes
+    nothing; the same key for another user or item raises ValidationError.
+    """
+    user = to_object_id(user_id, "user_id")
+    kind, item = item_kind(course_id, test_id)
+    fields = validate_purchase_data(purchase_data, core_settings(), datetime.now(UTC))
+    purchase = {"_id": ObjectId(), "user": user, kind: item, **fields}
+    key = fields.get("idempotencyKey")
+
+    def work(session):
+        if key is not None:
+            original = _replay(db, session, key, user, kind, item)
+            if original is not None:
+                return original
+        owned = _owned_items(db, session, user, kind)
+        if db[catalog(kind)].find_one({"_id": item}, {"_id": 1}, session=session) is None:
+            raise ItemNotFoundError(f"no {kind} with id {item} in {catalog(kind)!r}")
+        if item in owned:
+            raise AlreadyPurchasedError(f"user {user} already owns {kind} {item}")
+        # An upsert on a fresh _id is an insert; mongoeco does it without the
+        # collection scan that its insert_one pays.
+        _insert_new(db, PURCHASES, purchase, session)
+        db[USERS].update_one({"_id": user}, {"$addToSet": {user_array(kind): item}}, session=session)
+        if key is not None:
+            record = {"_id": key, "purchase": purchase["_id"], "user": user, kind: item}
+            _insert_new(db, IDEMPOTENCY, record, session)
+        return purchase
+
+    return run_in_transaction(db, work)
+
+
+def remove_purchase(db: Database, user_id, course_id=None, test_id=None, *, actor=None, reason=None) -> dict:
+    """Take an item away from a user in both places; keep the purchase in `revoked_purchases`."""
+    user = to_object_id(user_id, "user_id")
+    kind, item = item_kind(course_id, test_id)
+    for name, value in (("actor", actor), ("reason", reason)):
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_STRING):
+            raise ValidationError(f"{name} must be a string of at most {MAX_STRING} characters, got {value!r}")
+    revoked_at = utc_millis(datetime.now(UTC))
+
+    def work(session):
+        owned = _owned_items(db, session, user, kind)
+        found = list(db[PURCHASES].find({"user": user, kind: item}, session=session).sort("purchasedAt", DESCENDING))
+        if not found:
+            hint = " (the user's array still lists it: run scripts/test_hybrid_system.py --repair)" if item in owned else ""
+            raise NotPurchasedError(f"user {user} has no purchase of {kind} {item}{hint}")
+        purchase = found[0]
+        if len(found) == 1:
+            db[USERS].update_one({"_id": user}, {"$pull": {user_array(kind): item}}, session=session)
+        db[PURCHASES].delete_one({"_id": purchase["_id"]}, session=session)
+        revoked = {**purchase, "revokedAt": revoked_at, "revokedBy": actor, "reason": reason}
+        _insert_new(db, REVOKED, revoked, session)
+        return revoked
+
+    return run_in_transaction(db, work)
+
+
+def has_purchased(db: Database, user_id, course_id=None, test_id=None) -> bool:
+    """True when the user's array holds the item: one point read of the user document."""
+    user = to_object_id(user_id, "user_id")
+    kind, item = item_kind(course_id, test_id)
+    array = user_array(kind)
+    doc = retry_when_busy(lambda: db[USERS].find_one({"_id": user}, {array: {"$elemMatch": {"$eq": item}}}))
+    if doc is None:
+        raise UserNotFoundError(f"no user with id {user}")
+    return bool(doc.get(array))
+
+
+def _owned_items(db: Database, session, user: ObjectId, kind: str) -> list:
+    array = user_array(kind)
+    doc = db[USERS].find_one({"_id": user}, {array: 1}, session=session)
+    if doc is None:
+        raise UserNotFoundError(f"no user with id {user}")
+    return doc.get(array) or []
+
+
+def _replay(db: Database, session, key: str, user: ObjectId, kind: str, item: ObjectId):
+    """Return the purchase a key was first used for, or None for a new key."""
+    record = db[IDEMPOTENCY].find_one({"_id": key}, session=session)
+    if record is None:
+        return None
+    if record.get("user") != user or record.get(kind) != item:
+        raise ValidationError(
+            f"idempotencyKey {key!r} was already used for another purchase "
+            f"(user {record.get('user')}, {'course' if 'course' in record else 'test'} "
+            f"{record.get('course', record.get('test'))})"
+        )
+    return db[PURCHASES].find_one({"_id": record["purchase"]}, session=session) or db[REVOKED].find_one(
+        {"_id": record["purchase"]}, session=session
+    )
+
+
+def _insert_new(db: Database, collection: str, document: dict, session) -> None:
+    result = db[collection].update_one(
+        {"_id": document["_id"]},
+        {"$setOnInsert": {k: v for k, v in document.items() if k != "_id"}},
+        upsert=True,
+        session=session,
+    )
+    if result.upserted_id is None:
+        raise RuntimeError(f"{collection} already holds a document with _id {document['_id']!r}")
