@@ -97,7 +97,8 @@ def _owned_items(db: Database, session, user: ObjectId, kind: str) -> list:
     doc = db[USERS].find_one({"_id": user}, {array: 1}, session=session)
     if doc is None:
         raise UserNotFoundError(f"no user with id {user}")
-    return doc.get(array) or []
+    items = doc.get(array)
+    return items if isinstance(items, list) else []
 
 
 def _replay(db: Database, session, key: str, user: ObjectId, kind: str, item: ObjectId):

@@ -1,0 +1,58 @@
+"""One database server for the session (embedded, or MONGODB_URI); a fresh database per test."""
+
+import os
+import uuid
+
+import pytest
+from bson import ObjectId
+
+from core import ensure_indexes, open_database
+from core.schema import COURSES, PURCHASES, TESTS, USERS
+
+
+@pytest.fixture(scope="session")
+def opened_database(tmp_path_factory):
+    env = {"DATA_DIR": str(tmp_path_factory.mktemp("data")), "MONGODB_URI": os.environ.get("MONGODB_URI", "")}
+    opened = open_database(env, db_name="test_bootstrap")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def db(opened_database):
+    database = opened_database.client[f"test_{uuid.uuid4().hex[:12]}"]
+    ensure_indexes(database)
+    yield database
+    opened_database.client.drop_database(database.name)
+
+
+@pytest.fixture
+def catalog(db):
+    """A user with empty arrays, two courses and two tests."""
+    ids = {
+        "user": ObjectId(),
+        "other_user": ObjectId(),
+        "courses": [ObjectId(), ObjectId()],
+        "tests": [ObjectId(), ObjectId()],
+    }
+    for user in (ids["user"], ids["other_user"]):
+        db[USERS].insert_one({"_id": user, "name": "Ada", "purchasedCourses": [], "purchasedTests": []})
+    for i, course in enumerate(ids["courses"]):
+        db[COURSES].insert_one({"_id": course, "title": f"Course {i}", "price": 29.99})
+    for i, test in enumerate(ids["tests"]):
+        db[TESTS].insert_one({"_id": test, "title": f"Test {i}", "price": 9.99})
+    return ids
+
+
+def snapshot(db) -> dict:
+    """Every document of every collection, to assert that a rejected call wrote nothing."""
+    return {name: sorted(db[name].find(), key=lambda d: str(d["_id"])) for name in sorted(db.list_collection_names())}
+
+
+def owned(db, user, kind: str) -> list:
+    array = "purchasedCourses" if kind == "course" else "purchasedTests"
+    return db[USERS].find_one({"_id": user})[array]
+
+
+def purchases_of(db, user) -> list:
+    return list(db[PURCHASES].find({"user": user}))

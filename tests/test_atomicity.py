@@ -1,0 +1,74 @@
+"""A transaction that fails halfway leaves nothing behind; concurrent grants stay consistent."""
+
+import random
+import threading
+
+import pytest
+from pymongo.errors import OperationFailure
+
+from core import AlreadyPurchasedError, NotPurchasedError, create_purchase, remove_purchase
+from core.consistency import check_consistency
+from core.schema import IDEMPOTENCY, PURCHASES, REVOKED, USERS
+from tests.conftest import owned, snapshot
+
+CARD = {"amount": 29.99, "paymentMethod": "credit_card"}
+
+
+def test_create_rolls_back_the_purchase_when_the_user_update_fails(db, catalog):
+    user, course = catalog["user"], catalog["courses"][0]
+    # The database itself refuses the second write: $addToSet on a field that is no array.
+    db[USERS].update_one({"_id": user}, {"$set": {"purchasedCourses": "corrupt"}})
+    before = snapshot(db)
+    with pytest.raises(OperationFailure, match="addToSet"):
+        create_purchase(db, user, course, None, {**CARD, "idempotencyKey": "evt_1"})
+    assert snapshot(db) == before
+    assert db[PURCHASES].count_documents({}) == 0 and db[IDEMPOTENCY].count_documents({}) == 0
+
+
+def test_remove_rolls_back_when_the_revoked_record_cannot_be_written(db, catalog):
+    user, course = catalog["user"], catalog["courses"][0]
+    purchase = create_purchase(db, user, course, None, CARD)
+    # The third write (keeping the revoked record) fails: its _id is taken already.
+    db[REVOKED].insert_one({"_id": purchase["_id"], "note": "left over"})
+    before = snapshot(db)
+    with pytest.raises(RuntimeError, match="already holds a document"):
+        remove_purchase(db, user, course)
+    assert snapshot(db) == before
+    assert owned(db, user, "course") == [course]
+    assert db[PURCHASES].find_one({"_id": purchase["_id"]}) == purchase
+
+
+def test_eight_threads_granting_and_revoking_overlapping_pairs(db, catalog):
+    users = [catalog["user"], catalog["other_user"]]
+    items = [("course", c) for c in catalog["courses"]] + [("test", t) for t in catalog["tests"]]
+    unexpected = []
+
+    def worker(seed: int):
+        rng = random.Random(seed)
+        for _ in range(12):
+            user = rng.choice(users)
+            kind, item = rng.choice(items)
+            ids = (item, None) if kind == "course" else (None, item)
+            try:
+                if rng.random() < 0.6:
+                    create_purchase(db, user, *ids, CARD)
+                else:
+                    remove_purchase(db, user, *ids, actor=f"thread-{seed}")
+            except (AlreadyPurchasedError, NotPurchasedError):
+                pass  # expected when another thread got there first
+            except Exception as error:  # noqa: BLE001 - collected and asserted below
+                unexpected.append(repr(error))
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert unexpected == []
+    assert all(not found for found in check_consistency(db).values())
+    for user in users:
+        for kind in ("course", "test"):
+            array = owned(db, user, kind)
+            assert len(array) == len(set(array))
+            assert sorted(array) == sorted(p[kind] for p in db[PURCHASES].find({"user": user, kind: {"$exists": True}}))
+    assert db[PURCHASES].count_documents({}) + db[REVOKED].count_documents({}) > 0

@@ -1,0 +1,52 @@
+"""Opening the database: embedded by default, indexes, joining a running server, bulk loads."""
+
+import os
+
+import pytest
+from bson import ObjectId
+from pymongo import MongoClient
+
+from core import bulk_insert, ensure_indexes, open_database
+from core.db import CLIENT_OPTIONS, is_embedded
+from core.schema import PURCHASES
+
+embedded_only = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="MONGODB_URI points elsewhere")
+
+
+@embedded_only
+def test_embedded_server_stores_under_data_dir_and_others_join_it(tmp_path):
+    with open_database({"DATA_DIR": str(tmp_path / "d")}, db_name="app") as first:
+        assert first.server is not None and "embedded mongoeco" in first.description
+        assert (tmp_path / "d" / "purchases.sqlite").exists()
+        first.db.things.insert_one({"_id": 1})
+        with open_database({"DATA_DIR": str(tmp_path / "d")}, db_name="app") as second:
+            assert second.server is None and "served by another process" in second.description
+            assert second.db.things.find_one({"_id": 1}) == {"_id": 1}
+    # stopped cleanly: the file is reopened by a new server with the data intact
+    with open_database({"DATA_DIR": str(tmp_path / "d")}, db_name="app") as again:
+        assert again.server is not None
+        assert again.db.things.find_one({"_id": 1}) == {"_id": 1}
+
+
+def test_indexes_are_created_idempotently(db):
+    ensure_indexes(db)
+    keys = {tuple(index["key"].items()) for index in db[PURCHASES].list_indexes()}
+    assert (("user", 1), ("purchasedAt", -1)) in keys
+    assert (("purchasedAt", 1),) in keys
+    unique = [index["name"] for index in db[PURCHASES].list_indexes() if index.get("unique") and index["name"] != "_id_"]
+    # unique guards only where they do not cost a collection scan per write
+    assert bool(unique) is not is_embedded(db)
+
+
+def test_bulk_insert_in_process_and_over_the_wire(db, opened_database):
+    docs = [{"_id": ObjectId(), "n": i} for i in range(300)]
+    assert bulk_insert(db, "bulk", docs[:150]) == 150
+    if opened_database.server is not None:
+        # another address for the same server: not this process's in-process path
+        host, port = opened_database.server.address
+        with MongoClient(f"mongodb://localhost:{port}/?directConnection=true", **CLIENT_OPTIONS) as wire:
+            assert bulk_insert(wire[db.name], "bulk", docs[150:]) == 150
+    else:
+        bulk_insert(db, "bulk", docs[150:])
+    assert sorted(d["n"] for d in db.bulk.find()) == list(range(300))
+    assert bulk_insert(db, "bulk", []) == 0
