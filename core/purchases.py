@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 
 from bson import ObjectId
-from pymongo import DESCENDING
 from pymongo.database import Database
 
 from core.config import core_settings
@@ -66,11 +65,12 @@ def remove_purchase(db: Database, user_id, course_id=None, test_id=None, *, acto
 
     def work(session):
         owned = _owned_items(db, session, user, kind)
-        found = list(db[PURCHASES].find({"user": user, kind: item}, session=session).sort("purchasedAt", DESCENDING))
+        # sorted here: a user holds few purchases of one item, and mongoeco drops the index for a sort
+        found = sorted(db[PURCHASES].find({"user": user, kind: item}, session=session), key=lambda p: p["purchasedAt"])
         if not found:
             hint = " (the user's array still lists it: run scripts/test_hybrid_system.py --repair)" if item in owned else ""
             raise NotPurchasedError(f"user {user} has no purchase of {kind} {item}{hint}")
-        purchase = found[0]
+        purchase = found[-1]
         if len(found) == 1:
             db[USERS].update_one({"_id": user}, {"$pull": {user_array(kind): item}}, session=session)
         db[PURCHASES].delete_one({"_id": purchase["_id"]}, session=session)
