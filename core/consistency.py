@@ -1,8 +1,8 @@
 """Checking that the two places a purchase lives agree, and repairing what can be repaired.
 
 `purchases` is the source of truth: a repair makes each user's arrays equal the set of
-that user's purchases. Problems a repair cannot decide (a purchase of a user or item that
-does not exist, two purchases of one item) are reported and left alone.
+that user's purchases. Rollups are rebuilt from the purchases. Problems a repair cannot decide (a purchase of
+a user or item that does not exist, two purchases of one item) are reported and left alone.
 """
 
 from collections import defaultdict
@@ -10,6 +10,7 @@ from collections import defaultdict
 from pymongo.database import Database
 
 from core.retry import retry_when_busy
+from core.rollups import rollup_differences, well_formed
 from core.schema import KINDS, PURCHASES, USERS, catalog, user_array
 from core.transactions import run_in_transaction
 
@@ -20,7 +21,9 @@ PROBLEMS = {
     "purchase_of_unknown_item": "purchase pointing at a course or test that does not exist",
     "array_entry_of_unknown_item": "user array entry pointing at a course or test that does not exist",
     "purchase_without_single_item": "purchase with both or neither of course and test",
+    "purchase_with_bad_fields": "purchase without a datetime purchasedAt, a numeric amount or a paymentMethod",
     "duplicate_purchases": "more than one purchase of one item by one user",
+    "rollup_mismatch": "rollup counter that differs from a fresh aggregation of purchases",
 }
 REPAIRABLE = {"array_entry_without_purchase", "purchase_missing_from_array"}
 
@@ -30,11 +33,13 @@ def check_consistency(db: Database) -> dict[str, list[dict]]:
     found = {name: [] for name in PROBLEMS}
     items = {kind: _ids(db, catalog(kind)) for kind in KINDS}
     owned_by_purchases = defaultdict(list)  # (user, kind, item) -> purchase ids
-    for purchase in _all(db, PURCHASES, {"user": 1, "course": 1, "test": 1}):
+    for purchase in _all(db, PURCHASES, {"user": 1, "course": 1, "test": 1, "purchasedAt": 1, "amount": 1, "paymentMethod": 1}):
         kinds = [kind for kind in KINDS if kind in purchase]
         if len(kinds) != 1:
             found["purchase_without_single_item"].append({"purchase": purchase["_id"]})
             continue
+        if not well_formed(purchase):
+            found["purchase_with_bad_fields"].append({"purchase": purchase["_id"]})
         kind = kinds[0]
         owned_by_purchases[(purchase.get("user"), kind, purchase[kind])].append(purchase["_id"])
         if purchase[kind] not in items[kind]:
@@ -56,6 +61,7 @@ def check_consistency(db: Database) -> dict[str, list[dict]]:
             found["purchase_missing_from_array"].extend({"purchase": p, "user": user, kind: item} for p in purchase_ids)
         if len(purchase_ids) > 1:
             found["duplicate_purchases"].append({"user": user, kind: item, "purchases": purchase_ids})
+    found["rollup_mismatch"] = rollup_differences(db)
     return found
 
 

@@ -8,7 +8,8 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from core.db import bulk_insert
-from core.schema import COURSES, PURCHASES, TESTS, USERS
+from core.rollups import load_rollups
+from core.schema import COURSES, PURCHASES, STATS, TESTS, USERS
 
 SUBJECTS = [
     "Python", "Data Analysis", "Machine Learning", "SQL", "Statistics", "JavaScript", "React",
@@ -74,6 +75,7 @@ def load_demo(db: Database, documents: dict[str, list], progress=None) -> dict[s
             if progress is not None:
                 progress(len(docs[start : start + CHUNK]))
         counts[name] = len(docs)
+    counts[STATS] = load_rollups(db, documents[PURCHASES], [])
     return counts
 
 

@@ -1,13 +1,11 @@
 """A user's purchase history: active and revoked purchases, newest first, with item titles."""
 
-from datetime import UTC, date, datetime, time, timedelta
-
 from pymongo import DESCENDING
 from pymongo.database import Database
 
 from core.errors import UserNotFoundError, ValidationError
 from core.ids import to_object_id
-from core.purchase_data import utc_millis
+from core.periods import parse_date
 from core.retry import retry_when_busy
 from core.schema import KINDS, PURCHASES, REVOKED, USERS, catalog, kind_of
 
@@ -56,7 +54,7 @@ def parse_history_options(options) -> dict:
     if kind is not None and kind not in KINDS:
         raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}")
     start = parse_date(options.get("startDate"), "startDate")
-    end = parse_date(options.get("endDate"), "endDate", end_of_day=True)
+    end = parse_date(options.get("endDate"), "endDate", end=True)
     if start and end and end <= start:
         raise ValidationError(f"endDate {options['endDate']!r} is not after startDate {options['startDate']!r}")
     include_revoked = options.get("includeRevoked", True)
@@ -70,30 +68,6 @@ def parse_history_options(options) -> dict:
         "skip": _count(options.get("skip", 0), "skip", 0, None),
         "includeRevoked": include_revoked,
     }
-
-
-def parse_date(value, name: str, *, end_of_day: bool = False) -> datetime | None:
-    """Parse a datetime or 'YYYY-MM-DD'; a date-only end means the end of that whole day.
-
-    An end is returned as an exclusive bound: the next midnight for a date, the next
-    millisecond (MongoDB's precision) for a datetime.
-    """
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        moment = utc_millis(value)
-        return moment + timedelta(milliseconds=1) if end_of_day else moment
-    if isinstance(value, date):
-        day = value
-    elif isinstance(value, str):
-        try:
-            day = date.fromisoformat(value.strip())
-        except ValueError:
-            raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {value!r}") from None
-    else:
-        raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {value!r}")
-    start_of_day = datetime.combine(day, time.min, tzinfo=UTC)
-    return start_of_day + timedelta(days=1) if end_of_day else start_of_day
 
 
 def _count(value, name: str, low: int, high: int | None) -> int:

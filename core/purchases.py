@@ -16,6 +16,7 @@ from core.errors import (
 from core.ids import item_kind, to_object_id
 from core.purchase_data import MAX_STRING, utc_millis, validate_purchase_data
 from core.retry import retry_when_busy
+from core.rollups import bump_version, record_revocation, record_sale
 from core.schema import IDEMPOTENCY, PURCHASES, REVOKED, USERS, catalog, user_array
 from core.transactions import run_in_transaction
 
@@ -49,6 +50,8 @@ def create_purchase(db: Database, user_id, course_id=None, test_id=None, purchas
         if key is not None:
             record = {"_id": key, "purchase": purchase["_id"], "user": user, kind: item}
             _insert_new(db, IDEMPOTENCY, record, session)
+        record_sale(db, session, purchase, 1)
+        bump_version(db, session)
         return purchase
 
     return run_in_transaction(db, work)
@@ -76,6 +79,9 @@ def remove_purchase(db: Database, user_id, course_id=None, test_id=None, *, acto
         db[PURCHASES].delete_one({"_id": purchase["_id"]}, session=session)
         revoked = {**purchase, "revokedAt": revoked_at, "revokedBy": actor, "reason": reason}
         _insert_new(db, REVOKED, revoked, session)
+        record_sale(db, session, purchase, -1)
+        record_revocation(db, session, revoked)
+        bump_version(db, session)
         return revoked
 
     return run_in_transaction(db, work)

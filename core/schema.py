@@ -6,6 +6,8 @@ TESTS = "tests"
 PURCHASES = "purchases"
 REVOKED = "revoked_purchases"
 IDEMPOTENCY = "idempotency_keys"
+STATS = "purchase_stats"
+DATA_VERSION = "data_version"
 
 # kind -> (item field on a purchase, array on the user, catalog collection)
 KINDS = {

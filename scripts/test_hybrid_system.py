@@ -1,4 +1,4 @@
-"""Check that every purchase is in both places; --repair fixes the arrays from `purchases`.
+"""Check that every purchase is in both places and in the rollups; --repair fixes both from `purchases`.
 
 Usage: python scripts/test_hybrid_system.py [--repair] [--examples N]
 Exit status 1 when a problem is found (after --repair: when one remains).
@@ -11,6 +11,7 @@ import _path  # noqa: F401 - puts the project root on sys.path
 
 from core import open_database
 from core.consistency import PROBLEMS, REPAIRABLE, check_consistency, repair_arrays
+from core.rollups import rebuild_rollups
 
 
 def report(problems: dict, examples: int) -> int:
@@ -34,11 +35,14 @@ def main(argv=None) -> int:
         print(f"Checking {opened.description}")
         problems = check_consistency(opened.db)
         total = report(problems, args.examples)
-        if args.repair and any(problems[name] for name in REPAIRABLE):
+        if args.repair and any(problems[name] for name in (*REPAIRABLE, "rollup_mismatch")):
             changes = repair_arrays(opened.db, problems)
             print(f"\nRepaired {len(changes)} array entries:")
             for line in changes:
                 print("  " + line)
+            if problems["rollup_mismatch"]:
+                written = rebuild_rollups(opened.db)
+                print(f"Rebuilt the rollups from purchases: {written} documents")
             print("\nAfter repair:")
             total = report(check_consistency(opened.db), args.examples)
     print("\nconsistent" if total == 0 else f"\n{total} problem(s) found")

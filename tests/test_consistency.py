@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+from datetime import UTC, datetime
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from bson import ObjectId
 
 from core import create_purchase, open_database
 from core.consistency import check_consistency, repair_arrays
+from core.rollups import rebuild_rollups
 from core.schema import PURCHASES, USERS
 from tests.conftest import owned
 
@@ -35,14 +37,20 @@ def test_finds_every_kind_and_repairs_the_arrays(db, catalog):
     db[USERS].update_one({"_id": user}, {"$push": {"purchasedCourses": c1}})  # no purchase behind it
     db[USERS].update_one({"_id": other}, {"$set": {"purchasedTests": []}})  # purchase missing from array
     db[USERS].update_one({"_id": other}, {"$push": {"purchasedCourses": ghost_item}})  # unknown item, no purchase
-    db[PURCHASES].insert_one({"user": ghost_user, "course": c0, "amount": 1})
-    db[PURCHASES].insert_one({"user": user, "test": ghost_item, "amount": 1})
-    db[PURCHASES].insert_one({"user": user, "amount": 1})
-    db[PURCHASES].insert_one({"user": user, "course": c0, "amount": 1})  # a second purchase of c0
+    sale = {"amount": 1, "paymentMethod": "paypal", "purchasedAt": datetime(2025, 3, 1, tzinfo=UTC)}
+    db[PURCHASES].insert_one({"user": ghost_user, "course": c0, **sale})
+    db[PURCHASES].insert_one({"user": user, "test": ghost_item, **sale})
+    db[PURCHASES].insert_one({"user": user, **sale})
+    db[PURCHASES].insert_one({"user": user, "course": c0, **sale})  # a second purchase of c0
+    db[PURCHASES].insert_one({"user": other, "course": c1, "amount": "1"})
     found = check_consistency(db)
+    # the rollups never saw the purchases written behind the API's back
+    assert {d["bucket"] for d in found["rollup_mismatch"]} == {"month|2025-03-01T00", "day|2025-03-01T00", "hour|2025-03-01T00"}
     assert counts(found) == {
         "array_entry_without_purchase": 2,
-        "purchase_missing_from_array": 2,
+        "purchase_missing_from_array": 3,
+        "purchase_with_bad_fields": 1,
+        "rollup_mismatch": len(found["rollup_mismatch"]),
         "purchase_of_unknown_user": 1,
         "purchase_of_unknown_item": 1,
         "array_entry_of_unknown_item": 1,
@@ -55,12 +63,14 @@ def test_finds_every_kind_and_repairs_the_arrays(db, catalog):
     assert f"user {user}: removed course {c1} from purchasedCourses" in changes
     assert f"user {other}: added test {t0} to purchasedTests" in changes
     assert owned(db, user, "course") == [c0]
-    assert owned(db, other, "course") == [] and owned(db, other, "test") == [t0]
+    assert owned(db, other, "course") == [c1] and owned(db, other, "test") == [t0]
+    rebuild_rollups(db)
     after = counts(check_consistency(db))
     assert "array_entry_without_purchase" not in after and "purchase_missing_from_array" not in after
     # what a repair cannot decide is still reported; the array mirrors the purchase of
     # the unknown item, which stays reported under both names
     assert after == {
+        "purchase_with_bad_fields": 1,
         "purchase_of_unknown_user": 1,
         "purchase_of_unknown_item": 1,
         "array_entry_of_unknown_item": 1,

@@ -8,7 +8,8 @@ import pytest
 
 from core.consistency import check_consistency
 from core.demo import DAYS, build_demo, is_empty, load_demo
-from core.schema import COURSES, PURCHASES, TESTS, USERS
+from core.rollups import rollup_differences
+from core.schema import COURSES, PURCHASES, STATS, TESTS, USERS
 
 NOW = datetime(2026, 6, 15, 10, 30, tzinfo=UTC)
 
@@ -46,6 +47,8 @@ def test_loaded_demo_is_consistent(db):
     assert is_empty(db)
     docs = build_demo(random.Random(3), users=40, items=10, purchases=150, now=NOW)
     counts = load_demo(db, docs)
+    stats = counts.pop(STATS)
     assert counts == {COURSES: 6, TESTS: 4, PURCHASES: 150, USERS: 40}
+    assert 0 < stats <= 150 * 3 and rollup_differences(db) == []
     assert not is_empty(db)
     assert all(not found for found in check_consistency(db).values())
