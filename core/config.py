@@ -10,14 +10,16 @@ DEFAULT_PAYMENT_METHODS = ("credit_card", "paypal", "stripe", "bank_transfer", "
 class CoreSettings:
     payment_methods: frozenset[str]
     currency: str
+    buyers_max_age: float
 
 
 def core_settings(environ=None) -> CoreSettings:
-    """Read PAYMENT_METHODS (comma-separated) and CURRENCY from the environment."""
+    """Read PAYMENT_METHODS (comma-separated), CURRENCY and BUYERS_MAX_AGE from the environment."""
     env = os.environ if environ is None else environ
     raw_methods = env.get("PAYMENT_METHODS", "")
     methods = [m.strip() for m in raw_methods.split(",") if m.strip()]
     return CoreSettings(
         payment_methods=frozenset(methods or DEFAULT_PAYMENT_METHODS),
         currency=env.get("CURRENCY", "USD").strip().upper() or "USD",
+        buyers_max_age=float(env.get("BUYERS_MAX_AGE", "30")),
     )

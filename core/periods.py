@@ -6,8 +6,10 @@ from core.errors import ValidationError
 from core.purchase_data import utc_millis
 
 GRANULARITIES = ("hour", "day", "week", "month")
-# the levels rollups are kept at, coarsest first
-LEVELS = ("month", "day", "hour")
+# the levels rollups are kept at
+ROLLUP_LEVELS = ("month", "week", "day", "hour")
+# coarsest first, each bucket a whole number of the next one's: what a cover may use
+NESTED_LEVELS = ("month", "day", "hour")
 
 
 def parse_date(value, name: str, *, end: bool = False) -> datetime | None:
@@ -108,5 +110,10 @@ def default_granularity(span: timedelta) -> str:
 
 
 def levels_for(granularity: str) -> tuple[str, ...]:
-    """Rollup levels whose buckets fall whole inside one bucket of `granularity`."""
-    return {"hour": ("hour",), "day": ("day", "hour"), "week": ("day", "hour"), "month": LEVELS}[granularity]
+    """Nested rollup levels whose buckets each fall inside one bucket of `granularity`."""
+    return {
+        "hour": ("hour",),
+        "day": ("day", "hour"),
+        "week": ("week", "day", "hour"),
+        "month": NESTED_LEVELS,
+    }[granularity]

@@ -1,13 +1,16 @@
 """Pre-aggregated purchase figures, kept exact by the transactions that change purchases.
 
-One `purchase_stats` document per month, day and hour that saw activity, `_id`
+One `purchase_stats` document per month, ISO week, day and hour that saw activity, `_id`
 "<level>|<period>", so every update is a point write and the number of documents grows
 with time, not with sales:
 
     {level, period,
-     sales:   {<kind>: {<method>: {count, revenue, comped}}},      # active, by purchasedAt
-     items:   {<kind>: {<item>: {<method>: {count, revenue}}}},    # active, by purchasedAt
-     revoked: {<kind>: {<method>: {count, revenue}}}}              # by revokedAt
+     sales:         {<kind>: {<method>: {count, revenue, comped}}},    # active, by purchasedAt
+     items:         {<kind>: {<item>: {count, revenue}}},              # active, by purchasedAt
+     itemsByMethod: {<kind>: {<method>: {<item>: {count, revenue}}}},  # the same, by method
+     revoked:       {<kind>: {<method>: {count, revenue}}}}            # by revokedAt
+
+Readers project the subtree they need: the engine's cost is per value read.
 
 `data_version` holds a counter that every change bumps in the same transaction, so a
 poller learns whether anything changed from one point read.
@@ -20,11 +23,12 @@ from pymongo.database import Database
 
 from core.db import bulk_insert
 from core.errors import PurchaseError
-from core.periods import LEVELS, floor
+from core.periods import ROLLUP_LEVELS, floor
 from core.retry import retry_when_busy
 from core.schema import DATA_VERSION, PURCHASES, REVOKED, STATS, kind_of
 
 VERSION_ID = "purchases"
+COUNTER_FIELDS = ("sales", "items", "itemsByMethod", "revoked")
 REBUILD_ATTEMPTS = 5
 
 
@@ -48,8 +52,10 @@ def sale_increments(purchase: dict, sign: int) -> dict:
     inc = {
         f"sales.{kind}.{method}.count": sign,
         f"sales.{kind}.{method}.revenue": sign * amount,
-        f"items.{kind}.{item}.{method}.count": sign,
-        f"items.{kind}.{item}.{method}.revenue": sign * amount,
+        f"items.{kind}.{item}.count": sign,
+        f"items.{kind}.{item}.revenue": sign * amount,
+        f"itemsByMethod.{kind}.{method}.{item}.count": sign,
+        f"itemsByMethod.{kind}.{method}.{item}.revenue": sign * amount,
     }
     if amount == 0:
         inc[f"sales.{kind}.{method}.comped"] = sign
@@ -62,7 +68,7 @@ def revocation_increments(revoked: dict) -> dict:
 
 
 def record_sale(db: Database, session, purchase: dict, sign: int) -> None:
-    """Add (sign 1) or take away (sign -1) a purchase in its hour, day and month buckets."""
+    """Add (sign 1) or take away (sign -1) a purchase in its hour, day, week and month buckets."""
     _increment(db, session, purchase["purchasedAt"], sale_increments(purchase, sign))
 
 
@@ -83,8 +89,13 @@ def read_version(db: Database) -> dict:
     return doc or {"_id": VERSION_ID, "version": 0, "rebuilding": False}
 
 
+def get_data_version(db: Database) -> int:
+    """A number that changes whenever purchases change: one point read for pollers."""
+    return read_version(db)["version"]
+
+
 def _increment(db: Database, session, moment: datetime, inc: dict) -> None:
-    for level in LEVELS:
+    for level in ROLLUP_LEVELS:
         period = floor(moment, level)
         db[STATS].update_one(
             {"_id": bucket_id(level, period)},
@@ -113,7 +124,7 @@ def compute_rollups(purchases, revoked) -> list[dict]:
     docs = {}
 
     def add(moment, inc):
-        for level in LEVELS:
+        for level in ROLLUP_LEVELS:
             period = floor(moment, level)
             doc = docs.setdefault(bucket_id(level, period), {"_id": bucket_id(level, period), "level": level, "period": period})
             for path, value in inc.items():
@@ -146,7 +157,7 @@ def rollup_counters(doc: dict) -> dict[str, float]:
             elif value:
                 flat[prefix + name] = value
 
-    walk("", {k: v for k, v in doc.items() if k in ("sales", "items", "revoked")})
+    walk("", {k: v for k, v in doc.items() if k in COUNTER_FIELDS})
     return flat
 
 

@@ -49,6 +49,6 @@ def test_loaded_demo_is_consistent(db):
     counts = load_demo(db, docs)
     stats = counts.pop(STATS)
     assert counts == {COURSES: 6, TESTS: 4, PURCHASES: 150, USERS: 40}
-    assert 0 < stats <= 150 * 3 and rollup_differences(db) == []
+    assert 0 < stats <= 150 * 4 and rollup_differences(db) == []
     assert not is_empty(db)
     assert all(not found for found in check_consistency(db).values())

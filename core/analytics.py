@@ -1,0 +1,277 @@
+"""Purchase analytics answered from rollups, exact as of the data version they were read at."""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from core.buyers import BuyerCache
+from core.config import core_settings
+from core.errors import PurchaseError, ValidationError
+from core.periods import (
+    GRANULARITIES,
+    NESTED_LEVELS,
+    buckets,
+    cover,
+    default_granularity,
+    floor,
+    levels_for,
+    parse_date,
+    step,
+)
+from core.retry import retry_when_busy
+from core.rollups import key, read_version, unkey, well_formed
+from core.schema import KINDS, PURCHASES, REVOKED, STATS, catalog, kind_of
+
+FILTER_NAMES = {"startDate", "endDate", "kind", "paymentMethod", "granularity", "top"}
+MAX_SPAN = {"hour": timedelta(days=31)}
+READ_ATTEMPTS = 20
+_BUYERS = BuyerCache()
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: datetime | None
+    end: datetime | None  # exclusive
+    kind: str | None
+    payment_method: str | None
+    granularity: str | None
+    top: int
+
+
+def parse_analytics_filters(filters) -> Filters:
+    """Validate analytics filters; dates become UTC datetimes, the end exclusive."""
+    filters = filters or {}
+    if not isinstance(filters, dict):
+        raise ValidationError(f"filters must be a dict, got {type(filters).__name__}")
+    unknown = sorted(set(filters) - FILTER_NAMES)
+    if unknown:
+        raise ValidationError(f"unknown analytics filters {unknown}; allowed: {sorted(FILTER_NAMES)}")
+    start = parse_date(filters.get("startDate"), "startDate")
+    end = parse_date(filters.get("endDate"), "endDate", end=True)
+    if start and end and end <= start:
+        raise ValidationError(f"endDate {filters['endDate']!r} is before startDate {filters['startDate']!r}")
+    kind = filters.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}")
+    method = filters.get("paymentMethod")
+    if method is not None and (not isinstance(method, str) or not method):
+        raise ValidationError(f"paymentMethod must be a non-empty string, got {method!r}")
+    granularity = filters.get("granularity")
+    if granularity is not None and granularity not in GRANULARITIES:
+        raise ValidationError(f"granularity must be one of {list(GRANULARITIES)}, got {granularity!r}")
+    top = filters.get("top", 10)
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
+        raise ValidationError(f"top must be an integer between 1 and 100, got {top!r}")
+    return Filters(start, end, kind, method, granularity, top)
+
+
+@dataclass
+class Snapshot:
+    """What was read, all at one data version."""
+
+    version: int
+    as_of: datetime
+    start: datetime | None
+    granularity: str
+    series: list[dict]  # rollups at the chart's granularity or finer: `sales`
+    details: list[dict]  # rollups at the coarsest levels that fit: items, revoked
+    raw_sales: list[dict]  # purchases in slivers shorter than an hour at the range's edges
+    raw_revoked: list[dict]
+
+
+def get_purchase_analytics(db: Database, filters=None) -> dict:
+    """Revenue, purchases, popular items, payment methods and buyers inside the filters."""
+    f = parse_analytics_filters(filters)
+    snap = read_snapshot(db, f)
+    titles = {kind: _titles(db, kind) for kind in KINDS if f.kind in (None, kind)}
+    result = summarize(snap, f, titles)
+    buyer_filters = (f.start, f.end, f.kind, f.payment_method)
+    buyers = _BUYERS.figures(db, buyer_filters, snap.version, core_settings().buyers_max_age)
+    result["uniqueBuyers"] = buyers["uniqueBuyers"]
+    result["buyers"] = {k: v for k, v in buyers.items() if k != "uniqueBuyers"}
+    return result
+
+
+def read_snapshot(db: Database, f: Filters) -> Snapshot:
+    """Read rollups (and raw slivers shorter than an hour) until the data version holds still."""
+    for _ in range(READ_ATTEMPTS):
+        before = read_version(db)
+        if before.get("rebuilding"):
+            time.sleep(0.5)
+            continue
+        start = f.start or _earliest_period(db)
+        now = datetime.now(UTC)
+        granularity = f.granularity or default_granularity((f.end or now) - (start or now))
+        if granularity in MAX_SPAN and start and (f.end or now) - start > MAX_SPAN[granularity]:
+            raise ValidationError(f"granularity {granularity!r} is for ranges up to {MAX_SPAN[granularity].days} days")
+        series, details, raw_sales, raw_revoked = [], [], [], []
+        if start is not None:
+            series_pieces = cover(start, f.end, levels_for(granularity))
+            series = _read_rollups(db, series_pieces, _sales_projection(f))
+            details = _read_rollups(db, cover(start, f.end, NESTED_LEVELS), _detail_projection(f))
+            for _, low, high in (p for p in series_pieces if p[0] == "raw"):
+                raw_sales += _between(db, PURCHASES, "purchasedAt", low, high)
+                raw_revoked += _between(db, REVOKED, "revokedAt", low, high)
+        after = read_version(db)
+        if after["version"] == before["version"] and not after.get("rebuilding"):
+            return Snapshot(after["version"], datetime.now(UTC), start, granularity, series, details, raw_sales, raw_revoked)
+    raise PurchaseError("purchases kept changing while the analytics were read; try again")
+
+
+def _read_rollups(db: Database, pieces, projection: dict) -> list[dict]:
+    docs = []
+    for level, low, high in pieces:
+        if level != "raw":
+            query = {"level": level, "period": {"$gte": low, **({"$lt": high} if high else {})}}
+            docs += retry_when_busy(lambda q=query: list(db[STATS].find(q, projection)))
+    return docs
+
+
+def _kinds(f: Filters) -> list[str]:
+    return [f.kind] if f.kind else list(KINDS)
+
+
+def _sales_projection(f: Filters) -> dict:
+    return {"period": 1, **{f"sales.{kind}": 1 for kind in _kinds(f)}}
+
+
+def _detail_projection(f: Filters) -> dict:
+    if f.payment_method:
+        items = {f"itemsByMethod.{kind}.{key(f.payment_method)}": 1 for kind in _kinds(f)}
+    else:
+        items = {f"items.{kind}": 1 for kind in _kinds(f)}
+    return {**items, **{f"revoked.{kind}": 1 for kind in _kinds(f)}}
+
+
+def summarize(snap: Snapshot, f: Filters, titles: dict) -> dict:
+    """Every rollup-based figure, from what `read_snapshot` read; pure."""
+    sales, items, revoked = _records(snap, f)
+    total_count = sum(r[3] for r in sales)
+    total_revenue = sum(r[4] for r in sales)
+    by_kind = {kind: [r for r in sales if r[1] == kind] for kind in KINDS}
+    return {
+        "totalPurchases": total_count,
+        "totalRevenue": total_revenue,
+        "averageOrderValue": total_revenue / total_count if total_count else 0.0,
+        "coursePurchases": sum(r[3] for r in by_kind["course"]),
+        "testPurchases": sum(r[3] for r in by_kind["test"]),
+        "courseRevenue": sum(r[4] for r in by_kind["course"]),
+        "testRevenue": sum(r[4] for r in by_kind["test"]),
+        "revenueByPeriod": _series(sales, snap, f),
+        "popularCourses": _popular(items, "course", titles, f.top),
+        "popularTests": _popular(items, "test", titles, f.top),
+        "paymentMethods": _methods(sales),
+        "revoked": {"count": sum(r[2] for r in revoked), "revenue": sum(r[3] for r in revoked)},
+        "comped": {"count": sum(r[5] for r in sales)},
+        "granularity": snap.granularity,
+        "startDate": snap.start,
+        "endDate": f.end,
+        "dataVersion": snap.version,
+        "asOf": snap.as_of,
+    }
+
+
+def _records(snap: Snapshot, f: Filters):
+    """Flatten rollups and raw documents into filtered tuples.
+
+    sales: (period, kind, method, count, revenue, comped); items: (kind, item, count,
+    revenue); revoked: (kind, method, count, revenue).
+    """
+    sales, items, revoked = [], [], []
+
+    def wanted(kind, method):
+        return f.kind in (None, kind) and f.payment_method in (None, method)
+
+    for doc in snap.series:
+        for kind, by_method in doc.get("sales", {}).items():
+            for field, c in by_method.items():
+                if wanted(kind, unkey(field)):
+                    sales.append((doc["period"], kind, unkey(field), c.get("count", 0), c.get("revenue", 0), c.get("comped", 0)))
+    for doc in snap.details:
+        for kind, by_item in doc.get("items", {}).items():
+            items += [(kind, item, c.get("count", 0), c.get("revenue", 0)) for item, c in by_item.items()]
+        for kind, by_method in doc.get("itemsByMethod", {}).items():
+            for by_item in by_method.values():
+                items += [(kind, item, c.get("count", 0), c.get("revenue", 0)) for item, c in by_item.items()]
+        for kind, by_method in doc.get("revoked", {}).items():
+            for field, c in by_method.items():
+                if wanted(kind, unkey(field)):
+                    revoked.append((kind, unkey(field), c.get("count", 0), c.get("revenue", 0)))
+    for p in snap.raw_sales:
+        kind = kind_of(p)
+        if well_formed(p) and wanted(kind, p["paymentMethod"]):
+            sales.append((p["purchasedAt"], kind, p["paymentMethod"], 1, p["amount"], int(p["amount"] == 0)))
+            items.append((kind, str(p[kind]), 1, p["amount"]))
+    for r in snap.raw_revoked:
+        kind = kind_of(r)
+        if well_formed(r, "revokedAt") and wanted(kind, r["paymentMethod"]):
+            revoked.append((kind, r["paymentMethod"], 1, r["amount"]))
+    return sales, items, revoked
+
+
+def _series(sales, snap: Snapshot, f: Filters) -> list[dict]:
+    """Revenue and count per bucket, ascending, with empty buckets inside the range as zeros."""
+    unit = snap.granularity
+    totals = {}
+    for period, _, _, count, revenue, _ in sales:
+        bucket = floor(period, unit)
+        c, r = totals.get(bucket, (0, 0.0))
+        totals[bucket] = (c + count, r + revenue)
+    busy = [bucket for bucket, (count, _) in totals.items() if count]
+    # an open start begins at the first bucket with sales, not at the month it falls in
+    start = f.start or (min(busy) if busy else None)
+    if start is None:
+        return []
+    end = f.end or max([snap.as_of, *(step(b, unit) for b in busy)])
+    return [
+        {"period": bucket, "revenue": totals.get(bucket, (0, 0.0))[1], "count": totals.get(bucket, (0, 0.0))[0]}
+        for bucket in buckets(start, end, unit)
+    ]
+
+
+def _popular(items, kind: str, titles: dict, top: int) -> list[dict]:
+    totals = {}
+    for item_kind, item, count, revenue in items:
+        if item_kind == kind:
+            c, r = totals.get(item, (0, 0.0))
+            totals[item] = (c + count, r + revenue)
+    names = titles.get(kind, {})
+    rows = [
+        {"id": _oid(item), "title": names.get(item) or f"(deleted {kind} {item})", "count": c, "revenue": r}
+        for item, (c, r) in totals.items()
+        if c > 0
+    ]
+    rows.sort(key=lambda row: (-row["count"], -row["revenue"], row["title"]))
+    return rows[:top]
+
+
+def _methods(sales) -> list[dict]:
+    totals = {}
+    for _, _, method, count, revenue, _ in sales:
+        c, r = totals.get(method, (0, 0.0))
+        totals[method] = (c + count, r + revenue)
+    rows = [{"paymentMethod": m, "count": c, "revenue": r} for m, (c, r) in totals.items() if c > 0]
+    rows.sort(key=lambda row: (-row["count"], -row["revenue"], row["paymentMethod"]))
+    return rows
+
+
+def _earliest_period(db: Database) -> datetime | None:
+    months = retry_when_busy(lambda: list(db[STATS].find({"level": "month"}, {"period": 1})))
+    return min((m["period"] for m in months), default=None)
+
+
+def _between(db: Database, collection: str, field: str, low: datetime, high: datetime | None) -> list[dict]:
+    window = {"$gte": low, **({"$lt": high} if high else {})}
+    return retry_when_busy(lambda: list(db[collection].find({field: window})))
+
+
+def _titles(db: Database, kind: str) -> dict[str, str]:
+    docs = retry_when_busy(lambda: list(db[catalog(kind)].find({}, {"title": 1})))
+    return {str(doc["_id"]): doc.get("title") for doc in docs}
+
+
+def _oid(item: str):
+    return ObjectId(item) if ObjectId.is_valid(item) else item

@@ -1,0 +1,85 @@
+"""Buyer figures: the one part of analytics that needs a pipeline over `purchases`.
+
+Distinct buyers cannot be summed from rollups, so this runs a `$group` by user over the
+filtered range (using the index on purchasedAt). A poller must not pay for it every
+second: results are cached per filters and reused while the data version is unchanged,
+or for up to `max_age` seconds after it changed. Each result carries its own `asOf`.
+"""
+
+import threading
+import time
+from collections import Counter, OrderedDict
+from datetime import UTC, datetime
+
+from pymongo.database import Database
+
+from core.retry import retry_when_busy
+from core.schema import PURCHASES
+
+CACHE_SIZE = 128
+
+
+def match_stage(start, end, kind, payment_method) -> dict:
+    """$match for active purchases inside the filters; `end` is exclusive."""
+    query = {}
+    window = {**({"$gte": start} if start else {}), **({"$lt": end} if end else {})}
+    if window:
+        query["purchasedAt"] = window
+    if kind:
+        query[kind] = {"$exists": True}
+    if payment_method:
+        query["paymentMethod"] = payment_method
+    return {"$match": query}
+
+
+def group_by_user_stage() -> dict:
+    return {"$group": {"_id": "$user", "purchases": {"$sum": 1}}}
+
+
+def buyers_pipeline(start, end, kind, payment_method) -> list[dict]:
+    return [match_stage(start, end, kind, payment_method), group_by_user_stage()]
+
+
+def summarize_buyers(purchases_per_user: list[int]) -> dict:
+    """uniqueBuyers, and buyers split into new (one purchase in the range) and repeat (more)."""
+    histogram = Counter(purchases_per_user)
+    repeat = sum(n for k, n in histogram.items() if k > 1)
+    return {
+        "uniqueBuyers": len(purchases_per_user),
+        "newBuyers": histogram.get(1, 0),
+        "repeatBuyers": repeat,
+        "purchasesPerBuyer": [{"purchases": k, "buyers": histogram[k]} for k in sorted(histogram)],
+    }
+
+
+class BuyerCache:
+    """Results by (database, filters), each with the data version it was computed at."""
+
+    def __init__(self, size: int = CACHE_SIZE):
+        self._entries: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def figures(self, db: Database, filters: tuple, version: int, max_age: float) -> dict:
+        """Cached figures if still valid, else a fresh run of the pipeline."""
+        cache_key = (db.client.address, db.name, filters)
+        with self._lock:
+            entry = self._entries.get(cache_key)
+        if entry is not None:
+            computed_version, computed_at, result = entry
+            if computed_version == version or time.monotonic() - computed_at < max_age:
+                return result
+        result = compute_buyers(db, *filters)
+        with self._lock:
+            self._entries[cache_key] = (version, time.monotonic(), result)
+            self._entries.move_to_end(cache_key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return result
+
+
+def compute_buyers(db: Database, start, end, kind, payment_method) -> dict:
+    """Run the buyer pipeline now; the result's `asOf` is when it ran."""
+    as_of = datetime.now(UTC)
+    rows = retry_when_busy(lambda: list(db[PURCHASES].aggregate(buyers_pipeline(start, end, kind, payment_method))))
+    return {**summarize_buyers([row["purchases"] for row in rows]), "asOf": as_of}
