@@ -150,7 +150,7 @@ def summarize(snap: Snapshot, f: Filters, titles: dict) -> dict:
     """Every rollup-based figure, from what `read_snapshot` read; pure."""
     sales, items, revoked = _records(snap, f)
     total_count = sum(r[3] for r in sales)
-    total_revenue = sum(r[4] for r in sales)
+    total_revenue = money(sum(r[4] for r in sales))
     by_kind = {kind: [r for r in sales if r[1] == kind] for kind in KINDS}
     return {
         "totalPurchases": total_count,
@@ -158,13 +158,13 @@ def summarize(snap: Snapshot, f: Filters, titles: dict) -> dict:
         "averageOrderValue": total_revenue / total_count if total_count else 0.0,
         "coursePurchases": sum(r[3] for r in by_kind["course"]),
         "testPurchases": sum(r[3] for r in by_kind["test"]),
-        "courseRevenue": sum(r[4] for r in by_kind["course"]),
-        "testRevenue": sum(r[4] for r in by_kind["test"]),
+        "courseRevenue": money(sum(r[4] for r in by_kind["course"])),
+        "testRevenue": money(sum(r[4] for r in by_kind["test"])),
         "revenueByPeriod": _series(sales, snap, f),
         "popularCourses": _popular(items, "course", titles, f.top),
         "popularTests": _popular(items, "test", titles, f.top),
         "paymentMethods": _methods(sales),
-        "revoked": {"count": sum(r[2] for r in revoked), "revenue": sum(r[3] for r in revoked)},
+        "revoked": {"count": sum(r[2] for r in revoked), "revenue": money(sum(r[3] for r in revoked))},
         "comped": {"count": sum(r[5] for r in sales)},
         "granularity": snap.granularity,
         "startDate": snap.start,
@@ -227,7 +227,7 @@ def _series(sales, snap: Snapshot, f: Filters) -> list[dict]:
         return []
     end = f.end or max([snap.as_of, *(step(b, unit) for b in busy)])
     return [
-        {"period": bucket, "revenue": totals.get(bucket, (0, 0.0))[1], "count": totals.get(bucket, (0, 0.0))[0]}
+        {"period": bucket, "revenue": money(totals.get(bucket, (0, 0.0))[1]), "count": totals.get(bucket, (0, 0.0))[0]}
         for bucket in buckets(start, end, unit)
     ]
 
@@ -240,7 +240,7 @@ def _popular(items, kind: str, titles: dict, top: int) -> list[dict]:
             totals[item] = (c + count, r + revenue)
     names = titles.get(kind, {})
     rows = [
-        {"id": _oid(item), "title": names.get(item) or f"(deleted {kind} {item})", "count": c, "revenue": r}
+        {"id": _oid(item), "title": names.get(item) or f"(deleted {kind} {item})", "count": c, "revenue": money(r)}
         for item, (c, r) in totals.items()
         if c > 0
     ]
@@ -253,9 +253,14 @@ def _methods(sales) -> list[dict]:
     for _, _, method, count, revenue, _ in sales:
         c, r = totals.get(method, (0, 0.0))
         totals[method] = (c + count, r + revenue)
-    rows = [{"paymentMethod": m, "count": c, "revenue": r} for m, (c, r) in totals.items() if c > 0]
+    rows = [{"paymentMethod": m, "count": c, "revenue": money(r)} for m, (c, r) in totals.items() if c > 0]
     rows.sort(key=lambda row: (-row["count"], -row["revenue"], row["paymentMethod"]))
     return rows
+
+
+def money(total: float) -> float:
+    """A sum of amounts without float noise: +x then -x must read 0.0, not -1e-18."""
+    return round(total, 6) + 0.0
 
 
 def _earliest_period(db: Database) -> datetime | None:
