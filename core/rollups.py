@@ -179,7 +179,7 @@ def rebuild_rollups(db: Database, progress=None) -> int:
 
     Readers wait while `rebuilding` is set. A purchase committed during the rebuild changes
     the data version, and the rebuild starts over (at most REBUILD_ATTEMPTS times).
-    Returns the number of rollup documents written.
+    `progress(written, total)` is called as documents are written. Returns how many.
     """
     marked = retry_when_busy(
         lambda: db[DATA_VERSION].find_one_and_update(
@@ -199,7 +199,7 @@ def rebuild_rollups(db: Database, progress=None) -> int:
             for start in range(0, len(docs), 500):
                 bulk_insert(db, STATS, docs[start : start + 500])
                 if progress is not None:
-                    progress(len(docs[start : start + 500]))
+                    progress(min(start + 500, len(docs)), len(docs))
             done = retry_when_busy(
                 lambda: db[DATA_VERSION].find_one_and_update(
                     {"_id": VERSION_ID, "version": version},
