@@ -16,7 +16,8 @@ from core.errors import (
 from core.ids import item_kind, to_object_id
 from core.purchase_data import MAX_STRING, utc_millis, validate_purchase_data
 from core.retry import retry_when_busy
-from core.rollups import bump_version, record_revocation, record_sale
+from core.activity import record_activity
+from core.rollups import record_revocation, record_sale
 from core.schema import IDEMPOTENCY, PURCHASES, REVOKED, USERS, catalog, user_array
 from core.transactions import run_in_transaction
 
@@ -38,10 +39,11 @@ def create_purchase(db: Database, user_id, course_id=None, test_id=None, purchas
             original = _replay(db, session, key, user, kind, item)
             if original is not None:
                 return original
-        owned = _owned_items(db, session, user, kind)
-        if db[catalog(kind)].find_one({"_id": item}, {"_id": 1}, session=session) is None:
+        buyer = _user(db, session, user, kind)
+        product = db[catalog(kind)].find_one({"_id": item}, {"title": 1}, session=session)
+        if product is None:
             raise ItemNotFoundError(f"no {kind} with id {item} in {catalog(kind)!r}")
-        if item in owned:
+        if item in _owned(buyer, kind):
             raise AlreadyPurchasedError(f"user {user} already owns {kind} {item}")
         # An upsert on a fresh _id is an insert; mongoeco does it without the
         # collection scan that its insert_one pays.
@@ -51,7 +53,7 @@ def create_purchase(db: Database, user_id, course_id=None, test_id=None, purchas
             record = {"_id": key, "purchase": purchase["_id"], "user": user, kind: item}
             _insert_new(db, IDEMPOTENCY, record, session)
         record_sale(db, session, purchase, 1)
-        bump_version(db, session)
+        record_activity(db, session, "purchase", purchase, purchase["purchasedAt"], buyer, product)
         return purchase
 
     return run_in_transaction(db, work)
@@ -67,7 +69,8 @@ def remove_purchase(db: Database, user_id, course_id=None, test_id=None, *, acto
     revoked_at = utc_millis(datetime.now(UTC))
 
     def work(session):
-        owned = _owned_items(db, session, user, kind)
+        buyer = _user(db, session, user, kind)
+        owned = _owned(buyer, kind)
         # sorted here: a user holds few purchases of one item, and mongoeco drops the index for a sort
         found = sorted(db[PURCHASES].find({"user": user, kind: item}, session=session), key=lambda p: p["purchasedAt"])
         if not found:
@@ -81,7 +84,8 @@ def remove_purchase(db: Database, user_id, course_id=None, test_id=None, *, acto
         _insert_new(db, REVOKED, revoked, session)
         record_sale(db, session, purchase, -1)
         record_revocation(db, session, revoked)
-        bump_version(db, session)
+        product = db[catalog(kind)].find_one({"_id": item}, {"title": 1}, session=session)
+        record_activity(db, session, "revocation", purchase, revoked_at, buyer, product)
         return revoked
 
     return run_in_transaction(db, work)
@@ -98,12 +102,15 @@ def has_purchased(db: Database, user_id, course_id=None, test_id=None) -> bool:
     return bool(doc.get(array))
 
 
-def _owned_items(db: Database, session, user: ObjectId, kind: str) -> list:
-    array = user_array(kind)
-    doc = db[USERS].find_one({"_id": user}, {array: 1}, session=session)
+def _user(db: Database, session, user: ObjectId, kind: str) -> dict:
+    doc = db[USERS].find_one({"_id": user}, {user_array(kind): 1, "name": 1}, session=session)
     if doc is None:
         raise UserNotFoundError(f"no user with id {user}")
-    items = doc.get(array)
+    return doc
+
+
+def _owned(user: dict, kind: str) -> list:
+    items = user.get(user_array(kind))
     return items if isinstance(items, list) else []
 
 

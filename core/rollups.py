@@ -19,6 +19,7 @@ poller learns whether anything changed from one point read.
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
+from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from core.db import bulk_insert
@@ -76,11 +77,16 @@ def record_revocation(db: Database, session, revoked: dict) -> None:
     _increment(db, session, revoked["revokedAt"], revocation_increments(revoked))
 
 
-def bump_version(db: Database, session) -> None:
-    """Tell pollers that purchases changed; part of the same transaction as the change."""
-    db[DATA_VERSION].update_one(
-        {"_id": VERSION_ID}, {"$inc": {"version": 1}, "$set": {"updatedAt": _now()}}, upsert=True, session=session
+def bump_version(db: Database, session) -> int:
+    """Tell pollers that purchases changed, in the same transaction; return the new version."""
+    doc = db[DATA_VERSION].find_one_and_update(
+        {"_id": VERSION_ID},
+        {"$inc": {"version": 1}, "$set": {"updatedAt": _now()}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
     )
+    return doc["version"]
 
 
 def read_version(db: Database) -> dict:
@@ -186,7 +192,7 @@ def rebuild_rollups(db: Database, progress=None) -> int:
             {"_id": VERSION_ID},
             {"$inc": {"version": 1}, "$set": {"rebuilding": True, "updatedAt": _now()}},
             upsert=True,
-            return_document=True,
+            return_document=ReturnDocument.AFTER,
         )
     )
     version = marked["version"]

@@ -8,6 +8,7 @@ REVOKED = "revoked_purchases"
 IDEMPOTENCY = "idempotency_keys"
 STATS = "purchase_stats"
 DATA_VERSION = "data_version"
+ACTIVITY = "recent_activity"
 
 # kind -> (item field on a purchase, array on the user, catalog collection)
 KINDS = {
