@@ -4,17 +4,18 @@ import logging
 import os
 import sys
 import time
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 
 from core import open_database
 from core.config import core_settings
 from core.demo import is_empty, seed_demo
-from dashboard import init_dashboard
+from dashboard import DashboardSettings, init_dashboard
 
 log = logging.getLogger("app")
 
-DEFAULTS = {"HOST": "127.0.0.1", "PORT": "8050", "SEED_DEMO": "1", "REFRESH_MS": "1000"}
+DEFAULTS = {"HOST": "127.0.0.1", "PORT": "8050", "SEED_DEMO": "1", "REFRESH_MS": "1000", "TIMEZONE": "UTC"}
 
 
 def create_app(config=None) -> Flask:
@@ -28,12 +29,17 @@ def create_app(config=None) -> Flask:
     server = Flask(__name__)
     server.config.update(settings)
     server.extensions["purchase_database"] = opened
-    init_dashboard(
+    core = core_settings(settings)
+    server.extensions["dash"] = init_dashboard(
         server,
         opened.db,
-        description=opened.description,
-        currency=core_settings(settings).currency,
-        refresh_ms=int(settings["REFRESH_MS"]),
+        DashboardSettings(
+            description=opened.description,
+            currency=core.currency,
+            refresh_ms=int(settings["REFRESH_MS"]),
+            tz=ZoneInfo(settings["TIMEZONE"]),
+            payment_methods=core.payment_methods,
+        ),
     )
     return server
 

@@ -84,18 +84,36 @@ class Snapshot:
 
 def get_purchase_analytics(db: Database, filters=None) -> dict:
     """Revenue, purchases, popular items, payment methods and buyers inside the filters."""
-    f = parse_analytics_filters(filters)
-    snap = read_snapshot(db, f)
-    titles = {kind: _titles(db, kind) for kind in KINDS if f.kind in (None, kind)}
-    result = summarize(snap, f, titles)
-    buyer_filters = (f.start, f.end, f.kind, f.payment_method)
-    buyers = _BUYERS.figures(db, buyer_filters, snap.version, core_settings().buyers_max_age)
+    result = purchase_figures(db, filters)
+    buyers = buyer_figures(db, filters, result["dataVersion"])
     result["uniqueBuyers"] = buyers["uniqueBuyers"]
     result["buyers"] = {k: v for k, v in buyers.items() if k != "uniqueBuyers"}
     return result
 
 
-def read_snapshot(db: Database, f: Filters) -> Snapshot:
+def purchase_figures(db: Database, filters=None, *, details: bool = True) -> dict:
+    """Every figure but the buyer ones: rollups only, exact as of `asOf`.
+
+    With details=False only the time series and totals are read: no items, no revocations.
+    """
+    f = parse_analytics_filters(filters)
+    snap = read_snapshot(db, f, details=details)
+    titles = {kind: _titles(db, kind) for kind in KINDS if details and f.kind in (None, kind)}
+    return summarize(snap, f, titles)
+
+
+def buyer_figures(db: Database, filters=None, version: int | None = None) -> dict:
+    """uniqueBuyers, newBuyers, repeatBuyers, purchasesPerBuyer and their own `asOf`.
+
+    Cached per filters: reused while the data version is unchanged, and for up to
+    BUYERS_MAX_AGE seconds after it changed.
+    """
+    f = parse_analytics_filters(filters)
+    version = read_version(db)["version"] if version is None else version
+    return _BUYERS.figures(db, (f.start, f.end, f.kind, f.payment_method), version, core_settings().buyers_max_age)
+
+
+def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot:
     """Read rollups (and raw slivers shorter than an hour) until the data version holds still."""
     for _ in range(READ_ATTEMPTS):
         before = read_version(db)
@@ -107,17 +125,18 @@ def read_snapshot(db: Database, f: Filters) -> Snapshot:
         granularity = f.granularity or default_granularity((f.end or now) - (start or now))
         if granularity in MAX_SPAN and start and (f.end or now) - start > MAX_SPAN[granularity]:
             raise ValidationError(f"granularity {granularity!r} is for ranges up to {MAX_SPAN[granularity].days} days")
-        series, details, raw_sales, raw_revoked = [], [], [], []
+        series, detail_docs, raw_sales, raw_revoked = [], [], [], []
         if start is not None:
             series_pieces = cover(start, f.end, levels_for(granularity))
             series = _read_rollups(db, series_pieces, _sales_projection(f))
-            details = _read_rollups(db, cover(start, f.end, NESTED_LEVELS), _detail_projection(f))
+            if details:
+                detail_docs = _read_rollups(db, cover(start, f.end, NESTED_LEVELS), _detail_projection(f))
             for _, low, high in (p for p in series_pieces if p[0] == "raw"):
                 raw_sales += _between(db, PURCHASES, "purchasedAt", low, high)
                 raw_revoked += _between(db, REVOKED, "revokedAt", low, high)
         after = read_version(db)
         if after["version"] == before["version"] and not after.get("rebuilding"):
-            return Snapshot(after["version"], datetime.now(UTC), start, granularity, series, details, raw_sales, raw_revoked)
+            return Snapshot(after["version"], datetime.now(UTC), start, granularity, series, detail_docs, raw_sales, raw_revoked)
     raise PurchaseError("purchases kept changing while the analytics were read; try again")
 
 

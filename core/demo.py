@@ -54,7 +54,10 @@ def build_demo(rng: random.Random, users: int, items: int, purchases: int, now: 
         moment = rng.choices(days, day_weights)[0] + timedelta(
             hours=rng.choices(range(24), HOUR_WEIGHTS)[0], minutes=rng.randrange(60), seconds=rng.randrange(60)
         )
-        sold.append(_purchase(rng, person, kind, item, min(moment, now)))
+        if moment > now:  # today's later hours have not happened yet: spread over the hours that have
+            midnight = moment.replace(hour=0, minute=0, second=0)
+            moment = midnight + (now - midnight) * rng.random()
+        sold.append(_purchase(rng, person, kind, item, moment))
         person["purchasedCourses" if kind == "course" else "purchasedTests"].append(item["_id"])
     sold.sort(key=lambda p: p["purchasedAt"])
     return {COURSES: courses, TESTS: tests, USERS: people, PURCHASES: sold}

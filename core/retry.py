@@ -2,13 +2,15 @@
 
 The embedded engine (mongoeco) runs one transaction at a time and refuses every other
 operation meanwhile, with an error that is not labelled transient, so pymongo does not
-retry it. MongoDB never sends that error, so on a replica set this code never waits.
+retry it. MongoDB never sends these errors, so on a replica set this code never waits.
 """
 
 import random
 import time
 
-BUSY_MESSAGE = "active transaction bound to another session"
+# mongoeco's refusal while another session's transaction is open, and SQLite's own
+# "database is locked" when its busy timeout runs out under load
+BUSY_MESSAGES = ("active transaction bound to another session", "database is locked")
 DEADLINE_SECONDS = 30.0
 FIRST_DELAY = 0.002
 MAX_DELAY = 0.1
@@ -16,7 +18,7 @@ MAX_DELAY = 0.1
 
 def is_busy(error: Exception) -> bool:
     """True when the engine refused because another session holds a transaction."""
-    return BUSY_MESSAGE in str(error)
+    return any(message in str(error) for message in BUSY_MESSAGES)
 
 
 def retry_when_busy(operation, *, deadline: float = DEADLINE_SECONDS):

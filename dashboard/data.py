@@ -1,30 +1,140 @@
-"""The dashboard's data layer: reads through core/, returns display-ready values."""
+"""The dashboard's data layer: reads through core/, and the one place where ObjectIds and
+UTC datetimes become display strings in the configured time zone."""
 
+import csv
+import io
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from pymongo.database import Database
 
-from core.retry import retry_when_busy
-from core.schema import PURCHASES, USERS
+from core.activity import get_recent_activity
+from core.analytics import buyer_figures, purchase_figures
+from core.periods import floor
+from core.rollups import get_data_version
+from dashboard.figures import method_label, money_text
+from dashboard.filters import View, analytics_filters, describe
+
+FEED_ROWS = 15
 
 
 @dataclass(frozen=True)
-class Totals:
-    users: int
-    purchases: int
-    revenue: float
+class Kpis:
+    revenue_today: float
+    purchases_today: int
+    revenue_24h: float
+    purchases_24h: int
+    revenue_prev_24h: float
+    purchases_prev_24h: int
+    hourly_revenue: list[float]  # the last 24 hours, oldest first
+    hourly_purchases: list[int]
 
 
-def database_totals(db: Database) -> Totals:
-    """Count users and purchases and sum revenue over active purchases."""
-    rows = retry_when_busy(
-        lambda: list(db[PURCHASES].aggregate([{"$group": {"_id": None, "revenue": {"$sum": "$amount"}, "n": {"$sum": 1}}}]))
+def data_version(db: Database) -> int:
+    return get_data_version(db)
+
+
+def today_in(tz: ZoneInfo, now: datetime):
+    return now.astimezone(tz).date()
+
+
+def view_figures(db: Database, view: View, tz: ZoneInfo, now: datetime) -> dict:
+    """All rollup figures of the view (no buyer figures)."""
+    return purchase_figures(db, analytics_filters(view, today_in(tz, now)))
+
+
+def view_buyers(db: Database, view: View, tz: ZoneInfo, now: datetime) -> dict:
+    return buyer_figures(db, analytics_filters(view, today_in(tz, now)))
+
+
+def kpis(db: Database, view: View, tz: ZoneInfo, now: datetime) -> Kpis:
+    """Today, the last 24 hours and the 24 before, from 48 hourly rollups (kind and method apply)."""
+    start = floor(now, "hour") - timedelta(hours=47)
+    filters = {"startDate": start, "granularity": "hour"}
+    filters |= {k: v for k, v in (("kind", view.kind), ("paymentMethod", view.method)) if v}
+    rows = purchase_figures(db, filters, details=False)["revenueByPeriod"][-48:]
+    midnight = datetime.combine(today_in(tz, now), datetime.min.time(), tzinfo=tz).astimezone(UTC)
+    today = [r for r in rows if r["period"] >= midnight]
+    last, before = rows[-24:], rows[:-24]
+    return Kpis(
+        revenue_today=sum(r["revenue"] for r in today),
+        purchases_today=sum(r["count"] for r in today),
+        revenue_24h=sum(r["revenue"] for r in last),
+        purchases_24h=sum(r["count"] for r in last),
+        revenue_prev_24h=sum(r["revenue"] for r in before),
+        purchases_prev_24h=sum(r["count"] for r in before),
+        hourly_revenue=[r["revenue"] for r in last],
+        hourly_purchases=[r["count"] for r in last],
     )
-    revenue, purchases = (rows[0]["revenue"], rows[0]["n"]) if rows else (0.0, 0)
-    users = retry_when_busy(lambda: db[USERS].estimated_document_count())
-    return Totals(users=users, purchases=purchases, revenue=revenue)
 
 
-def money(amount: float, currency: str) -> str:
-    """Format an amount with its currency, rounded to cents for display only."""
-    return f"{amount:,.2f} {currency}"
+def change_text(now: float, before: float) -> tuple[str, str]:
+    """("+12% vs previous 24 h", css classes) for a KPI's change."""
+    if before == 0:
+        return ("new vs previous 24 h" if now else "no change vs previous 24 h", "note")
+    change = (now - before) / before * 100
+    if abs(change) < 0.5:
+        return "no change vs previous 24 h", "note"
+    return f"{change:+.0f}% vs previous 24 h", "note up" if change > 0 else "note down"
+
+
+def feed_rows(db: Database, view: View, tz: ZoneInfo, currency: str) -> list[dict]:
+    """The latest purchases and revocations that match the view's kind and method."""
+    rows = []
+    for entry in get_recent_activity(db, limit=50):
+        if (view.kind and entry["kind"] != view.kind) or (view.method and entry["paymentMethod"] != view.method):
+            continue
+        revoked = entry["event"] == "revocation"
+        rows.append({
+            "version": entry["version"],
+            "time": local_time(entry["at"], tz, "%b %d %H:%M:%S"),
+            "event": "Revoked" if revoked else "Purchase",
+            "user": entry.get("userName") or str(entry["user"]),
+            "item": entry.get("title") or f"(deleted {entry['kind']})",
+            "amount": ("−" if revoked else "") + money_text(entry["amount"], entry.get("currency") or currency),
+            "method": method_label(entry["paymentMethod"]),
+        })
+        if len(rows) == FEED_ROWS:
+            break
+    return rows
+
+
+def local_time(moment: datetime, tz: ZoneInfo, pattern: str = "%H:%M:%S") -> str:
+    return moment.astimezone(tz).strftime(pattern)
+
+
+def export_csv(view: View, figures: dict, buyers: dict | None, k: Kpis, currency: str, tz: ZoneInfo) -> str:
+    """The current view's figures as CSV: one section per table, money to the cent."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["section", "label", "count", f"revenue ({currency})"])
+    w.writerow(["view", describe(view) + _view_suffix(view), "", ""])
+    w.writerow(["as of", local_time(figures["asOf"], tz, "%Y-%m-%d %H:%M:%S %Z"), "", ""])
+    w.writerow(["kpi", "today", k.purchases_today, f"{k.revenue_today:.2f}"])
+    w.writerow(["kpi", "last 24 h", k.purchases_24h, f"{k.revenue_24h:.2f}"])
+    w.writerow(["kpi", "previous 24 h", k.purchases_prev_24h, f"{k.revenue_prev_24h:.2f}"])
+    w.writerow(["total", "all purchases", figures["totalPurchases"], f"{figures['totalRevenue']:.2f}"])
+    w.writerow(["total", "average order value", "", f"{figures['averageOrderValue']:.2f}"])
+    w.writerow(["total", "courses", figures["coursePurchases"], f"{figures['courseRevenue']:.2f}"])
+    w.writerow(["total", "tests", figures["testPurchases"], f"{figures['testRevenue']:.2f}"])
+    w.writerow(["total", "free grants", figures["comped"]["count"], "0.00"])
+    w.writerow(["total", "revoked", figures["revoked"]["count"], f"{figures['revoked']['revenue']:.2f}"])
+    if buyers is not None:
+        w.writerow(["buyers", "unique buyers", buyers["uniqueBuyers"], ""])
+        w.writerow(["buyers", "one purchase", buyers["newBuyers"], ""])
+        w.writerow(["buyers", "repeat buyers", buyers["repeatBuyers"], ""])
+    for row in figures["revenueByPeriod"]:
+        w.writerow([f"revenue by {figures['granularity']}", local_time(row["period"], tz, "%Y-%m-%d %H:%M"),
+                    row["count"], f"{row['revenue']:.2f}"])
+    for name, key in (("top course", "popularCourses"), ("top test", "popularTests")):
+        for row in figures[key]:
+            w.writerow([name, row["title"], row["count"], f"{row['revenue']:.2f}"])
+    for row in figures["paymentMethods"]:
+        w.writerow(["payment method", method_label(row["paymentMethod"]), row["count"], f"{row['revenue']:.2f}"])
+    return out.getvalue()
+
+
+def _view_suffix(view: View) -> str:
+    parts = [p for p in (view.kind and f"{view.kind}s", view.method and method_label(view.method)) if p]
+    return f" ({', '.join(parts)})" if parts else ""

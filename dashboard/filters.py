@@ -1,0 +1,89 @@
+"""The view's filters: what the URL says, what the controls show, what core/ is asked."""
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from urllib.parse import parse_qs, urlencode
+
+PRESETS = {"today": "Today", "7d": "7 days", "30d": "30 days", "90d": "90 days", "custom": "Custom"}
+PRESET_DAYS = {"today": 1, "7d": 7, "30d": 30, "90d": 90}
+KINDS = {"": "Courses and tests", "course": "Courses", "test": "Tests"}
+GRANULARITIES = {"": "Auto", "hour": "Hour", "day": "Day", "week": "Week", "month": "Month"}
+DEFAULT_PRESET = "30d"
+
+
+@dataclass(frozen=True)
+class View:
+    """One dashboard view; empty strings mean "all" or "automatic"."""
+
+    preset: str = DEFAULT_PRESET
+    start: date | None = None  # custom range only, inclusive
+    end: date | None = None
+    kind: str = ""
+    method: str = ""
+    granularity: str = ""
+
+
+def parse_query(search: str | None, methods) -> View:
+    """Read a view from a URL query string; anything unknown falls back to the default."""
+    args = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
+    view = View(
+        preset=args.get("range") if args.get("range") in PRESETS else DEFAULT_PRESET,
+        kind=args.get("kind") if args.get("kind") in KINDS else "",
+        method=args.get("method") if args.get("method") in methods else "",
+        granularity=args.get("granularity") if args.get("granularity") in GRANULARITIES else "",
+    )
+    if view.preset == "custom":
+        start, end = _date(args.get("start")), _date(args.get("end"))
+        if start is None or end is None or end < start:
+            return replace(view, preset=DEFAULT_PRESET)
+        view = replace(view, start=start, end=end)
+    return view
+
+
+def to_query(view: View) -> str:
+    """The URL query string for a view, without defaults, so shared links stay short."""
+    args = {"range": view.preset}
+    if view.preset == "custom":
+        args |= {"start": view.start.isoformat(), "end": view.end.isoformat()}
+    args |= {k: v for k, v in (("kind", view.kind), ("method", view.method), ("granularity", view.granularity)) if v}
+    return "?" + urlencode(args)
+
+
+def from_controls(preset, start, end, kind, method, granularity) -> View:
+    """A view from the filter controls' values (dates arrive as ISO strings)."""
+    view = View(preset=preset or DEFAULT_PRESET, kind=kind or "", method=method or "", granularity=granularity or "")
+    if view.preset == "custom":
+        start, end = _date(start), _date(end)
+        if start is None or end is None or end < start:
+            return replace(view, preset=DEFAULT_PRESET)
+        view = replace(view, start=start, end=end)
+    return view
+
+
+def analytics_filters(view: View, today: date) -> dict:
+    """The filters for core.get_purchase_analytics; presets end open, so new sales count."""
+    if view.preset == "custom":
+        filters = {"startDate": view.start.isoformat(), "endDate": view.end.isoformat()}
+    else:
+        filters = {"startDate": (today - timedelta(days=PRESET_DAYS[view.preset] - 1)).isoformat()}
+    if view.kind:
+        filters["kind"] = view.kind
+    if view.method:
+        filters["paymentMethod"] = view.method
+    if view.granularity:
+        filters["granularity"] = view.granularity
+    return filters
+
+
+def describe(view: View) -> str:
+    """A short human description of the range, for headings and exports."""
+    if view.preset == "custom":
+        return f"{view.start.isoformat()} to {view.end.isoformat()}"
+    return {"today": "Today"}.get(view.preset, f"Last {PRESET_DAYS[view.preset]} days")
+
+
+def _date(value) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None

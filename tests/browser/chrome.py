@@ -1,0 +1,25 @@
+"""Headless Chromium from Debian's packages, started the way this machine allows."""
+
+import shutil
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-component-update", "--no-first-run")
+
+
+def chrome_options(width: int = 1440, height: int = 900) -> webdriver.ChromeOptions:
+    options = webdriver.ChromeOptions()
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={width},{height}")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary:
+        options.binary_location = binary
+    return options
+
+
+def start_chrome(width: int = 1440, height: int = 900) -> webdriver.Chrome:
+    """A new headless Chromium driven by chromedriver from PATH."""
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=chrome_options(width, height))
