@@ -1,5 +1,6 @@
 """The app factory: embedded database, demo seeding on first start, the page's layout."""
 
+import json
 import os
 
 import pytest
@@ -21,7 +22,7 @@ def test_first_start_seeds_demo_data_with_rollups_and_serves_the_page(tmp_path):
         assert rollup_differences(db) == [] and get_data_version(db) > 0
         client = server.test_client()
         assert client.get("/").status_code == 200
-        layout = client.get("/_dash-layout").get_data(as_text=True)
+        layout = json.dumps(client.get("/_dash-layout").get_json())
         for component in (ids.LIVE_REVENUE_CHART, ids.LIVE_FEED, ids.LIVE_INTERVAL, ids.value(ids.LIVE_AOV)):
             assert f'"{component}"' in layout
         assert str(tmp_path) in layout  # the page says which database it reads
