@@ -16,9 +16,12 @@ from dashboard.filters import GRANULARITIES, KINDS, PRESETS, View, describe, fro
 
 log = logging.getLogger(__name__)
 GRAPH_CONFIG = {"displayModeBar": False}
-POLL_TIMEOUT = 0.9  # seconds: a poll must finish within the 1 s interval, even with the database gone
-BUYERS_TIMEOUT = 10.0
+# A poll must end well within its interval, even with the database gone: Dash ignores the
+# reply to a request that a newer tick has overtaken, and a page whose every reply is
+# overtaken never updates again.
+POLL_SHARE = 0.5
 BUYERS_POLL_MS = 5000
+EXPORT_TIMEOUT = 10.0
 
 
 def layout(settings) -> html.Div:
@@ -108,6 +111,8 @@ def register(app, db, settings) -> None:
     """Wire the page's callbacks to `db`."""
     methods = settings.payment_methods
     currency, tz = settings.currency, settings.tz
+    poll_timeout = settings.refresh_ms / 1000 * POLL_SHARE
+    buyers_timeout = BUYERS_POLL_MS / 1000 * POLL_SHARE
 
     @app.callback(
         Output(ids.LIVE_URL, "search"),
@@ -176,7 +181,7 @@ def register(app, db, settings) -> None:
         key = f"{to_query(view)}|{floor(now, 'hour').isoformat()}"
         keep = [no_update] * len(data_outputs)
         try:
-            with pymongo.timeout(POLL_TIMEOUT):
+            with pymongo.timeout(poll_timeout):
                 version = data.data_version(db)
                 if version == state.get("version") and key == state.get("key") and not state.get("downSince"):
                     raise PreventUpdate
@@ -212,7 +217,7 @@ def register(app, db, settings) -> None:
         """Buyer figures need a pipeline; core caches it, so most ticks send nothing."""
         view = parse_query(search, methods)
         try:
-            with pymongo.timeout(BUYERS_TIMEOUT):
+            with pymongo.timeout(buyers_timeout):
                 buyers = data.view_buyers(db, view, tz, datetime.now(UTC))
         except (PyMongoError, PurchaseError):
             raise PreventUpdate from None
@@ -241,7 +246,7 @@ def register(app, db, settings) -> None:
     def export(_, search):
         view = parse_query(search, methods)
         now = datetime.now(UTC)
-        with pymongo.timeout(BUYERS_TIMEOUT):
+        with pymongo.timeout(EXPORT_TIMEOUT):
             content = data.export_csv(view, data.view_figures(db, view, tz, now), data.view_buyers(db, view, tz, now),
                                       data.kpis(db, view, tz, now), currency, tz)
         name = f"purchases-{to_query(view)[1:].replace('&', '_').replace('=', '-')}-{now:%Y%m%d-%H%M%S}.csv"

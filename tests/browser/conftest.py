@@ -1,0 +1,81 @@
+"""Browser tests: the real app on a real embedded server, in headless Chromium (dash_duo)."""
+
+import socket
+import threading
+import uuid
+
+import pytest
+from werkzeug.serving import make_server
+
+from app import create_app
+from core import open_database
+from core.demo import seed_demo
+from core.embedded import EmbeddedServer
+from tests.browser.chrome import chrome_options
+
+REFRESH_MS = 1000
+
+
+def pytest_setup_options():
+    """Chromium flags for dash_duo (see tests/browser/chrome.py)."""
+    return chrome_options()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LiveApp:
+    """The dashboard on its own embedded server, which a test may stop and restart."""
+
+    def __init__(self, data_dir):
+        self.opened = open_database({"DATA_DIR": str(data_dir)}, db_name=f"browser_{uuid.uuid4().hex[:8]}")
+        self.db = self.opened.db
+        seed_demo(self.db, users=120, items=20, purchases=900, seed=7)
+        self.server = create_app({
+            "MONGODB_URI": self.opened.server.uri, "MONGODB_DB": self.db.name, "SEED_DEMO": "0",
+            "REFRESH_MS": str(REFRESH_MS),
+        })
+        self.dash = self.server.extensions["dash"]
+        self._replacement = None
+
+    def stop_database(self):
+        self.opened.server.stop()
+
+    def restart_database(self):
+        """A new server process-thread on the same file and port, as after a restart."""
+        host, port = self.opened.server.address
+        self._replacement = EmbeddedServer(self.opened.server.sqlite_path, host=host, port=port)
+        self._replacement.start()
+
+    def close(self):
+        self.server.extensions["purchase_database"].close()
+        if self._replacement is not None:
+            self._replacement.stop()
+        self.opened.close()
+
+
+@pytest.fixture
+def live(tmp_path):
+    app = LiveApp(tmp_path)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def page(live, dash_br):
+    """dash[testing]'s browser on the app, served by a werkzeug server of our own.
+
+    dash_duo's runner stops its server by killing every thread started after it, which
+    takes the database driver's and the embedded engine's threads with it.
+    """
+    http = make_server("127.0.0.1", free_port(), live.server, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    dash_br.server_url = f"http://127.0.0.1:{http.server_port}"
+    dash_br.wait_for_element(".panel .js-plotly-plot", timeout=10)
+    yield dash_br
+    http.shutdown()
+    thread.join(timeout=5)

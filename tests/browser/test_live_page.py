@@ -1,0 +1,143 @@
+"""The live revenue page in headless Chromium, against the real app and database."""
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from bson import ObjectId
+from selenium.webdriver.common.by import By
+
+from core import create_purchase, get_purchase_analytics, remove_purchase
+from core.schema import COURSES, USERS
+from dashboard import ids
+from dashboard.figures import money_text
+from dashboard.filters import View, analytics_filters
+from tests.browser.conftest import REFRESH_MS
+
+pytestmark = pytest.mark.browser
+DEADLINE = REFRESH_MS / 1000 + 1  # a change must show within the interval plus one second
+
+
+def text(page, element_id: str) -> str:
+    return page.find_element(f"#{element_id}").text
+
+
+def chart(page, chart_id: str) -> dict:
+    """What Plotly drew: traces (x, y) and whether the figure says it is empty."""
+    return page.driver.execute_script(
+        "const box = document.getElementById(arguments[0]);"
+        "const g = box && box.querySelector('.js-plotly-plot');"
+        "if (!g) return {data: [], state: null};"
+        "return {data: (g.data || []).map(t => ({x: t.x, y: t.y, values: t.values})),"
+        " state: g.layout && g.layout.meta ? g.layout.meta.state : null};",
+        chart_id,
+    )
+
+
+def wait_until(condition, timeout: float, message: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{message} (not within {timeout:.1f} s)")
+
+
+def charts_drawn(page) -> bool:
+    return all(chart(page, c)["data"] or chart(page, c)["state"] == "empty" for c in ids.CHARTS) and "…" not in text(
+        page, ids.value(ids.LIVE_BUYERS))
+
+
+def expected_figures(live, **view):
+    today = datetime.now(UTC).date()
+    return get_purchase_analytics(live.db, analytics_filters(View(**view), today))
+
+
+def test_page_loads_with_every_chart_drawn_and_exact_kpis(live, page):
+    wait_until(lambda: charts_drawn(page), 10, "charts drawn")
+    for chart_id in ids.CHARTS:
+        assert chart(page, chart_id)["data"], f"{chart_id} has no data"
+    figures = expected_figures(live)
+    assert text(page, ids.value(ids.LIVE_AOV)) == money_text(figures["averageOrderValue"], "USD")
+    assert text(page, ids.value(ids.LIVE_REVOKED)) == f"{figures['revoked']['count']:,}"
+    assert text(page, ids.value(ids.LIVE_BUYERS)) == f"{figures['uniqueBuyers']:,}"
+    revenue = chart(page, ids.LIVE_REVENUE_CHART)["data"][0]
+    assert abs(sum(revenue["y"]) - figures["totalRevenue"]) < 0.005
+    assert len(revenue["x"]) == 30
+    top = chart(page, ids.LIVE_TOP_COURSES)["data"][0]
+    assert list(reversed(top["y"])) == [row["title"] for row in figures["popularCourses"]]
+    assert page.find_element("#" + ids.LIVE_UPDATED).text.startswith("Updated ")
+    assert page.get_logs() == []
+
+
+def test_a_purchase_and_a_revocation_show_within_the_interval(live, page):
+    wait_until(lambda: charts_drawn(page), 10, "charts drawn")
+    before = int(text(page, ids.value(ids.LIVE_PURCHASES_TODAY)).replace(",", ""))
+    revenue_before = sum(chart(page, ids.LIVE_REVENUE_CHART)["data"][0]["y"])
+    user, course = ObjectId(), ObjectId()
+    live.db[USERS].insert_one({"_id": user, "name": "Grace Newbuyer", "purchasedCourses": [], "purchasedTests": []})
+    live.db[COURSES].insert_one({"_id": course, "title": "Brand New Course", "price": 123.45})
+
+    create_purchase(live.db, user, course, None, {"amount": 123.45, "paymentMethod": "paypal"})
+    committed = time.monotonic()
+    wait_until(lambda: text(page, ids.value(ids.LIVE_PURCHASES_TODAY)) == f"{before + 1:,}", DEADLINE,
+               "purchases today counted the sale")
+    assert time.monotonic() - committed <= DEADLINE
+    wait_until(lambda: abs(sum(chart(page, ids.LIVE_REVENUE_CHART)["data"][0]["y"]) - revenue_before - 123.45) < 0.005,
+               0.5, "revenue chart grew by the sale")
+    first = page.find_element(f"#{ids.LIVE_FEED} tbody tr")
+    assert "Brand New Course" in first.text and "Grace Newbuyer" in first.text and "123.45 USD" in first.text
+    assert "new" in first.get_attribute("class")
+
+    revoked_before = int(text(page, ids.value(ids.LIVE_REVOKED)))
+    remove_purchase(live.db, user, course, actor="test", reason="refund")
+    committed = time.monotonic()
+    wait_until(lambda: text(page, ids.value(ids.LIVE_REVOKED)) == f"{revoked_before + 1:,}", DEADLINE,
+               "revoked count went up")
+    wait_until(lambda: text(page, ids.value(ids.LIVE_PURCHASES_TODAY)) == f"{before:,}", 0.5, "sale taken back")
+    first = page.find_element(f"#{ids.LIVE_FEED} tbody tr")
+    assert first.text.startswith(first.text.split()[0]) and "Revoked" in first.text and "Brand New Course" in first.text
+    assert time.monotonic() - committed <= DEADLINE + 0.5
+
+
+def test_filters_change_figures_and_url_and_survive_a_reload(live, page):
+    wait_until(lambda: charts_drawn(page), 10, "charts drawn")
+    page.driver.find_element(By.XPATH, f"//*[@id='{ids.LIVE_PRESET}']//label[contains(., '7 days')]").click()
+    wait_until(lambda: "range=7d" in page.driver.current_url, 3, "URL says 7 days")
+    wait_until(lambda: len(chart(page, ids.LIVE_REVENUE_CHART)["data"][0]["x"]) == 7, 3, "seven daily bars")
+
+    page.select_dcc_dropdown(f"#{ids.LIVE_KIND}", "Tests")
+    wait_until(lambda: "kind=test" in page.driver.current_url, 3, "URL says tests")
+    wait_until(lambda: chart(page, ids.LIVE_TOP_COURSES)["state"] == "empty", 3, "no courses when showing tests")
+    figures = expected_figures(live, preset="7d", kind="test")
+    wait_until(lambda: text(page, ids.value(ids.LIVE_AOV)) == money_text(figures["averageOrderValue"], "USD"), 3,
+               "AOV for tests over 7 days")
+    url = page.driver.current_url
+
+    page.driver.refresh()
+    wait_until(lambda: charts_drawn(page), 10, "charts drawn after reload")
+    assert page.driver.current_url == url
+    assert "7 days" in page.find_element(f"#{ids.LIVE_PRESET} .selected").text
+    assert "Tests" in page.find_element(f"#{ids.LIVE_KIND}").text
+    assert text(page, ids.value(ids.LIVE_AOV)) == money_text(figures["averageOrderValue"], "USD")
+    assert len(chart(page, ids.LIVE_REVENUE_CHART)["data"][0]["x"]) == 7
+
+
+def test_database_outage_shows_a_banner_keeps_figures_and_recovers(live, page):
+    wait_until(lambda: charts_drawn(page), 10, "charts drawn")
+    aov = text(page, ids.value(ids.LIVE_AOV))
+    live.stop_database()
+    wait_until(lambda: "Database unreachable since" in text(page, ids.LIVE_BANNER), 5, "banner shown")
+    assert "stale" in page.find_element(f"#{ids.LIVE_BODY}").get_attribute("class")
+    assert text(page, ids.value(ids.LIVE_AOV)) == aov  # the last good figures stay
+    assert "Traceback" not in page.driver.page_source
+
+    live.restart_database()
+    wait_until(lambda: not page.find_element(f"#{ids.LIVE_BANNER}").is_displayed(), 15, "banner gone")
+    assert "stale" not in page.find_element(f"#{ids.LIVE_BODY}").get_attribute("class")
+    before = text(page, ids.value(ids.LIVE_PURCHASES_TODAY))
+    user = live.db[USERS].find_one({}, {"_id": 1})["_id"]
+    course = ObjectId()
+    live.db[COURSES].insert_one({"_id": course, "title": "After The Outage"})
+    create_purchase(live.db, user, course, None, {"amount": 5, "paymentMethod": "stripe"})
+    wait_until(lambda: text(page, ids.value(ids.LIVE_PURCHASES_TODAY)) != before, DEADLINE, "figures update again")
