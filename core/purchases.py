@@ -71,8 +71,10 @@ def remove_purchase(db: Database, user_id, course_id=None, test_id=None, *, acto
     def work(session):
         buyer = _user(db, session, user, kind)
         owned = _owned(buyer, kind)
-        # sorted here: a user holds few purchases of one item, and mongoeco drops the index for a sort
-        found = sorted(db[PURCHASES].find({"user": user, kind: item}, session=session), key=lambda p: p["purchasedAt"])
+        # By user alone, then the item here: a user holds few purchases, and the embedded
+        # engine scans the collection for a filter on two fields or a sort.
+        mine = db[PURCHASES].find({"user": user}, session=session)
+        found = sorted((p for p in mine if p.get(kind) == item), key=lambda p: p["purchasedAt"])
         if not found:
             hint = " (the user's array still lists it: run scripts/test_hybrid_system.py --repair)" if item in owned else ""
             raise NotPurchasedError(f"user {user} has no purchase of {kind} {item}{hint}")

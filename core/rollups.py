@@ -10,6 +10,9 @@ with time, not with sales:
      itemsByMethod: {<kind>: {<method>: {<item>: {count, revenue}}}},  # the same, by method
      revoked:       {<kind>: {<method>: {count, revenue}}}}            # by revokedAt
 
+Week buckets hold `sales` only: weeks serve the weekly time series, and everything
+else is read from months, days and hours, which nest.
+
 Readers project the subtree they need: the engine's cost is per value read.
 
 `data_version` holds a counter that every change bumps in the same transaction, so a
@@ -100,12 +103,20 @@ def get_data_version(db: Database) -> int:
     return read_version(db)["version"]
 
 
+def level_increments(level: str, inc: dict) -> dict:
+    """Week buckets serve only time series: they keep sales and nothing else."""
+    return {path: value for path, value in inc.items() if path.startswith("sales.")} if level == "week" else inc
+
+
 def _increment(db: Database, session, moment: datetime, inc: dict) -> None:
     for level in ROLLUP_LEVELS:
+        level_inc = level_increments(level, inc)
+        if not level_inc:
+            continue
         period = floor(moment, level)
         db[STATS].update_one(
             {"_id": bucket_id(level, period)},
-            {"$inc": inc, "$setOnInsert": {"level": level, "period": period}},
+            {"$inc": level_inc, "$setOnInsert": {"level": level, "period": period}},
             upsert=True,
             session=session,
         )
@@ -132,8 +143,11 @@ def compute_rollups(purchases, revoked) -> list[dict]:
     def add(moment, inc):
         for level in ROLLUP_LEVELS:
             period = floor(moment, level)
+            level_inc = level_increments(level, inc)
+            if not level_inc:
+                continue
             doc = docs.setdefault(bucket_id(level, period), {"_id": bucket_id(level, period), "level": level, "period": period})
-            for path, value in inc.items():
+            for path, value in level_inc.items():
                 _add_path(doc, path, value)
 
     for purchase in purchases:
