@@ -5,13 +5,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test seed check bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+.PHONY: run test browser seed check bench screenshots clean
 
 run: $(INSTALLED)
 	$(BIN)/python app.py
 
-test: $(INSTALLED)
+test: $(INSTALLED) browser
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's Chromium through its chromedriver.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "Installing Chromium and ChromeDriver (Debian packages chromium, chromium-driver)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+screenshots: $(INSTALLED) browser
+	$(BIN)/python scripts/screenshot.py
 
 seed: $(INSTALLED)
 	$(BIN)/python scripts/seed_demo.py
@@ -19,8 +31,10 @@ seed: $(INSTALLED)
 check: $(INSTALLED)
 	$(BIN)/python scripts/test_hybrid_system.py
 
-bench: $(INSTALLED)
+bench: $(INSTALLED) browser
 	$(BIN)/python scripts/bench_core.py
+	$(BIN)/python scripts/bench_analytics.py
+	$(BIN)/python scripts/bench_dashboard.py
 
 $(INSTALLED): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.13 (pyenv install 3.13)"; exit 1; }

@@ -15,7 +15,7 @@ from pymongo.database import Database
 
 from core.embedded import EmbeddedServer
 from core.retry import retry_when_busy
-from core.schema import PURCHASES, REVOKED, STATS
+from core.schema import PURCHASES, REVOKED
 
 DEFAULT_DB_NAME = "learning"
 SQLITE_NAME = "purchases.sqlite"
@@ -132,7 +132,6 @@ def _create_indexes(db: Database, *, unique_guards: bool) -> None:
     db[PURCHASES].create_index([("purchasedAt", ASCENDING)])
     db[REVOKED].create_index([("user", ASCENDING), ("purchasedAt", DESCENDING)])
     db[REVOKED].create_index([("revokedAt", ASCENDING)])
-    db[STATS].create_index([("level", ASCENDING), ("period", ASCENDING)])
     if unique_guards:
         # A second guard behind the per-user write conflict. mongoeco checks a unique
         # secondary index by scanning the collection on every write, so not there.

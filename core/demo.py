@@ -10,7 +10,7 @@ from pymongo.database import Database
 from core.db import bulk_insert
 from core.activity import load_activity
 from core.rollups import load_rollups
-from core.schema import ACTIVITY, COURSES, PURCHASES, STATS, TESTS, USERS
+from core.schema import ACTIVITY, COURSES, PURCHASES, TESTS, USERS
 
 SUBJECTS = [
     "Python", "Data Analysis", "Machine Learning", "SQL", "Statistics", "JavaScript", "React",
@@ -79,7 +79,7 @@ def load_demo(db: Database, documents: dict[str, list], progress=None) -> dict[s
             if progress is not None:
                 progress(len(docs[start : start + CHUNK]))
         counts[name] = len(docs)
-    counts[STATS] = load_rollups(db, documents[PURCHASES], [])
+    counts["rollups"] = load_rollups(db, documents[PURCHASES], [])
     names = {u["_id"]: u["name"] for u in documents[USERS]}
     titles = {i["_id"]: i["title"] for i in documents[COURSES] + documents[TESTS]}
     counts[ACTIVITY] = load_activity(db, documents[PURCHASES], names, titles)

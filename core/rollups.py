@@ -1,19 +1,19 @@
 """Pre-aggregated purchase figures, kept exact by the transactions that change purchases.
 
-One `purchase_stats` document per month, ISO week, day and hour that saw activity, `_id`
-"<level>|<period>", so every update is a point write and the number of documents grows
-with time, not with sales:
+Buckets per month, ISO week, day and hour that saw activity, `_id` "<level>|<period>", so
+every update is a point write, a time range is an `_id` range, and the number of documents
+grows with time, not with sales. Each bucket has two parts in two collections
+(`core.schema.stats_collection`), so that a query reads only small documents:
 
-    {level, period,
-     sales:         {<kind>: {<method>: {count, revenue, comped}}},    # active, by purchasedAt
-     items:         {<kind>: {<item>: {count, revenue}}},              # active, by purchasedAt
-     itemsByMethod: {<kind>: {<method>: {<item>: {count, revenue}}}},  # the same, by method
-     revoked:       {<kind>: {<method>: {count, revenue}}}}            # by revokedAt
+    sales part:    {level, period, sales: {<kind>: {<method>: {count, revenue, comped}}}}
+    details part:  {level, period,
+                    items:         {<kind>: {<item>: {count, revenue}}},
+                    itemsByMethod: {<kind>: {<method>: {<item>: {count, revenue}}}},
+                    revoked:       {<kind>: {<method>: {count, revenue}}}}
 
-Week buckets hold `sales` only: weeks serve the weekly time series, and everything
-else is read from months, days and hours, which nest.
-
-Readers project the subtree they need: the engine's cost is per value read.
+Sales and items count active purchases by purchasedAt; revocations count by revokedAt.
+Weeks keep the sales part only: they serve weekly series, and everything else is read
+from months, days and hours, which nest.
 
 `data_version` holds a counter that every change bumps in the same transaction, so a
 poller learns whether anything changed from one point read.
@@ -29,7 +29,7 @@ from core.db import bulk_insert
 from core.errors import PurchaseError
 from core.periods import ROLLUP_LEVELS, floor
 from core.retry import retry_when_busy
-from core.schema import DATA_VERSION, PURCHASES, REVOKED, STATS, kind_of
+from core.schema import DATA_VERSION, PURCHASES, REVOKED, ROLLUP_COLLECTIONS, kind_of, stats_collection
 
 VERSION_ID = "purchases"
 COUNTER_FIELDS = ("sales", "items", "itemsByMethod", "revoked")
@@ -46,6 +46,7 @@ def unkey(field: str) -> str:
 
 
 def bucket_id(level: str, period: datetime) -> str:
+    """"day|2025-01-31T00": ids sort by time within a level, so a time range is an _id range."""
     return f"{level}|{period.strftime('%Y-%m-%dT%H')}"
 
 
@@ -103,23 +104,30 @@ def get_data_version(db: Database) -> int:
     return read_version(db)["version"]
 
 
-def level_increments(level: str, inc: dict) -> dict:
-    """Week buckets serve only time series: they keep sales and nothing else."""
-    return {path: value for path, value in inc.items() if path.startswith("sales.")} if level == "week" else inc
+def part_of(path: str) -> str:
+    return "sales" if path.startswith("sales.") else "details"
+
+
+def split_increments(level: str, inc: dict) -> dict[str, dict]:
+    """{collection: $inc} for one level; weeks keep the sales part only."""
+    out = {}
+    for path, value in inc.items():
+        part = part_of(path)
+        if level != "week" or part == "sales":
+            out.setdefault(stats_collection(level, part), {})[path] = value
+    return out
 
 
 def _increment(db: Database, session, moment: datetime, inc: dict) -> None:
     for level in ROLLUP_LEVELS:
-        level_inc = level_increments(level, inc)
-        if not level_inc:
-            continue
         period = floor(moment, level)
-        db[STATS].update_one(
-            {"_id": bucket_id(level, period)},
-            {"$inc": level_inc, "$setOnInsert": {"level": level, "period": period}},
-            upsert=True,
-            session=session,
-        )
+        for collection, part_inc in split_increments(level, inc).items():
+            db[collection].update_one(
+                {"_id": bucket_id(level, period)},
+                {"$inc": part_inc, "$setOnInsert": {"level": level, "period": period}},
+                upsert=True,
+                session=session,
+            )
 
 
 def well_formed(purchase: dict, time_field: str = "purchasedAt") -> bool:
@@ -133,22 +141,21 @@ def well_formed(purchase: dict, time_field: str = "purchasedAt") -> bool:
     )
 
 
-def compute_rollups(purchases, revoked) -> list[dict]:
-    """Rollup documents for these purchases and revocations, built in memory.
+def compute_rollups(purchases, revoked) -> dict[str, list[dict]]:
+    """Rollup documents by collection for these purchases and revocations, built in memory.
 
     Documents that are not well formed are left out.
     """
-    docs = {}
+    docs = {name: {} for name in ROLLUP_COLLECTIONS}
 
     def add(moment, inc):
         for level in ROLLUP_LEVELS:
             period = floor(moment, level)
-            level_inc = level_increments(level, inc)
-            if not level_inc:
-                continue
-            doc = docs.setdefault(bucket_id(level, period), {"_id": bucket_id(level, period), "level": level, "period": period})
-            for path, value in level_inc.items():
-                _add_path(doc, path, value)
+            for collection, part_inc in split_increments(level, inc).items():
+                doc_id = bucket_id(level, period)
+                doc = docs[collection].setdefault(doc_id, {"_id": doc_id, "level": level, "period": period})
+                for path, value in part_inc.items():
+                    _add_path(doc, path, value)
 
     for purchase in purchases:
         if well_formed(purchase):
@@ -156,7 +163,7 @@ def compute_rollups(purchases, revoked) -> list[dict]:
     for record in revoked:
         if well_formed(record, "revokedAt"):
             add(record["revokedAt"], revocation_increments(record))
-    return sorted(docs.values(), key=lambda d: d["_id"])
+    return {name: sorted(found.values(), key=lambda d: d["_id"]) for name, found in docs.items()}
 
 
 def _add_path(doc: dict, path: str, value) -> None:
@@ -181,21 +188,30 @@ def rollup_counters(doc: dict) -> dict[str, float]:
     return flat
 
 
+def _write_rollups(db: Database, docs: dict[str, list[dict]], progress=None) -> int:
+    """Bulk-insert rollup documents into their collections; return how many."""
+    total, written = sum(len(d) for d in docs.values()), 0
+    for name, found in docs.items():
+        for start in range(0, len(found), 500):
+            written += bulk_insert(db, name, found[start : start + 500])
+            if progress is not None:
+                progress(written, total)
+    return total
+
+
 def load_rollups(db: Database, purchases: list[dict], revoked: list[dict]) -> int:
     """Bulk-write the rollups of freshly bulk-loaded documents into empty rollups."""
-    docs = compute_rollups(purchases, revoked)
-    for start in range(0, len(docs), 500):
-        bulk_insert(db, STATS, docs[start : start + 500])
+    written = _write_rollups(db, compute_rollups(purchases, revoked))
     retry_when_busy(
         lambda: db[DATA_VERSION].update_one(
             {"_id": VERSION_ID}, {"$inc": {"version": 1}, "$set": {"updatedAt": _now()}}, upsert=True
         )
     )
-    return len(docs)
+    return written
 
 
 def rebuild_rollups(db: Database, progress=None) -> int:
-    """Replace `purchase_stats` with figures computed from `purchases` and `revoked_purchases`.
+    """Replace the rollups with figures computed from `purchases` and `revoked_purchases`.
 
     Readers wait while `rebuilding` is set. A purchase committed during the rebuild changes
     the data version, and the rebuild starts over (at most REBUILD_ATTEMPTS times).
@@ -214,12 +230,9 @@ def rebuild_rollups(db: Database, progress=None) -> int:
         for _ in range(REBUILD_ATTEMPTS):
             purchases = retry_when_busy(lambda: list(db[PURCHASES].find({}, _FIELDS)))
             revoked = retry_when_busy(lambda: list(db[REVOKED].find({}, {**_FIELDS, "revokedAt": 1})))
-            docs = compute_rollups(purchases, revoked)
-            retry_when_busy(lambda: db[STATS].delete_many({}))
-            for start in range(0, len(docs), 500):
-                bulk_insert(db, STATS, docs[start : start + 500])
-                if progress is not None:
-                    progress(min(start + 500, len(docs)), len(docs))
+            for name in ROLLUP_COLLECTIONS:
+                retry_when_busy(lambda n=name: db[n].delete_many({}))
+            written = _write_rollups(db, compute_rollups(purchases, revoked), progress)
             done = retry_when_busy(
                 lambda: db[DATA_VERSION].find_one_and_update(
                     {"_id": VERSION_ID, "version": version},
@@ -227,7 +240,7 @@ def rebuild_rollups(db: Database, progress=None) -> int:
                 )
             )
             if done is not None:
-                return len(docs)
+                return written
             version = read_version(db)["version"]
         raise PurchaseError(f"purchases kept changing during {REBUILD_ATTEMPTS} rebuilds of the rollups; try again")
     except BaseException:
@@ -242,14 +255,21 @@ def rollup_differences(db: Database) -> list[dict]:
     """Buckets whose stored counters differ from a fresh aggregation over the purchases."""
     purchases = retry_when_busy(lambda: list(db[PURCHASES].find({}, _FIELDS)))
     revoked = retry_when_busy(lambda: list(db[REVOKED].find({}, {**_FIELDS, "revokedAt": 1})))
-    expected = {d["_id"]: rollup_counters(d) for d in compute_rollups(purchases, revoked)}
-    stored = {d["_id"]: rollup_counters(d) for d in retry_when_busy(lambda: list(db[STATS].find()))}
+    expected = {
+        (name, d["_id"]): rollup_counters(d) for name, docs in compute_rollups(purchases, revoked).items() for d in docs
+    }
+    stored = {
+        (name, d["_id"]): rollup_counters(d)
+        for name in ROLLUP_COLLECTIONS
+        for d in retry_when_busy(lambda n=name: list(db[n].find()))
+    }
     differences = []
     for bucket in sorted(set(expected) | set(stored)):
         want, have = expected.get(bucket, {}), stored.get(bucket, {})
         for path in sorted(set(want) | set(have)):
             if abs(want.get(path, 0) - have.get(path, 0)) > 1e-6:
-                differences.append({"bucket": bucket, "counter": path, "expected": want.get(path, 0), "stored": have.get(path, 0)})
+                differences.append({"collection": bucket[0], "bucket": bucket[1], "counter": path,
+                                    "expected": want.get(path, 0), "stored": have.get(path, 0)})
     return differences
 
 

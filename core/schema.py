@@ -6,7 +6,20 @@ TESTS = "tests"
 PURCHASES = "purchases"
 REVOKED = "revoked_purchases"
 IDEMPOTENCY = "idempotency_keys"
-STATS = "purchase_stats"
+# Rollups, split so that each query reads small documents from a small collection: the
+# embedded engine re-scans a whole collection after every write to it.
+STATS = "purchase_stats"  # sales by month, week and day
+STATS_HOURLY = "purchase_stats_hourly"  # sales by hour
+STATS_DETAILS = "purchase_stats_details"  # items and revocations by month and day
+STATS_DETAILS_HOURLY = "purchase_stats_details_hourly"  # items and revocations by hour
+ROLLUP_COLLECTIONS = (STATS, STATS_HOURLY, STATS_DETAILS, STATS_DETAILS_HOURLY)
+
+
+def stats_collection(level: str, part: str) -> str:
+    """Where the `part` ("sales" or "details") of a level's rollups lives."""
+    if part == "sales":
+        return STATS_HOURLY if level == "hour" else STATS
+    return STATS_DETAILS_HOURLY if level == "hour" else STATS_DETAILS
 DATA_VERSION = "data_version"
 ACTIVITY = "recent_activity"
 

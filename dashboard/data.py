@@ -3,6 +3,7 @@ UTC datetimes become display strings in the configured time zone."""
 
 import csv
 import io
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from dashboard.figures import method_label, money_text
 from dashboard.filters import View, analytics_filters, describe
 
 FEED_ROWS = 15
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,17 @@ def view_figures(db: Database, view: View, tz: ZoneInfo, now: datetime) -> dict:
 
 def view_buyers(db: Database, view: View, tz: ZoneInfo, now: datetime) -> dict:
     return buyer_figures(db, analytics_filters(view, today_in(tz, now)))
+
+
+def warm_up(db: Database, tz: ZoneInfo) -> None:
+    """Read the default view once, so the first visitor finds caches warm (buyers: ~1.5 s at 20,000)."""
+    now = datetime.now(UTC)
+    try:
+        view_figures(db, View(), tz, now)
+        kpis(db, View(), tz, now)
+        view_buyers(db, View(), tz, now)
+    except Exception:  # noqa: BLE001 - an optimisation only; the page reads again anyway
+        log.warning("warming up the default view failed", exc_info=True)
 
 
 def kpis(db: Database, view: View, tz: ZoneInfo, now: datetime) -> Kpis:

@@ -1,4 +1,4 @@
-"""Rebuild `purchase_stats` from `purchases` and `revoked_purchases`, after a migration or import.
+"""Rebuild the rollups (`purchase_stats`, `purchase_stats_hourly`) from the purchases, after a migration or import.
 
 Usage: python scripts/rebuild_rollups.py
 Analytics readers wait while it runs; purchases may keep coming in (the rebuild starts over).

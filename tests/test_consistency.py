@@ -11,7 +11,7 @@ from bson import ObjectId
 from core import create_purchase, open_database
 from core.consistency import check_consistency, repair_arrays
 from core.rollups import rebuild_rollups
-from core.schema import PURCHASES, STATS, USERS
+from core.schema import PURCHASES, STATS, STATS_DETAILS_HOURLY, USERS
 from tests.conftest import owned
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +114,7 @@ def test_scripts_seed_check_and_repair(tmp_path):
     with open_database(env, db_name=name) as opened:
         assert opened.db[USERS].find_one({"_id": victim["_id"]})["purchasedCourses"] == victim["purchasedCourses"]
         opened.db[STATS].delete_many({"level": "day"})
+        opened.db[STATS_DETAILS_HOURLY].delete_many({})
     rebuilt = run_script("scripts/rebuild_rollups.py", data_dir=tmp_path, db_name=name)
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert "rollups match purchases" in rebuilt.stdout

@@ -1,0 +1,112 @@
+"""Benchmark the live page at 20,000 purchases: one poll on the server, and a first load in Chromium.
+
+Prints a Markdown table measured in one run: the server-side time of a poll when nothing
+changed and when one purchase was added, and page load to all charts drawn.
+Usage: python scripts/bench_dashboard.py [--purchases 20000] [--polls 20]
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+import _path  # noqa: F401 - puts the project root on sys.path
+from bson import ObjectId
+from werkzeug.serving import make_server
+
+from app import create_app
+from core import create_purchase, open_database
+from core.demo import seed_demo
+from core.schema import COURSES, USERS
+from dashboard import ids
+from scripts.screenshot import charts_drawn
+from tests.browser.chrome import start_chrome
+from tests.browser.conftest import free_port
+
+
+def poll_request(dash_app, state: dict) -> dict:
+    """The body the browser posts for one tick of the live page's poll."""
+    key = next(k for k in dash_app.callback_map if f"{ids.LIVE_STATE}.data" in k and ids.LIVE_FEED in k)
+    outputs = [dict(zip(("id", "property"), o.rsplit(".", 1), strict=True)) for o in key.strip(".").split("...")]
+    return {
+        "output": key,
+        "outputs": outputs,
+        "inputs": [{"id": ids.LIVE_INTERVAL, "property": "n_intervals", "value": 1},
+                   {"id": ids.LIVE_URL, "property": "search", "value": "?range=30d"}],
+        "state": [{"id": ids.LIVE_STATE, "property": "data", "value": state}],
+        "changedPropIds": [f"{ids.LIVE_INTERVAL}.n_intervals"],
+    }
+
+
+def timed_poll(client, dash_app, state: dict) -> tuple[float, dict, int]:
+    started = time.perf_counter()
+    reply = client.post("/_dash-update-component", json=poll_request(dash_app, state))
+    seconds = time.perf_counter() - started
+    new_state = reply.get_json()["response"][ids.LIVE_STATE]["data"] if reply.status_code == 200 else state
+    return seconds, new_state, reply.status_code
+
+
+def page_load(url: str) -> float:
+    driver = start_chrome()
+    try:
+        started = time.perf_counter()
+        driver.get(url)
+        while not charts_drawn(driver):
+            if time.perf_counter() - started > 60:
+                raise TimeoutError("charts not drawn within 60 s")
+            time.sleep(0.02)
+        return time.perf_counter() - started
+    finally:
+        driver.quit()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--purchases", type=int, default=20000)
+    parser.add_argument("--polls", type=int, default=20)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as data_dir, open_database({"DATA_DIR": data_dir}) as opened:
+        db = opened.db
+        seed_demo(db, users=max(600, args.purchases // 10), purchases=args.purchases, seed=1)
+        server = create_app({"MONGODB_URI": opened.server.uri, "MONGODB_DB": db.name, "SEED_DEMO": "0"})
+        dash_app, client = server.extensions["dash"], server.test_client()
+        time.sleep(3)  # the app warms its caches in the background at start
+
+        _, state, _ = timed_poll(client, dash_app, {})
+        idle, codes = [], set()
+        for _ in range(args.polls):
+            seconds, state, code = timed_poll(client, dash_app, state)
+            idle.append(seconds)
+            codes.add(code)
+        user = db[USERS].find_one({}, {"_id": 1})["_id"]
+        changed = []
+        for n in range(args.polls // 2):
+            course = ObjectId()
+            db[COURSES].insert_one({"_id": course, "title": f"Bench course {n}"})
+            create_purchase(db, user, course, None, {"amount": 10, "paymentMethod": "stripe"})
+            seconds, state, code = timed_poll(client, dash_app, state)
+            assert code == 200, code
+            changed.append(seconds)
+
+        http = make_server("127.0.0.1", free_port(), server, threaded=True)
+        threading.Thread(target=http.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{http.server_port}/"
+        first = page_load(url)
+        again = statistics.median(page_load(url) for _ in range(3))
+        http.shutdown()
+        server.extensions["purchase_database"].close()
+
+    print(f"\n{args.purchases:,} purchases, embedded server; polls through Flask's test client (no network)\n")
+    print("| measurement | median | target |")
+    print("|---|---:|---:|")
+    print(f"| poll, nothing changed (HTTP {'/'.join(map(str, sorted(codes)))}) | {statistics.median(idle) * 1000:.1f} ms | < 5 ms |")
+    print(f"| poll after one new purchase (all figures rebuilt) | {statistics.median(changed) * 1000:.0f} ms | < 100 ms |")
+    print(f"| first page load to all charts drawn | {first:.2f} s | < 2 s |")
+    print(f"| page load to all charts drawn, later loads | {again:.2f} s | < 2 s |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
