@@ -170,10 +170,11 @@ def comped_figure(figures: dict) -> dict:
         "hole": 0.55,
         "sort": False,
         "marker": {"colors": [BLUE, GREY]},
-        "texttemplate": "%{label}<br>%{value:,}",
+        "texttemplate": "%{value:,}",
+        "textposition": "inside",
         "hovertemplate": "%{label}: %{value:,} (%{percent})<extra></extra>",
     }
-    return _figure([pie], height=220)
+    return _figure([pie], height=220, legend=True)
 
 
 def spark_heights(values: list[float]) -> list[int]:
