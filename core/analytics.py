@@ -10,6 +10,7 @@ from pymongo.database import Database
 from core.buyers import BuyerCache
 from core.config import core_settings
 from core.errors import PurchaseError, ValidationError
+from core.options import date_range, kind_option, known_options
 from core.periods import (
     GRANULARITIES,
     NESTED_LEVELS,
@@ -18,7 +19,6 @@ from core.periods import (
     default_granularity,
     floor,
     levels_for,
-    parse_date,
     step,
 )
 from core.retry import retry_when_busy
@@ -43,19 +43,9 @@ class Filters:
 
 def parse_analytics_filters(filters) -> Filters:
     """Validate analytics filters; dates become UTC datetimes, the end exclusive."""
-    filters = filters or {}
-    if not isinstance(filters, dict):
-        raise ValidationError(f"filters must be a dict, got {type(filters).__name__}")
-    unknown = sorted(set(filters) - FILTER_NAMES)
-    if unknown:
-        raise ValidationError(f"unknown analytics filters {unknown}; allowed: {sorted(FILTER_NAMES)}")
-    start = parse_date(filters.get("startDate"), "startDate")
-    end = parse_date(filters.get("endDate"), "endDate", end=True)
-    if start and end and end <= start:
-        raise ValidationError(f"endDate {filters['endDate']!r} is before startDate {filters['startDate']!r}")
-    kind = filters.get("kind")
-    if kind is not None and kind not in KINDS:
-        raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}")
+    filters = known_options(filters, FILTER_NAMES, "analytics filters")
+    start, end = date_range(filters)
+    kind = kind_option(filters)
     method = filters.get("paymentMethod")
     if method is not None and (not isinstance(method, str) or not method):
         raise ValidationError(f"paymentMethod must be a non-empty string, got {method!r}")

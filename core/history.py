@@ -5,7 +5,7 @@ from pymongo.database import Database
 
 from core.errors import UserNotFoundError, ValidationError
 from core.ids import to_object_id
-from core.periods import parse_date
+from core.options import date_range, kind_option, known_options
 from core.retry import retry_when_busy
 from core.schema import KINDS, PURCHASES, REVOKED, USERS, catalog, kind_of
 
@@ -44,19 +44,9 @@ def get_purchase_history(db: Database, user_id, options=None) -> list[dict]:
 
 def parse_history_options(options) -> dict:
     """Validate history options and fill in defaults; dates become UTC datetimes."""
-    options = options or {}
-    if not isinstance(options, dict):
-        raise ValidationError(f"options must be a dict, got {type(options).__name__}")
-    unknown = sorted(set(options) - OPTION_NAMES)
-    if unknown:
-        raise ValidationError(f"unknown history options {unknown}; allowed: {sorted(OPTION_NAMES)}")
-    kind = options.get("kind")
-    if kind is not None and kind not in KINDS:
-        raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}")
-    start = parse_date(options.get("startDate"), "startDate")
-    end = parse_date(options.get("endDate"), "endDate", end=True)
-    if start and end and end <= start:
-        raise ValidationError(f"endDate {options['endDate']!r} is not after startDate {options['startDate']!r}")
+    options = known_options(options, OPTION_NAMES, "history options")
+    kind = kind_option(options)
+    start, end = date_range(options)
     include_revoked = options.get("includeRevoked", True)
     if not isinstance(include_revoked, bool):
         raise ValidationError(f"includeRevoked must be True or False, got {include_revoked!r}")

@@ -199,7 +199,7 @@ def test_the_seeds_sample_queries_agree(db):
         ({"top": 0}, "top must be"),
         ({"paymentMethod": ""}, "paymentMethod must be"),
         ({"region": "EU"}, "unknown analytics filters"),
-        ("last week", "filters must be a dict"),
+        ("last week", "analytics filters must be a dict"),
     ],
 )
 def test_bad_filters_raise_and_write_nothing(db, filters, message):

@@ -55,7 +55,7 @@ def test_unknown_user(db, catalog):
     [
         ({"kind": "ebook"}, "kind must be"),
         ({"startDate": "2025-13-01"}, "startDate must be"),
-        ({"startDate": "2025-02-01", "endDate": "2025-01-01"}, "not after startDate"),
+        ({"startDate": "2025-02-01", "endDate": "2025-01-01"}, "is before startDate"),
         ({"limit": 0}, "limit must be an integer between 1 and 500"),
         ({"limit": 501}, "limit must be"),
         ({"skip": -1}, "skip must be"),
