@@ -98,10 +98,10 @@ def has_purchased(db: Database, user_id, course_id=None, test_id=None) -> bool:
     user = to_object_id(user_id, "user_id")
     kind, item = item_kind(course_id, test_id)
     array = user_array(kind)
-    doc = retry_when_busy(lambda: db[USERS].find_one({"_id": user}, {array: {"$elemMatch": {"$eq": item}}}))
+    doc = retry_when_busy(lambda: db[USERS].find_one({"_id": user}, {array: 1}))
     if doc is None:
         raise UserNotFoundError(f"no user with id {user}")
-    return bool(doc.get(array))
+    return item in (doc.get(array) or [])
 
 
 def _user(db: Database, session, user: ObjectId, kind: str) -> dict:

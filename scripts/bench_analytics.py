@@ -2,7 +2,7 @@
 
 Builds 5,000 and 20,000 purchases on the embedded server through the bulk path and prints
 a Markdown table, all measured in one run.
-Usage: python scripts/bench_analytics.py [--sizes 5000 20000] [--repeat 5]
+Usage: python scripts/bench_analytics.py [--sizes 5000 20000] [--repeat 15]
 """
 
 import argparse
@@ -76,7 +76,7 @@ def bench_size(opened, size: int, repeat: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as data_dir, open_database({"DATA_DIR": data_dir}) as opened:
         print(f"Database: {opened.description}\n")
