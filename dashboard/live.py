@@ -21,6 +21,8 @@ GRAPH_CONFIG = {"displayModeBar": False}
 # overtaken never updates again.
 POLL_SHARE = 0.5
 BUYERS_POLL_MS = 5000
+# the charts the main poll draws; the buyers chart has its own poll
+ROLLUP_CHARTS = tuple(chart for chart in ids.CHARTS if chart != ids.LIVE_BUYERS_CHART)
 EXPORT_TIMEOUT = 10.0
 
 
@@ -154,7 +156,7 @@ def register(app, db, settings) -> None:
             "dates" if view.preset == "custom" else "hidden",
         )
 
-    chart_outputs = [Output(chart, "figure") for chart in ids.CHARTS if chart != ids.LIVE_BUYERS_CHART]
+    chart_outputs = [Output(chart, "figure") for chart in ROLLUP_CHARTS]
     kpi_outputs = []
     for card in ids.KPI_CARDS:
         if card != ids.LIVE_BUYERS:
@@ -276,18 +278,15 @@ def _render(db, view: View, now: datetime, seen: int, settings) -> dict:
     ]
     sparks = [_spark(_running(k.hourly_revenue, now, tz)), _spark(_running(k.hourly_purchases, now, tz)),
               _spark(k.hourly_revenue), _spark(k.hourly_purchases), _spark(aov_series)]
-    charts = [
-        figures.revenue_figure(figs["revenueByPeriod"], figs["granularity"], currency),
-        figures.kind_figure(figs, currency),
-        figures.top_items_figure(figs["popularCourses"], currency),
-        figures.top_items_figure(figs["popularTests"], currency, figures.TEAL),
-        figures.payment_figure(figs["paymentMethods"], currency),
-        figures.comped_figure(figs),
-    ]
-    order = [ids.LIVE_REVENUE_CHART, ids.LIVE_KIND_CHART, ids.LIVE_TOP_COURSES, ids.LIVE_TOP_TESTS,
-             ids.LIVE_METHODS_CHART, ids.LIVE_COMPED_CHART]
-    by_id = dict(zip(order, charts, strict=True))
-    chart_values = [by_id[c] for c in ids.CHARTS if c != ids.LIVE_BUYERS_CHART]
+    charts = {
+        ids.LIVE_REVENUE_CHART: figures.revenue_figure(figs["revenueByPeriod"], figs["granularity"], currency),
+        ids.LIVE_KIND_CHART: figures.kind_figure(figs, currency),
+        ids.LIVE_METHODS_CHART: figures.payment_figure(figs["paymentMethods"], currency),
+        ids.LIVE_TOP_COURSES: figures.top_items_figure(figs["popularCourses"], currency),
+        ids.LIVE_TOP_TESTS: figures.top_items_figure(figs["popularTests"], currency, figures.TEAL),
+        ids.LIVE_COMPED_CHART: figures.comped_figure(figs),
+    }
+    chart_values = [charts[chart] for chart in ROLLUP_CHARTS]
     updated = f"Updated {data.local_time(figs['asOf'], tz)}"
     label = f"{describe(view)} · by {figs['granularity']}"
     return {"outputs": [*kpi_values, *sparks, *chart_values, _feed_table(feed, seen), updated, label], "feed_rows": feed}
