@@ -66,3 +66,10 @@ def test_unknown_user(db, catalog):
 def test_bad_options(options, message):
     with pytest.raises(ValidationError, match=message):
         parse_history_options(options)
+
+
+def test_a_legacy_purchase_without_a_date_is_listed_last(db, catalog, bought):
+    db.purchases.insert_one({"user": bought, "test": catalog["tests"][0], "amount": 1, "paymentMethod": "paypal"})
+    history = get_purchase_history(db, bought)
+    assert len(history) == 5 and "purchasedAt" not in history[-1]
+    assert len(get_purchase_history(db, bought, {"startDate": "2025-01-01"})) == 4
