@@ -11,6 +11,7 @@ import _path  # noqa: F401 - puts the project root on sys.path
 from tqdm import tqdm
 
 from core import ensure_indexes, open_database
+from core.db import is_embedded
 from core.demo import is_empty, seed_demo
 from core.schema import COURSES, IDEMPOTENCY, PURCHASES, REVOKED, TESTS, USERS
 
@@ -26,6 +27,9 @@ def main(argv=None) -> int:
     with open_database() as opened:
         db = opened.db
         print(f"Seeding {opened.description}")
+        if opened.server is None and is_embedded(db):
+            print("The app is running on this data folder, so documents go over the wire one at a time,\n"
+                  "which takes minutes; stop the app for a bulk load in seconds.", file=sys.stderr)
         if args.reset:
             for name in (USERS, COURSES, TESTS, PURCHASES, REVOKED, IDEMPOTENCY):
                 db.drop_collection(name)
