@@ -4,11 +4,12 @@ import random
 import threading
 
 import pytest
+from bson import ObjectId
 from pymongo.errors import OperationFailure
 
 from core import AlreadyPurchasedError, NotPurchasedError, create_purchase, remove_purchase
 from core.consistency import check_consistency
-from core.schema import IDEMPOTENCY, PURCHASES, REVOKED, USERS
+from core.schema import COURSES, IDEMPOTENCY, PURCHASES, REVOKED, USERS
 from tests.conftest import owned, snapshot
 
 CARD = {"amount": 29.99, "paymentMethod": "credit_card"}
@@ -72,3 +73,40 @@ def test_eight_threads_granting_and_revoking_overlapping_pairs(db, catalog):
             assert len(array) == len(set(array))
             assert sorted(array) == sorted(p[kind] for p in db[PURCHASES].find({"user": user, kind: {"$exists": True}}))
     assert db[PURCHASES].count_documents({}) + db[REVOKED].count_documents({}) > 0
+
+
+def run_at_once(calls):
+    """Start every call together; return what each returned or raised."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(index, call):
+        barrier.wait()
+        try:
+            results[index] = call()
+        except Exception as error:  # noqa: BLE001 - returned for the assertions
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_eight_grants_at_once_all_succeed(db, catalog):
+    user = catalog["user"]
+    courses = [ObjectId() for _ in range(8)]
+    db[COURSES].insert_many([{"_id": c, "title": str(c)} for c in courses])
+    results = run_at_once([lambda c=c: create_purchase(db, user, c, None, CARD) for c in courses])
+    assert all(isinstance(r, dict) for r in results), results
+    assert sorted(owned(db, user, "course")) == sorted(courses)
+
+
+def test_eight_grants_of_one_item_at_once_make_one_purchase(db, catalog):
+    user, course = catalog["user"], catalog["courses"][0]
+    results = run_at_once([lambda: create_purchase(db, user, course, None, CARD) for _ in range(8)])
+    assert sum(isinstance(r, dict) for r in results) == 1
+    assert sum(isinstance(r, AlreadyPurchasedError) for r in results) == 7
+    assert db[PURCHASES].count_documents({"user": user}) == 1 and owned(db, user, "course") == [course]
