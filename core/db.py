@@ -67,7 +67,7 @@ def open_database(environ=None, *, db_name: str | None = None) -> OpenDatabase:
     if uri:
         client = MongoClient(uri, **CLIENT_OPTIONS)
         name = db_name or env.get("MONGODB_DB") or _default_db_name(client)
-        opened = OpenDatabase(client[name], f"MongoDB at {_hosts(client)}, database {name!r}")
+        opened = OpenDatabase(client[name], f"MongoDB at {_hosts(uri)}, database {name!r}")
     else:
         opened = _open_embedded(Path(env.get("DATA_DIR") or "data"), db_name or env.get("MONGODB_DB") or DEFAULT_DB_NAME)
     ensure_indexes(opened.db)
@@ -81,8 +81,10 @@ def _default_db_name(client: MongoClient) -> str:
         return DEFAULT_DB_NAME
 
 
-def _hosts(client: MongoClient) -> str:
-    return ", ".join(f"{host}:{port}" for host, port in client.topology_description.server_descriptions())
+def _hosts(uri: str) -> str:
+    """The hosts a URI names, without its credentials, for display (no DNS lookup)."""
+    rest = uri.split("://", 1)[-1]
+    return rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1].replace(",", ", ")
 
 
 def _open_embedded(data_dir: Path, name: str) -> OpenDatabase:

@@ -50,3 +50,10 @@ def test_bulk_insert_in_process_and_over_the_wire(db, opened_database):
         bulk_insert(db, "bulk", docs[150:])
     assert sorted(d["n"] for d in db.bulk.find()) == list(range(300))
     assert bulk_insert(db, "bulk", []) == 0
+
+
+def test_the_description_of_a_uri_shows_hosts_without_credentials():
+    from core.db import _hosts
+
+    assert _hosts("mongodb://admin:secret@db1:27017,db2:27018/?replicaSet=rs0") == "db1:27017, db2:27018"
+    assert _hosts("mongodb+srv://u:p@cluster0.example.net/learning") == "cluster0.example.net"
