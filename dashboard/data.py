@@ -13,7 +13,6 @@ from pymongo.database import Database
 from core.activity import get_recent_activity
 from core.analytics import buyer_figures, purchase_figures
 from core.periods import floor
-from core.rollups import get_data_version
 from dashboard.figures import method_label, money_text
 from dashboard.filters import View, analytics_filters, describe
 
@@ -31,10 +30,6 @@ class Kpis:
     purchases_prev_24h: int
     hourly_revenue: list[float]  # the last 24 hours, oldest first
     hourly_purchases: list[int]
-
-
-def data_version(db: Database) -> int:
-    return get_data_version(db)
 
 
 def today_in(tz: ZoneInfo, now: datetime):

@@ -11,6 +11,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from core.errors import PurchaseError
 from core.periods import floor
+from core.rollups import get_data_version
 from dashboard import data, figures, ids
 from dashboard.filters import GRANULARITIES, KINDS, PRESETS, View, describe, from_controls, parse_query, to_query
 
@@ -186,7 +187,7 @@ def register(app, db, settings) -> None:
         keep = [no_update] * len(data_outputs)
         try:
             with pymongo.timeout(poll_timeout):
-                version = data.data_version(db)
+                version = get_data_version(db)
                 if version == state.get("version") and key == state.get("key") and not state.get("downSince"):
                     raise PreventUpdate
                 values = _render(db, view, now, state.get("seen", 0), settings)

@@ -38,7 +38,6 @@ class LiveApp:
             "MONGODB_URI": self.opened.server.uri, "MONGODB_DB": self.db.name, "SEED_DEMO": "0",
             "REFRESH_MS": str(REFRESH_MS),
         })
-        self.dash = self.server.extensions["dash"]
         self._replacement = None
 
     def stop_database(self):
