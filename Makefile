@@ -7,13 +7,16 @@ INSTALLED := $(VENV)/.installed
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: run test browser seed check bench screenshots clean
+.PHONY: run test lint browser seed check bench screenshots clean
 
 run: $(INSTALLED)
 	$(BIN)/python app.py
 
-test: $(INSTALLED) browser
+test: $(INSTALLED) browser lint
 	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
 
 # The browser tests drive Debian's Chromium through its chromedriver.
 browser:
@@ -36,11 +39,13 @@ bench: $(INSTALLED) browser
 	$(BIN)/python scripts/bench_analytics.py
 	$(BIN)/python scripts/bench_dashboard.py
 
-$(INSTALLED): requirements.txt
+$(INSTALLED): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.13 (pyenv install 3.13)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	# the project root on the venv's path, so scripts and tests import app, core, dashboard
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
 	touch $@
 
 clean:

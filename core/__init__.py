@@ -1,7 +1,16 @@
-"""The hybrid purchase system: ownership arrays on users, history in `purchases`."""
+"""The hybrid purchase system: ownership arrays on users, history in `purchases`.
 
-from core.analytics import get_purchase_analytics
-from core.db import OpenDatabase, bulk_insert, ensure_indexes, open_database
+Its public API is this module; `core.storage` and `core.operations` are documented
+sub-packages for scripts and the app. Every function takes a pymongo `Database` first,
+from any client (tz-aware or not); those that need settings take `settings=CoreSettings`.
+
+Layers, lowest first: `storage` (database, transactions, retry, names), `validation`,
+`changes` (data version, activity feed), `analytics` (rollups, queries), `purchases`
+(commands, history), `operations` (consistency, rebuild, demo).
+"""
+
+from core.analytics.queries import buyer_figures, get_purchase_analytics, purchase_figures
+from core.changes import FEED_SIZE, get_data_version, get_recent_activity
 from core.errors import (
     AlreadyPurchasedError,
     ItemNotFoundError,
@@ -10,25 +19,32 @@ from core.errors import (
     UserNotFoundError,
     ValidationError,
 )
-from core.history import get_purchase_history
-from core.purchases import create_purchase, has_purchased, remove_purchase
-from core.rollups import get_data_version
+from core.purchases.commands import create_purchase, has_purchased, remove_purchase
+from core.purchases.history import get_purchase_history
+from core.settings import DEFAULT_SETTINGS, CoreSettings
+from core.storage import OpenDatabase, bulk_insert, ensure_indexes, open_database
 
 __all__ = [
+    "DEFAULT_SETTINGS",
+    "FEED_SIZE",
     "AlreadyPurchasedError",
+    "CoreSettings",
     "ItemNotFoundError",
     "NotPurchasedError",
     "OpenDatabase",
     "PurchaseError",
     "UserNotFoundError",
     "ValidationError",
+    "buyer_figures",
     "bulk_insert",
     "create_purchase",
     "ensure_indexes",
     "get_data_version",
     "get_purchase_analytics",
     "get_purchase_history",
+    "get_recent_activity",
     "has_purchased",
     "open_database",
+    "purchase_figures",
     "remove_purchase",
 ]

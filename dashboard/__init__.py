@@ -1,30 +1,30 @@
-"""The Dash app, mounted on the project's Flask server."""
+"""The Dash app, mounted on the project's Flask server: a shell and its pages."""
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from dash import Dash
 
-from dashboard import data, live
+from dashboard import data, shell
+from dashboard.context import EXTENSION, DashboardContext
+from dashboard.pages import page_modules
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
-@dataclass(frozen=True)
-class DashboardSettings:
-    description: str
-    currency: str
-    refresh_ms: int
-    tz: ZoneInfo
-    payment_methods: frozenset[str]
-
-
-def init_dashboard(server, db, settings: DashboardSettings) -> Dash:
-    """Create the Dash app on `server`, reading from `db`."""
-    app = Dash(__name__, server=server, title="Live revenue", assets_folder=str(ASSETS), update_title=None)
-    app.layout = live.layout(settings)
-    live.register(app, db, settings)
-    threading.Thread(target=data.warm_up, args=(db, settings.tz), name="warm-up", daemon=True).start()
+def init_dashboard(server, context: DashboardContext) -> Dash:
+    """Create the Dash app on `server`: the shell, every page's callbacks, a cache warm-up."""
+    server.extensions[EXTENSION] = context
+    # Our own router (dashboard.shell) rather than Dash pages: Dash pages re-runs a page's
+    # layout on every change of the query string, which would blank the live page's charts
+    # whenever a filter changes, and its page registry is global to the process.
+    app = Dash(__name__, server=server, title="Purchases", assets_folder=str(ASSETS), update_title=None,
+               suppress_callback_exceptions=True)
+    pages = page_modules()
+    app.layout = shell.layout(pages)
+    shell.register(app, context, pages)
+    for page in pages:
+        page.register(app, context)
+    threading.Thread(target=data.warm_up, args=(context.db, context.settings.timezone, context.settings.core),
+                     name="warm-up", daemon=True).start()
     return app

@@ -10,9 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo.database import Database
 
-from core.activity import get_recent_activity
-from core.analytics import buyer_figures, purchase_figures
-from core.periods import floor
+from core import CoreSettings, buyer_figures, get_recent_activity, purchase_figures
 from dashboard.figures import method_label, money_text
 from dashboard.filters import View, analytics_filters, describe
 
@@ -41,24 +39,24 @@ def view_figures(db: Database, view: View, tz: ZoneInfo, now: datetime) -> dict:
     return purchase_figures(db, analytics_filters(view, today_in(tz, now)))
 
 
-def view_buyers(db: Database, view: View, tz: ZoneInfo, now: datetime) -> dict:
-    return buyer_figures(db, analytics_filters(view, today_in(tz, now)))
+def view_buyers(db: Database, view: View, tz: ZoneInfo, now: datetime, settings: CoreSettings | None = None) -> dict:
+    return buyer_figures(db, analytics_filters(view, today_in(tz, now)), settings=settings)
 
 
-def warm_up(db: Database, tz: ZoneInfo) -> None:
+def warm_up(db: Database, tz: ZoneInfo, settings: CoreSettings | None = None) -> None:
     """Read the default view once, so the first visitor finds caches warm (buyers: ~1.5 s at 20,000)."""
     now = datetime.now(UTC)
     try:
         view_figures(db, View(), tz, now)
         kpis(db, View(), tz, now)
-        view_buyers(db, View(), tz, now)
+        view_buyers(db, View(), tz, now, settings)
     except Exception:  # noqa: BLE001 - an optimisation only; the page reads again anyway
         log.warning("warming up the default view failed", exc_info=True)
 
 
 def kpis(db: Database, view: View, tz: ZoneInfo, now: datetime) -> Kpis:
     """Today, the last 24 hours and the 24 before, from 48 hourly rollups (kind and method apply)."""
-    start = floor(now, "hour") - timedelta(hours=47)
+    start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=47)
     filters = {"startDate": start, "granularity": "hour"}
     filters |= {k: v for k, v in (("kind", view.kind), ("paymentMethod", view.method)) if v}
     rows = purchase_figures(db, filters, details=False)["revenueByPeriod"][-48:]

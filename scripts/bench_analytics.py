@@ -12,13 +12,12 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
-import _path  # noqa: F401 - puts the project root on sys.path
 from bson import ObjectId
 
 from core import ensure_indexes, get_data_version, get_purchase_analytics, open_database
-from core.buyers import compute_buyers
-from core.demo import seed_demo
-from core.schema import PURCHASES, REVOKED
+from core.analytics.buyers import compute_buyers  # the pipeline alone, uncached
+from core.operations import seed_demo
+from core.storage.schema import PURCHASES, REVOKED
 
 
 def seed_pipelines(start):
@@ -78,7 +77,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as data_dir, open_database({"DATA_DIR": data_dir}) as opened:
+    with tempfile.TemporaryDirectory() as data_dir, open_database(data_dir=data_dir) as opened:
         print(f"Database: {opened.description}\n")
         rows = {size: bench_size(opened, size, args.repeat) for size in args.sizes}
     print("| purchases | query | rollups (all figures but buyers) | seed's pipelines | speed-up | buyer pipeline | data version read |")

@@ -12,12 +12,12 @@ import sys
 import tempfile
 import time
 
-import _path  # noqa: F401 - puts the project root on sys.path
 from bson import ObjectId
 
 from core import create_purchase, ensure_indexes, has_purchased, open_database, remove_purchase
-from core.demo import seed_demo
-from core.schema import COURSES, PURCHASES, USERS
+from core.operations import seed_demo
+from core.storage.schema import COURSES, PURCHASES, USERS
+
 
 def timed(calls) -> list[float]:
     """Run each call once and return the seconds each took."""
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reads", type=int, default=400)
     parser.add_argument("--writes", type=int, default=30)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as data_dir, open_database({"DATA_DIR": data_dir}) as opened:
+    with tempfile.TemporaryDirectory() as data_dir, open_database(data_dir=data_dir) as opened:
         print(f"Database: {opened.description}\n")
         results = {size: bench_size(opened, size, args.reads, args.writes) for size in args.sizes}
     print("| purchases | demo load (bulk) | has_purchased | bare find_one by _id | ratio "

@@ -12,39 +12,31 @@ import tempfile
 import threading
 import time
 
-import _path  # noqa: F401 - puts the project root on sys.path
 from bson import ObjectId
 from werkzeug.serving import make_server
 
 from app import create_app
 from core import create_purchase, open_database
-from core.demo import seed_demo
-from core.schema import COURSES, USERS
-from dashboard import ids
+from core.operations import seed_demo
+from core.storage.schema import COURSES, USERS
+from dashboard.pages import live
+from scripts.chrome import free_port, start_chrome
+from scripts.dash_client import callback_body, callback_key
 from scripts.screenshot import charts_drawn
-from tests.browser.chrome import start_chrome
-from tests.browser.conftest import free_port
 
 
 def poll_request(dash_app, state: dict) -> dict:
     """The body the browser posts for one tick of the live page's poll."""
-    key = next(k for k in dash_app.callback_map if f"{ids.LIVE_STATE}.data" in k and ids.LIVE_FEED in k)
-    outputs = [dict(zip(("id", "property"), o.rsplit(".", 1), strict=True)) for o in key.strip(".").split("...")]
-    return {
-        "output": key,
-        "outputs": outputs,
-        "inputs": [{"id": ids.LIVE_INTERVAL, "property": "n_intervals", "value": 1},
-                   {"id": ids.LIVE_URL, "property": "search", "value": "?range=30d"}],
-        "state": [{"id": ids.LIVE_STATE, "property": "data", "value": state}],
-        "changedPropIds": [f"{ids.LIVE_INTERVAL}.n_intervals"],
-    }
+    key = callback_key(dash_app, f"{live.STATE}.data", f"{live.FEED}.children")
+    values = {f"{live.INTERVAL}.n_intervals": 1, f"{live.URL}.search": "?range=30d", f"{live.STATE}.data": state}
+    return callback_body(dash_app, key, values, [f"{live.INTERVAL}.n_intervals"])
 
 
 def timed_poll(client, dash_app, state: dict) -> tuple[float, dict, int]:
     started = time.perf_counter()
     reply = client.post("/_dash-update-component", json=poll_request(dash_app, state))
     seconds = time.perf_counter() - started
-    new_state = reply.get_json()["response"][ids.LIVE_STATE]["data"] if reply.status_code == 200 else state
+    new_state = reply.get_json()["response"][live.STATE]["data"] if reply.status_code == 200 else state
     return seconds, new_state, reply.status_code
 
 
@@ -67,7 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--purchases", type=int, default=20000)
     parser.add_argument("--polls", type=int, default=20)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as data_dir, open_database({"DATA_DIR": data_dir}) as opened:
+    with tempfile.TemporaryDirectory() as data_dir, open_database(data_dir=data_dir) as opened:
         db = opened.db
         seed_demo(db, users=max(600, args.purchases // 10), purchases=args.purchases, seed=1)
         server = create_app({"MONGODB_URI": opened.server.uri, "MONGODB_DB": db.name, "SEED_DEMO": "0"})

@@ -8,16 +8,15 @@ import argparse
 import sys
 import time
 
-import _path  # noqa: F401 - puts the project root on sys.path
 from tqdm import tqdm
 
-from core import open_database
-from core.rollups import rebuild_rollups, rollup_differences
+from core.operations import rebuild_rollups, rollup_differences
+from settings import load_settings
 
 
 def main(argv=None) -> int:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
-    with open_database() as opened:
+    with load_settings().open_database() as opened:
         print(f"Rebuilding rollups in {opened.description}")
         started = time.perf_counter()
         with tqdm(unit="doc", desc="rollups") as bar:

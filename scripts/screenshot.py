@@ -5,18 +5,16 @@ Without --url it starts the app on a free port with demo data in a temporary fol
 """
 
 import argparse
-import socket
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import _path  # noqa: F401 - puts the project root on sys.path
 from selenium.webdriver.common.by import By
 from werkzeug.serving import make_server
 
-from tests.browser.chrome import start_chrome
+from scripts.chrome import free_port, start_chrome
 
 SIZES = {"laptop": (1440, 900), "phone": (390, 844)}
 READY_TIMEOUT = 30
@@ -27,9 +25,7 @@ def serve_demo(data_dir: str) -> str:
     from app import create_app
 
     server = create_app({"DATA_DIR": data_dir, "MONGODB_URI": "", "PORT": "0"})
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     http = make_server("127.0.0.1", port, server, threaded=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{port}/"

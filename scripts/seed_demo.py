@@ -7,13 +7,13 @@ import argparse
 import sys
 import time
 
-import _path  # noqa: F401 - puts the project root on sys.path
 from tqdm import tqdm
 
-from core import ensure_indexes, open_database
-from core.db import is_embedded
-from core.demo import is_empty, seed_demo
-from core.schema import COURSES, IDEMPOTENCY, PURCHASES, REVOKED, TESTS, USERS
+from core import ensure_indexes
+from core.operations import is_empty, seed_demo
+from core.storage import is_embedded
+from core.storage.schema import COURSES, IDEMPOTENCY, PURCHASES, REVOKED, TESTS, USERS
+from settings import load_settings
 
 
 def main(argv=None) -> int:
@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable data")
     parser.add_argument("--reset", action="store_true", help="drop existing demo collections first")
     args = parser.parse_args(argv)
-    with open_database() as opened:
+    with load_settings().open_database() as opened:
         db = opened.db
         print(f"Seeding {opened.description}")
         if opened.server is None and is_embedded(db):

@@ -7,11 +7,8 @@ Exit status 1 when a problem is found (after --repair: when one remains).
 import argparse
 import sys
 
-import _path  # noqa: F401 - puts the project root on sys.path
-
-from core import open_database
-from core.consistency import PROBLEMS, REPAIRABLE, check_consistency, repair_arrays
-from core.rollups import rebuild_rollups
+from core.operations import PROBLEMS, REPAIRABLE, check_consistency, rebuild_rollups, repair_arrays
+from settings import load_settings
 
 
 def report(problems: dict, examples: int) -> int:
@@ -31,7 +28,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repair", action="store_true", help="make user arrays match purchases")
     parser.add_argument("--examples", type=int, default=3, help="examples printed per problem")
     args = parser.parse_args(argv)
-    with open_database() as opened:
+    with load_settings().open_database() as opened:
         print(f"Checking {opened.description}")
         problems = check_consistency(opened.db)
         total = report(problems, args.examples)

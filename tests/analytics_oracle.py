@@ -2,7 +2,8 @@
 
 from collections import Counter, defaultdict
 
-from core.periods import buckets, floor, parse_date, step
+from core.analytics.periods import buckets, floor, step
+from core.validation import parse_date
 
 
 def brute_force(purchases, revoked, titles, filters, granularity, as_of):

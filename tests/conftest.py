@@ -6,14 +6,16 @@ import uuid
 import pytest
 from bson import ObjectId
 
+from app import create_app
 from core import ensure_indexes, open_database
-from core.schema import COURSES, PURCHASES, TESTS, USERS
+from core.storage.schema import COURSES, PURCHASES, TESTS, USERS
 
 
 @pytest.fixture(scope="session")
 def opened_database(tmp_path_factory):
-    env = {"DATA_DIR": str(tmp_path_factory.mktemp("data")), "MONGODB_URI": os.environ.get("MONGODB_URI", "")}
-    opened = open_database(env, db_name="test_bootstrap")
+    opened = open_database(
+        uri=os.environ.get("MONGODB_URI", ""), data_dir=tmp_path_factory.mktemp("data"), db_name="test_bootstrap"
+    )
     yield opened
     opened.close()
 
@@ -56,3 +58,21 @@ def owned(db, user, kind: str) -> list:
 
 def purchases_of(db, user) -> list:
     return list(db[PURCHASES].find({"user": user}))
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The app as `create_app` builds it, on its own database (flaskr's `app` fixture)."""
+    uri = os.environ.get("MONGODB_URI", "")
+    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": uri, "MONGODB_DB": f"app_{uuid.uuid4().hex[:12]}",
+                         "SEED_DEMO": "0", "TESTING": True})
+    yield server
+    opened = server.extensions["purchase_database"]
+    if uri:
+        opened.client.drop_database(opened.db.name)
+    opened.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -2,9 +2,8 @@
 
 from bson import ObjectId
 
-from core import create_purchase, get_data_version, remove_purchase
-from core.activity import FEED_SIZE, get_recent_activity
-from core.schema import ACTIVITY, COURSES, USERS
+from core import FEED_SIZE, create_purchase, get_data_version, get_recent_activity, remove_purchase
+from core.storage.schema import ACTIVITY, COURSES, USERS
 
 CARD = {"amount": 12.5, "paymentMethod": "paypal"}
 

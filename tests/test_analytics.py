@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import (
+    AlreadyPurchasedError,
+    CoreSettings,
     ValidationError,
     create_purchase,
     ensure_indexes,
@@ -17,8 +19,8 @@ from core import (
     get_purchase_analytics,
     remove_purchase,
 )
-from core.rollups import rebuild_rollups, rollup_differences
-from core.schema import COURSES, DATA_VERSION, PURCHASES, REVOKED, TESTS, USERS
+from core.operations import rebuild_rollups, rollup_differences
+from core.storage.schema import COURSES, DATA_VERSION, PURCHASES, REVOKED, TESTS, USERS
 from tests.analytics_oracle import assert_figures_match, brute_force
 from tests.conftest import snapshot
 
@@ -26,10 +28,8 @@ T0 = datetime(2025, 1, 6, tzinfo=UTC)  # a Monday
 METHODS = ["credit_card", "paypal", "stripe", "admin_grant"]
 
 
-@pytest.fixture(autouse=True)
-def no_buyer_reuse(monkeypatch):
-    """Buyer figures are recomputed whenever the data version moves."""
-    monkeypatch.setenv("BUYERS_MAX_AGE", "0")
+# buyer figures recomputed whenever the data version moves
+FRESH = CoreSettings(buyers_max_age=0)
 
 
 def make_world(db, users=4, courses=3, tests=2):
@@ -50,7 +50,7 @@ def buy(db, user, kind, item, cents, method, when):
 
 
 def check(db, world, filters):
-    result = get_purchase_analytics(db, filters)
+    result = get_purchase_analytics(db, filters, settings=FRESH)
     expected = brute_force(list(db[PURCHASES].find()), list(db[REVOKED].find()), world["titles"], filters,
                            result["granularity"], result["asOf"])
     assert_figures_match(result, expected)
@@ -114,7 +114,7 @@ def test_every_figure_equals_brute_force(opened_database, scenario):
                 check(db, world, f)
             except ValidationError as error:
                 # only an end before the start is refused here
-                assert "before startDate" in str(error) and start is not None and end is not None
+                assert "before startDate" in str(error) and start is not None and end is not None  # noqa: PT017
         assert rollup_differences(db) == []
     finally:
         opened_database.client.drop_database(db.name)
@@ -151,10 +151,10 @@ def test_revocations_show_separately(db):
 
 
 def test_empty_database_has_zeros_and_no_series(db):
-    result = get_purchase_analytics(db)
+    result = get_purchase_analytics(db, settings=FRESH)
     assert result["totalPurchases"] == 0 and result["revenueByPeriod"] == [] and result["popularCourses"] == []
     assert result["uniqueBuyers"] == 0 and result["buyers"]["purchasesPerBuyer"] == []
-    empty_range = get_purchase_analytics(db, {"startDate": "2025-01-01", "endDate": "2025-01-03"})
+    empty_range = get_purchase_analytics(db, {"startDate": "2025-01-01", "endDate": "2025-01-03"}, settings=FRESH)
     assert empty_range["granularity"] == "day"
     assert [row["count"] for row in empty_range["revenueByPeriod"]] == [0, 0, 0]
 
@@ -178,7 +178,7 @@ def test_the_seeds_sample_queries_agree(db):
                     "totalRevenue": {"$sum": "$amount"}, "count": {"$sum": 1}}},
         {"$sort": {"_id.year": -1, "_id.month": -1}},
     ]))
-    result = get_purchase_analytics(db, {"granularity": "month"})
+    result = get_purchase_analytics(db, {"granularity": "month"}, settings=FRESH)
     assert {row["_id"]: row["count"] for row in popular} == {row["id"]: row["count"] for row in result["popularCourses"]}
     ours = {(row["period"].year, row["period"].month): row for row in result["revenueByPeriod"] if row["count"]}
     assert len(ours) == len(monthly)
@@ -206,7 +206,7 @@ def test_bad_filters_raise_and_write_nothing(db, filters, message):
     make_world(db)
     before = snapshot(db)
     with pytest.raises(ValidationError, match=message):
-        get_purchase_analytics(db, filters)
+        get_purchase_analytics(db, filters, settings=FRESH)
     assert snapshot(db) == before
 
 
@@ -216,31 +216,30 @@ def test_data_version_moves_with_every_change_and_only_then(db):
     assert get_data_version(db) == 0
     buy(db, u[0], "course", c[0], 100, "paypal", T0)
     assert get_data_version(db) == 1
-    with pytest.raises(Exception):  # noqa: B017, PT011 - any refusal; the version must not move
+    with pytest.raises(AlreadyPurchasedError):  # refused: the version must not move
         buy(db, u[0], "course", c[0], 100, "paypal", T0)
     create_purchase(db, u[1], c[1], None, {"amount": 1, "paymentMethod": "paypal", "idempotencyKey": "k"})
     create_purchase(db, u[1], c[1], None, {"amount": 1, "paymentMethod": "paypal", "idempotencyKey": "k"})
     assert get_data_version(db) == 2
     remove_purchase(db, u[0], c[0])
     assert get_data_version(db) == 3
-    get_purchase_analytics(db)
+    get_purchase_analytics(db, settings=FRESH)
     assert get_data_version(db) == 3
 
 
-def test_buyer_figures_are_reused_for_max_age_then_recomputed(db, monkeypatch):
+def test_buyer_figures_are_reused_for_max_age_then_recomputed(db):
     world = make_world(db)
     u, c = world["users"], world["course"]
     buy(db, u[0], "course", c[0], 100, "paypal", T0)
-    monkeypatch.setenv("BUYERS_MAX_AGE", "3600")
-    first = get_purchase_analytics(db, {"startDate": "2025-01-01"})
+    patient = CoreSettings(buyers_max_age=3600)
+    first = get_purchase_analytics(db, {"startDate": "2025-01-01"}, settings=patient)
     buy(db, u[1], "course", c[0], 100, "paypal", T0)
-    cached = get_purchase_analytics(db, {"startDate": "2025-01-01"})
+    cached = get_purchase_analytics(db, {"startDate": "2025-01-01"}, settings=patient)
     assert cached["totalPurchases"] == 2  # rollup figures are always exact
     assert cached["uniqueBuyers"] == 1 and cached["buyers"]["asOf"] == first["buyers"]["asOf"]
-    monkeypatch.setenv("BUYERS_MAX_AGE", "0")
-    fresh = get_purchase_analytics(db, {"startDate": "2025-01-01"})
+    fresh = get_purchase_analytics(db, {"startDate": "2025-01-01"}, settings=CoreSettings(buyers_max_age=0))
     assert fresh["uniqueBuyers"] == 2 and fresh["buyers"]["asOf"] > first["buyers"]["asOf"]
-    again = get_purchase_analytics(db, {"startDate": "2025-01-01"})
+    again = get_purchase_analytics(db, {"startDate": "2025-01-01"}, settings=FRESH)
     assert again["buyers"]["asOf"] == fresh["buyers"]["asOf"]  # same version: no new pipeline
 
 
@@ -267,6 +266,6 @@ def test_readers_wait_while_rollups_are_rebuilt(db):
     timer = threading.Timer(0.8, lambda: db[DATA_VERSION].update_one({"_id": "purchases"}, {"$set": {"rebuilding": False}}))
     timer.start()
     started = datetime.now(UTC)
-    result = get_purchase_analytics(db)
+    result = get_purchase_analytics(db, settings=FRESH)
     timer.join()
     assert result["totalPurchases"] == 1 and result["asOf"] - started >= timedelta(seconds=0.8)

@@ -1,19 +1,23 @@
-"""The app factory: embedded database, demo seeding on first start, the page's layout."""
+"""The app factory: settings, demo seeding on first start, the shell and its pages, the poll."""
 
 import json
 import os
 
 import pytest
+from bson import ObjectId
 
 from app import create_app
-from core import get_data_version
-from core.rollups import rollup_differences
-from core.schema import PURCHASES, USERS
-from dashboard import ids
+from core import create_purchase, get_data_version
+from core.operations import rollup_differences, seed_demo
+from core.storage.schema import COURSES, PURCHASES, USERS
+from dashboard import shell
+from dashboard.pages import live
+from scripts.dash_client import callback_body, callback_key
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="seeds only the embedded database")
+embedded_only = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="seeds only the embedded database")
 
 
+@embedded_only
 def test_first_start_seeds_demo_data_with_rollups_and_serves_the_page(tmp_path):
     server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_DB": "apptest", "MONGODB_URI": ""})
     try:
@@ -22,10 +26,11 @@ def test_first_start_seeds_demo_data_with_rollups_and_serves_the_page(tmp_path):
         assert rollup_differences(db) == [] and get_data_version(db) > 0
         client = server.test_client()
         assert client.get("/").status_code == 200
-        layout = json.dumps(client.get("/_dash-layout").get_json())
-        for component in (ids.LIVE_REVENUE_CHART, ids.LIVE_FEED, ids.LIVE_INTERVAL, ids.value(ids.LIVE_AOV)):
-            assert f'"{component}"' in layout
-        assert str(tmp_path) in layout  # the page says which database it reads
+        shell_layout = json.dumps(client.get("/_dash-layout").get_json())
+        assert f'"{shell.CONTENT}"' in shell_layout and str(tmp_path) in shell_layout  # names its database
+        page = json.dumps(route(client, server, "/"))
+        for component in (live.REVENUE_CHART, live.FEED, live.INTERVAL, live.value(live.AOV)):
+            assert f'"{component}"' in page
     finally:
         server.extensions["purchase_database"].close()
     # a second start finds the data and does not seed again
@@ -36,9 +41,87 @@ def test_first_start_seeds_demo_data_with_rollups_and_serves_the_page(tmp_path):
         again.extensions["purchase_database"].close()
 
 
-def test_seeding_can_be_turned_off(tmp_path):
-    app = create_app({"DATA_DIR": str(tmp_path), "MONGODB_DB": "empty", "MONGODB_URI": "", "SEED_DEMO": "0"})
+def test_seeding_can_be_turned_off(app):
+    assert app.extensions["purchase_database"].db[USERS].count_documents({}) == 0
+
+
+def test_a_setting_given_to_create_app_reaches_a_purchase(tmp_path):
+    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": os.environ.get("MONGODB_URI", ""),
+                         "MONGODB_DB": f"settings_{ObjectId()}", "SEED_DEMO": "0",
+                         "PAYMENT_METHODS": "voucher", "CURRENCY": "EUR"})
     try:
-        assert app.extensions["purchase_database"].db[USERS].count_documents({}) == 0
+        db, settings = server.extensions["purchase_database"].db, server.extensions["settings"]
+        user, course = ObjectId(), ObjectId()
+        db[USERS].insert_one({"_id": user, "name": "Ada", "purchasedCourses": [], "purchasedTests": []})
+        db[COURSES].insert_one({"_id": course, "title": "Course"})
+        purchase = create_purchase(db, user, course, None, {"amount": 5, "paymentMethod": "voucher"},
+                                   settings=settings.core)
+        assert db[PURCHASES].find_one({"_id": purchase["_id"]})["currency"] == "EUR"
+        assert server.config["CURRENCY"] == "EUR"
+        methods = json.dumps(route(server.test_client(), server, "/"))
+        assert '"voucher"' in methods and '"paypal"' not in methods  # the page offers what core accepts
     finally:
-        app.extensions["purchase_database"].close()
+        server.extensions["purchase_database"].close()
+
+
+def test_settings_are_checked_when_the_app_is_built(tmp_path):
+    with pytest.raises(ValueError, match="REFRESH_MS"):
+        create_app({"DATA_DIR": str(tmp_path), "REFRESH_MS": "soon"})
+    with pytest.raises(ValueError, match="TIMEZONE"):
+        create_app({"DATA_DIR": str(tmp_path), "TIMEZONE": "Mars/Olympus"})
+
+
+def test_an_unknown_path_shows_not_found(client, app):
+    assert "Page not found" in json.dumps(route(client, app, "/nowhere"))
+
+
+def route(client, app, path: str) -> dict:
+    """What the shell's router puts on the page for `path`."""
+    dash_app = app.extensions["dash"]
+    key = callback_key(dash_app, f"{shell.CONTENT}.children")
+    body = callback_body(dash_app, key, {f"{shell.URL}.pathname": path}, [f"{shell.URL}.pathname"])
+    reply = client.post("/_dash-update-component", json=body)
+    assert reply.status_code == 200, reply.data
+    return reply.get_json()["response"][shell.CONTENT]["children"]
+
+
+def poll(client, app, state: dict):
+    """One tick of the live page's main poll, as the browser sends it."""
+    dash_app = app.extensions["dash"]
+    key = callback_key(dash_app, f"{live.STATE}.data", f"{live.FEED}.children")
+    values = {f"{live.INTERVAL}.n_intervals": 1, f"{live.URL}.search": "?range=30d", f"{live.STATE}.data": state}
+    return client.post("/_dash-update-component", json=callback_body(dash_app, key, values,
+                                                                     [f"{live.INTERVAL}.n_intervals"]))
+
+
+def test_poll_draws_once_then_answers_204_until_something_changes(client, app):
+    db = app.extensions["purchase_database"].db
+    seed_demo(db, users=30, items=8, purchases=100, seed=1)
+    first = poll(client, app, {})
+    assert first.status_code == 200
+    response = first.get_json()["response"]
+    state = response[live.STATE]["data"]
+    assert state["version"] == get_data_version(db)
+    assert response[shell.BANNER]["className"] == "banner hidden"
+    assert json.dumps(response[live.FEED]["children"]).count('"Tr"') == 16  # header and 15 rows
+    assert poll(client, app, state).status_code == 204  # nothing changed: nothing sent
+    user = db[USERS].find_one()
+    course = db[COURSES].find_one({"_id": {"$nin": user["purchasedCourses"]}})
+    create_purchase(db, user["_id"], course["_id"], None, {"amount": 12.5, "paymentMethod": "paypal"})
+    changed = poll(client, app, state)
+    assert changed.status_code == 200
+    assert changed.get_json()["response"][live.STATE]["data"]["version"] == state["version"] + 1
+
+
+@embedded_only
+def test_poll_shows_the_outage_banner_when_the_database_is_gone_and_keeps_the_figures(client, app):
+    first = poll(client, app, {})
+    state = first.get_json()["response"][live.STATE]["data"]
+    app.extensions["purchase_database"].server.stop()
+    down = poll(client, app, state)
+    assert down.status_code == 200
+    response = down.get_json()["response"]
+    assert "Database unreachable since" in response[shell.BANNER]["children"]
+    assert response[live.BODY]["className"] == "body stale"
+    assert live.REVENUE_CHART not in response  # the last figures stay on screen
+    assert response[live.STATE]["data"]["downSince"]

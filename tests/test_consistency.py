@@ -2,16 +2,15 @@
 
 import os
 import subprocess
-from datetime import UTC, datetime
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bson import ObjectId
 
 from core import create_purchase, open_database
-from core.consistency import check_consistency, repair_arrays
-from core.rollups import rebuild_rollups
-from core.schema import PURCHASES, STATS, STATS_DETAILS_HOURLY, USERS
+from core.operations import check_consistency, rebuild_rollups, repair_arrays
+from core.storage.schema import PURCHASES, STATS, STATS_DETAILS_HOURLY, USERS
 from tests.conftest import owned
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +51,10 @@ def test_finds_every_kind_and_repairs_the_arrays(db, catalog):
         "array_entry_without_purchase": 2,
         "purchase_missing_from_array": 3,
         "purchase_with_bad_fields": 1,
-        "rollup_mismatch": len(found["rollup_mismatch"]),
+        # three well-formed sales (two of course c0, one of the ghost test, all paypal): sales
+        # count and revenue per kind (4 counters) at month, week, day and hour; items and
+        # items by method (8 counters) at month, day and hour
+        "rollup_mismatch": 4 * 4 + 8 * 3,
         "purchase_of_unknown_user": 1,
         "purchase_of_unknown_item": 1,
         "array_entry_of_unknown_item": 1,
@@ -60,6 +62,9 @@ def test_finds_every_kind_and_repairs_the_arrays(db, catalog):
         "duplicate_purchases": 1,
     }
     assert {"user": user, "course": c1} in found["array_entry_without_purchase"]
+    month_sales = {d["counter"]: (d["expected"], d["stored"]) for d in found["rollup_mismatch"]
+                   if d["bucket"] == "month|2025-03-01T00" and d["counter"].endswith(".count") and d["counter"].startswith("sales.")}
+    assert month_sales == {"sales.course.paypal.count": (2, 0), "sales.test.paypal.count": (1, 0)}
 
     changes = repair_arrays(db, found)
     assert f"user {user}: removed course {c1} from purchasedCourses" in changes
@@ -101,8 +106,8 @@ def test_scripts_seed_check_and_repair(tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip().endswith("consistent")
 
-    env = {"DATA_DIR": str(tmp_path), "MONGODB_URI": os.environ.get("MONGODB_URI", "")}
-    with open_database(env, db_name=name) as opened:
+    env = {"data_dir": tmp_path, "uri": os.environ.get("MONGODB_URI", "")}
+    with open_database(**env, db_name=name) as opened:
         victim = opened.db[USERS].find_one({"purchasedCourses.0": {"$exists": True}})
         opened.db[USERS].update_one({"_id": victim["_id"]}, {"$set": {"purchasedCourses": []}})
     broken = run_script("scripts/test_hybrid_system.py", data_dir=tmp_path, db_name=name)
@@ -111,7 +116,7 @@ def test_scripts_seed_check_and_repair(tmp_path):
     repaired = run_script("scripts/test_hybrid_system.py", "--repair", data_dir=tmp_path, db_name=name)
     assert repaired.returncode == 0, repaired.stdout
     assert f"Repaired {len(victim['purchasedCourses'])} array entries" in repaired.stdout
-    with open_database(env, db_name=name) as opened:
+    with open_database(**env, db_name=name) as opened:
         assert opened.db[USERS].find_one({"_id": victim["_id"]})["purchasedCourses"] == victim["purchasedCourses"]
         opened.db[STATS].delete_many({"level": "day"})
         opened.db[STATS_DETAILS_HOURLY].delete_many({})

@@ -7,23 +7,24 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from core import bulk_insert, ensure_indexes, open_database
-from core.db import CLIENT_OPTIONS, is_embedded
-from core.schema import PURCHASES
+from core.storage import is_embedded
+from core.storage.db import CLIENT_OPTIONS
+from core.storage.schema import PURCHASES
 
 embedded_only = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="MONGODB_URI points elsewhere")
 
 
 @embedded_only
 def test_embedded_server_stores_under_data_dir_and_others_join_it(tmp_path):
-    with open_database({"DATA_DIR": str(tmp_path / "d")}, db_name="app") as first:
+    with open_database(data_dir=str(tmp_path / "d"), db_name="app") as first:
         assert first.server is not None and "embedded mongoeco" in first.description
         assert (tmp_path / "d" / "purchases.sqlite").exists()
         first.db.things.insert_one({"_id": 1})
-        with open_database({"DATA_DIR": str(tmp_path / "d")}, db_name="app") as second:
+        with open_database(data_dir=str(tmp_path / "d"), db_name="app") as second:
             assert second.server is None and "served by another process" in second.description
             assert second.db.things.find_one({"_id": 1}) == {"_id": 1}
     # stopped cleanly: the file is reopened by a new server with the data intact
-    with open_database({"DATA_DIR": str(tmp_path / "d")}, db_name="app") as again:
+    with open_database(data_dir=str(tmp_path / "d"), db_name="app") as again:
         assert again.server is not None
         assert again.db.things.find_one({"_id": 1}) == {"_id": 1}
 
@@ -53,7 +54,7 @@ def test_bulk_insert_in_process_and_over_the_wire(db, opened_database):
 
 
 def test_the_description_of_a_uri_shows_hosts_without_credentials():
-    from core.db import _hosts
+    from core.storage.db import _hosts
 
     assert _hosts("mongodb://admin:secret@db1:27017,db2:27018/?replicaSet=rs0") == "db1:27017, db2:27018"
     assert _hosts("mongodb+srv://u:p@cluster0.example.net/learning") == "cluster0.example.net"

@@ -6,12 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.consistency import check_consistency
-from core.demo import DAYS, build_demo, is_empty, load_demo
-from core import get_data_version
-from core.activity import get_recent_activity
-from core.rollups import rollup_differences
-from core.schema import ACTIVITY, COURSES, PURCHASES, TESTS, USERS
+from core import get_data_version, get_recent_activity
+from core.operations import check_consistency, rollup_differences
+from core.operations.demo import DAYS, build_demo, is_empty, load_demo
+from core.storage.schema import ACTIVITY, COURSES, PURCHASES, TESTS, USERS
 
 NOW = datetime(2026, 6, 15, 10, 30, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import pytest
 from bson import ObjectId
 
 from core import UserNotFoundError, ValidationError, create_purchase, get_purchase_history, remove_purchase
-from core.history import parse_history_options
+from core.purchases.history import parse_history_options
 
 T0 = datetime(2025, 1, 10, 12, tzinfo=UTC)
 

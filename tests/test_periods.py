@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.analytics.periods import buckets, ceil, cover, default_granularity, floor, levels_for, step
 from core.errors import ValidationError
-from core.periods import buckets, ceil, cover, default_granularity, floor, levels_for, parse_date, step
+from core.validation import parse_date
 
 T = datetime(2025, 3, 5, 13, 47, 12, tzinfo=UTC)  # a Wednesday
 

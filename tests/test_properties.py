@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import AlreadyPurchasedError, NotPurchasedError, create_purchase, ensure_indexes, remove_purchase
-from core.consistency import check_consistency
-from core.schema import COURSES, PURCHASES, REVOKED, TESTS, USERS
+from core.operations import check_consistency
+from core.storage.schema import COURSES, PURCHASES, REVOKED, TESTS, USERS
 
 USERS_N, ITEMS_N = 3, 4
 operations = st.lists(

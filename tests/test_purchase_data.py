@@ -6,13 +6,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from bson import ObjectId
 
-from core.config import DEFAULT_PAYMENT_METHODS, core_settings
 from core.errors import ValidationError
-from core.ids import item_kind, to_object_id
-from core.purchase_data import utc_millis, validate_purchase_data
+from core.settings import DEFAULT_PAYMENT_METHODS, CoreSettings
+from core.validation import item_kind, to_object_id, utc_millis, validate_purchase_data
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-SETTINGS = core_settings({})
+SETTINGS = CoreSettings()
 
 
 def test_ids_accept_objectid_and_hex_and_reject_the_rest():
@@ -84,11 +83,13 @@ def test_bad_fields_name_the_problem(data, message):
         validate_purchase_data(data, SETTINGS, NOW)
 
 
-def test_payment_methods_and_currency_come_from_the_environment():
-    settings = core_settings({"PAYMENT_METHODS": "voucher, credit_card", "CURRENCY": "eur"})
+def test_payment_methods_and_currency_are_parsed_from_setting_strings():
+    settings = CoreSettings.from_mapping({"PAYMENT_METHODS": "voucher, credit_card", "CURRENCY": "eur"})
     assert settings.payment_methods == {"voucher", "credit_card"}
     assert settings.currency == "EUR"
-    assert core_settings({}).payment_methods == set(DEFAULT_PAYMENT_METHODS)
+    assert CoreSettings.from_mapping({}).payment_methods == set(DEFAULT_PAYMENT_METHODS)
+    with pytest.raises(ValueError, match="CURRENCY"):
+        CoreSettings.from_mapping({"CURRENCY": "euro"})
 
 
 def test_utc_millis_treats_naive_as_utc():

@@ -15,7 +15,7 @@ from core import (
     has_purchased,
     remove_purchase,
 )
-from core.schema import IDEMPOTENCY, PURCHASES, REVOKED
+from core.storage.schema import IDEMPOTENCY, PURCHASES, REVOKED
 from tests.conftest import owned, purchases_of, snapshot
 
 CARD = {"amount": 29.99, "paymentMethod": "credit_card"}

@@ -9,9 +9,9 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from core import open_database
-from core.demo import seed_demo
-from core.embedded import EmbeddedServer
-from tests.browser.chrome import chrome_options
+from core.operations import seed_demo
+from core.storage import EmbeddedServer
+from scripts.chrome import chrome_options
 
 REFRESH_MS = 1000
 
@@ -31,7 +31,7 @@ class LiveApp:
     """The dashboard on its own embedded server, which a test may stop and restart."""
 
     def __init__(self, data_dir):
-        self.opened = open_database({"DATA_DIR": str(data_dir)}, db_name=f"browser_{uuid.uuid4().hex[:8]}")
+        self.opened = open_database(data_dir=str(data_dir), db_name=f"browser_{uuid.uuid4().hex[:8]}")
         self.db = self.opened.db
         seed_demo(self.db, users=120, items=20, purchases=900, seed=7)
         self.server = create_app({

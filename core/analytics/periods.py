@@ -1,39 +1,12 @@
-"""Calendar arithmetic in UTC: date bounds, buckets of hour/day/week/month, range covers."""
+"""Calendar arithmetic in UTC: buckets of hour/day/week/month, range covers."""
 
-from datetime import UTC, date, datetime, time, timedelta
-
-from core.errors import ValidationError
-from core.purchase_data import utc_millis
+from datetime import UTC, datetime, timedelta
 
 GRANULARITIES = ("hour", "day", "week", "month")
 # the levels rollups are kept at
 ROLLUP_LEVELS = ("month", "week", "day", "hour")
 # coarsest first, each bucket a whole number of the next one's: what a cover may use
 NESTED_LEVELS = ("month", "day", "hour")
-
-
-def parse_date(value, name: str, *, end: bool = False) -> datetime | None:
-    """Parse a datetime or 'YYYY-MM-DD' into a UTC datetime; None stays None.
-
-    An end is returned as an exclusive bound: the next midnight for a date (so a date-only
-    end includes that whole day), the next millisecond (MongoDB's precision) for a datetime.
-    """
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        moment = utc_millis(value)
-        return moment + timedelta(milliseconds=1) if end else moment
-    if isinstance(value, date):
-        day = value
-    elif isinstance(value, str):
-        try:
-            day = date.fromisoformat(value.strip())
-        except ValueError:
-            raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {value!r}") from None
-    else:
-        raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {value!r}")
-    midnight = datetime.combine(day, time.min, tzinfo=UTC)
-    return midnight + timedelta(days=1) if end else midnight
 
 
 def floor(moment: datetime, unit: str) -> datetime:

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 from pymongo.database import Database
 
 from core.errors import UserNotFoundError, ValidationError
-from core.ids import to_object_id
-from core.options import date_range, kind_option, known_options
-from core.retry import retry_when_busy
-from core.schema import KINDS, PURCHASES, REVOKED, USERS, catalog, kind_of
+from core.storage.documents import utc
+from core.storage.retry import retry_when_busy
+from core.storage.schema import KINDS, PURCHASES, REVOKED, USERS, catalog, kind_of
+from core.validation import date_range, kind_option, known_options, to_object_id
 
 DEFAULT_LIMIT = 50
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -18,13 +18,13 @@ OPTION_NAMES = {"kind", "startDate", "endDate", "limit", "skip", "includeRevoked
 
 def get_purchase_history(db: Database, user_id, options=None) -> list[dict]:
     """Return the user's purchases, newest first; each has `status`, `kind` and `title`."""
+    db = utc(db)
     user = to_object_id(user_id, "user_id")
     opts = parse_history_options(options)
     if retry_when_busy(lambda: db[USERS].find_one({"_id": user}, {"_id": 1})) is None:
         raise UserNotFoundError(f"no user with id {user}")
-    # A user holds at most one active purchase per catalog item, so all of theirs is a small
-    # read on the {user, purchasedAt} index; filtering here spares the embedded engine a
-    # scan for a filter on several fields or a sort.
+    # A user holds at most one active purchase per catalog item: all of theirs is a small
+    # read by one indexed field, filtered here (core.storage.documents).
     sources = [(PURCHASES, "active")] + ([(REVOKED, "revoked")] if opts["includeRevoked"] else [])
     entries = []
     for collection, status in sources:
@@ -78,7 +78,7 @@ def _add_titles(db: Database, entries: list[dict]) -> None:
             continue
         titles = {
             doc["_id"]: doc.get("title")
-            for doc in retry_when_busy(lambda: list(db[catalog(kind)].find({"_id": {"$in": ids}}, {"title": 1})))
+            for doc in retry_when_busy(lambda k=kind, i=ids: list(db[catalog(k)].find({"_id": {"$in": i}}, {"title": 1})))
         }
         for entry in entries:
             if kind in entry:

@@ -1,6 +1,7 @@
-"""Headless Chromium from Debian's packages, started the way this machine allows."""
+"""Headless Chromium from Debian's packages, started the way this machine allows; a free port."""
 
 import shutil
+import socket
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -23,3 +24,10 @@ def chrome_options(width: int = 1440, height: int = 900) -> webdriver.ChromeOpti
 def start_chrome(width: int = 1440, height: int = 900) -> webdriver.Chrome:
     """A new headless Chromium driven by chromedriver from PATH."""
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=chrome_options(width, height))
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -9,10 +9,12 @@ from collections import defaultdict
 
 from pymongo.database import Database
 
-from core.retry import retry_when_busy
-from core.rollups import rollup_differences, well_formed
-from core.schema import KINDS, PURCHASES, USERS, catalog, user_array
-from core.transactions import run_in_transaction
+from core.analytics.rollups import well_formed
+from core.operations.rebuild import rollup_differences
+from core.storage.documents import utc
+from core.storage.retry import retry_when_busy
+from core.storage.schema import KINDS, PURCHASES, USERS, catalog, user_array
+from core.storage.transactions import run_in_transaction
 
 PROBLEMS = {
     "array_entry_without_purchase": "id in a user's array with no purchase behind it",
@@ -30,6 +32,7 @@ REPAIRABLE = {"array_entry_without_purchase", "purchase_missing_from_array"}
 
 def check_consistency(db: Database) -> dict[str, list[dict]]:
     """Return every problem found, by kind (keys of PROBLEMS); empty lists when all is well."""
+    db = utc(db)
     found = {name: [] for name in PROBLEMS}
     items = {kind: _ids(db, catalog(kind)) for kind in KINDS}
     owned_by_purchases = defaultdict(list)  # (user, kind, item) -> purchase ids
@@ -71,6 +74,7 @@ def repair_arrays(db: Database, problems: dict[str, list[dict]]) -> list[str]:
     Each user is repaired in its own transaction from a fresh read, so a purchase made
     since the check is kept. Returns one line per change.
     """
+    db = utc(db)
     users = sorted({p["user"] for name in REPAIRABLE for p in problems.get(name, [])})
     changes = []
     for user in users:

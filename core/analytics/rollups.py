@@ -3,7 +3,7 @@
 Buckets per month, ISO week, day and hour that saw activity, `_id` "<level>|<period>", so
 every update is a point write, a time range is an `_id` range, and the number of documents
 grows with time, not with sales. Each bucket has two parts in two collections
-(`core.schema.stats_collection`), so that a query reads only small documents:
+(`core.storage.schema.stats_collection`), so that a query reads only small documents:
 
     sales part:    {level, period, sales: {<kind>: {<method>: {count, revenue, comped}}}}
     details part:  {level, period,
@@ -15,25 +15,18 @@ Sales and items count active purchases by purchasedAt; revocations count by revo
 Weeks keep the sales part only: they serve weekly series, and everything else is read
 from months, days and hours, which nest.
 
-`data_version` holds a counter that every change bumps in the same transaction, so a
-poller learns whether anything changed from one point read.
+Rebuilding them from the purchases is an operation: `core.operations.rebuild`.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import unquote
 
-from pymongo import ReturnDocument
 from pymongo.database import Database
 
-from core.db import bulk_insert
-from core.errors import PurchaseError
-from core.periods import ROLLUP_LEVELS, floor
-from core.retry import retry_when_busy
-from core.schema import DATA_VERSION, PURCHASES, REVOKED, ROLLUP_COLLECTIONS, kind_of, stats_collection
+from core.analytics.periods import ROLLUP_LEVELS, floor
+from core.storage.schema import ROLLUP_COLLECTIONS, kind_of, stats_collection
 
-VERSION_ID = "purchases"
 COUNTER_FIELDS = ("sales", "items", "itemsByMethod", "revoked")
-REBUILD_ATTEMPTS = 5
 
 
 def key(name: str) -> str:
@@ -79,29 +72,6 @@ def record_sale(db: Database, session, purchase: dict, sign: int) -> None:
 
 def record_revocation(db: Database, session, revoked: dict) -> None:
     _increment(db, session, revoked["revokedAt"], revocation_increments(revoked))
-
-
-def bump_version(db: Database, session) -> int:
-    """Tell pollers that purchases changed, in the same transaction; return the new version."""
-    doc = db[DATA_VERSION].find_one_and_update(
-        {"_id": VERSION_ID},
-        {"$inc": {"version": 1}, "$set": {"updatedAt": _now()}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-        session=session,
-    )
-    return doc["version"]
-
-
-def read_version(db: Database) -> dict:
-    """The data version document: one point read; version 0 before the first change."""
-    doc = retry_when_busy(lambda: db[DATA_VERSION].find_one({"_id": VERSION_ID}))
-    return doc or {"_id": VERSION_ID, "version": 0, "rebuilding": False}
-
-
-def get_data_version(db: Database) -> int:
-    """A number that changes whenever purchases change: one point read for pollers."""
-    return read_version(db)["version"]
 
 
 def part_of(path: str) -> str:
@@ -186,92 +156,3 @@ def rollup_counters(doc: dict) -> dict[str, float]:
 
     walk("", {k: v for k, v in doc.items() if k in COUNTER_FIELDS})
     return flat
-
-
-def _write_rollups(db: Database, docs: dict[str, list[dict]], progress=None) -> int:
-    """Bulk-insert rollup documents into their collections; return how many."""
-    total, written = sum(len(d) for d in docs.values()), 0
-    for name, found in docs.items():
-        for start in range(0, len(found), 500):
-            written += bulk_insert(db, name, found[start : start + 500])
-            if progress is not None:
-                progress(written, total)
-    return total
-
-
-def load_rollups(db: Database, purchases: list[dict], revoked: list[dict]) -> int:
-    """Bulk-write the rollups of freshly bulk-loaded documents into empty rollups."""
-    written = _write_rollups(db, compute_rollups(purchases, revoked))
-    retry_when_busy(
-        lambda: db[DATA_VERSION].update_one(
-            {"_id": VERSION_ID}, {"$inc": {"version": 1}, "$set": {"updatedAt": _now()}}, upsert=True
-        )
-    )
-    return written
-
-
-def rebuild_rollups(db: Database, progress=None) -> int:
-    """Replace the rollups with figures computed from `purchases` and `revoked_purchases`.
-
-    Readers wait while `rebuilding` is set. A purchase committed during the rebuild changes
-    the data version, and the rebuild starts over (at most REBUILD_ATTEMPTS times).
-    `progress(written, total)` is called as documents are written. Returns how many.
-    """
-    marked = retry_when_busy(
-        lambda: db[DATA_VERSION].find_one_and_update(
-            {"_id": VERSION_ID},
-            {"$inc": {"version": 1}, "$set": {"rebuilding": True, "updatedAt": _now()}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-    )
-    version = marked["version"]
-    try:
-        for _ in range(REBUILD_ATTEMPTS):
-            purchases = retry_when_busy(lambda: list(db[PURCHASES].find({}, _FIELDS)))
-            revoked = retry_when_busy(lambda: list(db[REVOKED].find({}, {**_FIELDS, "revokedAt": 1})))
-            for name in ROLLUP_COLLECTIONS:
-                retry_when_busy(lambda n=name: db[n].delete_many({}))
-            written = _write_rollups(db, compute_rollups(purchases, revoked), progress)
-            done = retry_when_busy(
-                lambda: db[DATA_VERSION].find_one_and_update(
-                    {"_id": VERSION_ID, "version": version},
-                    {"$inc": {"version": 1}, "$set": {"rebuilding": False, "updatedAt": _now()}},
-                )
-            )
-            if done is not None:
-                return written
-            version = read_version(db)["version"]
-        raise PurchaseError(f"purchases kept changing during {REBUILD_ATTEMPTS} rebuilds of the rollups; try again")
-    except BaseException:
-        retry_when_busy(lambda: db[DATA_VERSION].update_one({"_id": VERSION_ID}, {"$set": {"rebuilding": False}}))
-        raise
-
-
-_FIELDS = {"purchasedAt": 1, "amount": 1, "paymentMethod": 1, "course": 1, "test": 1}
-
-
-def rollup_differences(db: Database) -> list[dict]:
-    """Buckets whose stored counters differ from a fresh aggregation over the purchases."""
-    purchases = retry_when_busy(lambda: list(db[PURCHASES].find({}, _FIELDS)))
-    revoked = retry_when_busy(lambda: list(db[REVOKED].find({}, {**_FIELDS, "revokedAt": 1})))
-    expected = {
-        (name, d["_id"]): rollup_counters(d) for name, docs in compute_rollups(purchases, revoked).items() for d in docs
-    }
-    stored = {
-        (name, d["_id"]): rollup_counters(d)
-        for name in ROLLUP_COLLECTIONS
-        for d in retry_when_busy(lambda n=name: list(db[n].find()))
-    }
-    differences = []
-    for bucket in sorted(set(expected) | set(stored)):
-        want, have = expected.get(bucket, {}), stored.get(bucket, {})
-        for path in sorted(set(want) | set(have)):
-            if abs(want.get(path, 0) - have.get(path, 0)) > 1e-6:
-                differences.append({"collection": bucket[0], "bucket": bucket[1], "counter": path,
-                                    "expected": want.get(path, 0), "stored": have.get(path, 0)})
-    return differences
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 from bson import ObjectId
 from pymongo.database import Database
 
-from core.config import core_settings
+from core.analytics.rollups import record_revocation, record_sale
+from core.changes import record_activity
 from core.errors import (
     AlreadyPurchasedError,
     ItemNotFoundError,
@@ -13,24 +14,27 @@ from core.errors import (
     UserNotFoundError,
     ValidationError,
 )
-from core.ids import item_kind, to_object_id
-from core.purchase_data import MAX_STRING, utc_millis, validate_purchase_data
-from core.retry import retry_when_busy
-from core.activity import record_activity
-from core.rollups import record_revocation, record_sale
-from core.schema import IDEMPOTENCY, PURCHASES, REVOKED, USERS, catalog, user_array
-from core.transactions import run_in_transaction
+from core.settings import DEFAULT_SETTINGS, CoreSettings
+from core.storage.documents import insert_new, utc
+from core.storage.retry import retry_when_busy
+from core.storage.schema import IDEMPOTENCY, PURCHASES, REVOKED, USERS, catalog, user_array
+from core.storage.transactions import run_in_transaction
+from core.validation import item_kind, optional_string, to_object_id, utc_millis, validate_purchase_data
 
 
-def create_purchase(db: Database, user_id, course_id=None, test_id=None, purchase_data=None) -> dict:
+def create_purchase(
+    db: Database, user_id, course_id=None, test_id=None, purchase_data=None, *, settings: CoreSettings | None = None
+) -> dict:
     """Record that a user bought a course or a test, in both places, in one transaction.
 
-    A repeat with the same `idempotencyKey` returns the original purchase and writes
-    nothing; the same key for another user or item raises ValidationError.
+    `settings` says which payment methods are allowed and the default currency. A repeat
+    with the same `idempotencyKey` returns the original purchase and writes nothing; the
+    same key for another user or item raises ValidationError.
     """
+    db = utc(db)
     user = to_object_id(user_id, "user_id")
     kind, item = item_kind(course_id, test_id)
-    fields = validate_purchase_data(purchase_data, core_settings(), datetime.now(UTC))
+    fields = validate_purchase_data(purchase_data, settings or DEFAULT_SETTINGS, datetime.now(UTC))
     purchase = {"_id": ObjectId(), "user": user, kind: item, **fields}
     key = fields.get("idempotencyKey")
 
@@ -45,13 +49,11 @@ def create_purchase(db: Database, user_id, course_id=None, test_id=None, purchas
             raise ItemNotFoundError(f"no {kind} with id {item} in {catalog(kind)!r}")
         if item in _owned(buyer, kind):
             raise AlreadyPurchasedError(f"user {user} already owns {kind} {item}")
-        # An upsert on a fresh _id is an insert; mongoeco does it without the
-        # collection scan that its insert_one pays.
-        _insert_new(db, PURCHASES, purchase, session)
+        insert_new(db, PURCHASES, purchase, session)
         db[USERS].update_one({"_id": user}, {"$addToSet": {user_array(kind): item}}, session=session)
         if key is not None:
             record = {"_id": key, "purchase": purchase["_id"], "user": user, kind: item}
-            _insert_new(db, IDEMPOTENCY, record, session)
+            insert_new(db, IDEMPOTENCY, record, session)
         record_sale(db, session, purchase, 1)
         record_activity(db, session, "purchase", purchase, purchase["purchasedAt"], buyer, product)
         return purchase
@@ -61,18 +63,16 @@ def create_purchase(db: Database, user_id, course_id=None, test_id=None, purchas
 
 def remove_purchase(db: Database, user_id, course_id=None, test_id=None, *, actor=None, reason=None) -> dict:
     """Take an item away from a user in both places; keep the purchase in `revoked_purchases`."""
+    db = utc(db)
     user = to_object_id(user_id, "user_id")
     kind, item = item_kind(course_id, test_id)
-    for name, value in (("actor", actor), ("reason", reason)):
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_STRING):
-            raise ValidationError(f"{name} must be a string of at most {MAX_STRING} characters, got {value!r}")
+    actor, reason = optional_string(actor, "actor"), optional_string(reason, "reason")
     revoked_at = utc_millis(datetime.now(UTC))
 
     def work(session):
         buyer = _user(db, session, user, kind)
         owned = _owned(buyer, kind)
-        # By user alone, then the item here: a user holds few purchases, and the embedded
-        # engine scans the collection for a filter on two fields or a sort.
+        # by user alone, then the item here (core.storage.documents)
         mine = db[PURCHASES].find({"user": user}, session=session)
         found = sorted((p for p in mine if p.get(kind) == item), key=lambda p: p["purchasedAt"])
         if not found:
@@ -83,7 +83,7 @@ def remove_purchase(db: Database, user_id, course_id=None, test_id=None, *, acto
             db[USERS].update_one({"_id": user}, {"$pull": {user_array(kind): item}}, session=session)
         db[PURCHASES].delete_one({"_id": purchase["_id"]}, session=session)
         revoked = {**purchase, "revokedAt": revoked_at, "revokedBy": actor, "reason": reason}
-        _insert_new(db, REVOKED, revoked, session)
+        insert_new(db, REVOKED, revoked, session)
         record_sale(db, session, purchase, -1)
         record_revocation(db, session, revoked)
         product = db[catalog(kind)].find_one({"_id": item}, {"title": 1}, session=session)
@@ -95,6 +95,7 @@ def remove_purchase(db: Database, user_id, course_id=None, test_id=None, *, acto
 
 def has_purchased(db: Database, user_id, course_id=None, test_id=None) -> bool:
     """True when the user's array holds the item: one point read of the user document."""
+    db = utc(db)
     user = to_object_id(user_id, "user_id")
     kind, item = item_kind(course_id, test_id)
     array = user_array(kind)
@@ -130,14 +131,3 @@ def _replay(db: Database, session, key: str, user: ObjectId, kind: str, item: Ob
     return db[PURCHASES].find_one({"_id": record["purchase"]}, session=session) or db[REVOKED].find_one(
         {"_id": record["purchase"]}, session=session
     )
-
-
-def _insert_new(db: Database, collection: str, document: dict, session) -> None:
-    result = db[collection].update_one(
-        {"_id": document["_id"]},
-        {"$setOnInsert": {k: v for k, v in document.items() if k != "_id"}},
-        upsert=True,
-        session=session,
-    )
-    if result.upserted_id is None:
-        raise RuntimeError(f"{collection} already holds a document with _id {document['_id']!r}")

@@ -1,20 +1,48 @@
-"""The latest purchases and revocations, for a live feed: a ring of FEED_SIZE documents.
+"""What changed and when: the data version, and the feed of the latest purchases and revocations.
 
-Each change writes the slot `data version % FEED_SIZE` in its own transaction, so the feed
-is a point write that never grows, and reading it is one small query, where sorting
-`purchases` by time would scan the collection on the embedded engine.
+`data_version` holds a counter that every change bumps in its own transaction, so a poller
+learns whether anything changed from one point read. The feed is a ring of FEED_SIZE
+documents: each change writes the slot `data version % FEED_SIZE` in the same transaction,
+so the feed is a point write that never grows, and reading it is one small query, where
+sorting `purchases` by time would scan the collection on the embedded engine.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 
+from pymongo import ReturnDocument
 from pymongo.database import Database
 
-from core.db import bulk_insert
-from core.retry import retry_when_busy
-from core.rollups import VERSION_ID, bump_version
-from core.schema import ACTIVITY, DATA_VERSION, kind_of
+from core.storage.db import bulk_insert
+from core.storage.documents import utc
+from core.storage.retry import retry_when_busy
+from core.storage.schema import ACTIVITY, DATA_VERSION, kind_of
 
+VERSION_ID = "purchases"
 FEED_SIZE = 50
+
+
+def bump_version(db: Database, session) -> int:
+    """Tell pollers that purchases changed, in the same transaction; return the new version."""
+    doc = db[DATA_VERSION].find_one_and_update(
+        {"_id": VERSION_ID},
+        {"$inc": {"version": 1}, "$set": {"updatedAt": datetime.now(UTC)}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    return doc["version"]
+
+
+def read_version(db: Database) -> dict:
+    """The data version document: one point read; version 0 before the first change."""
+    doc = retry_when_busy(lambda: utc(db)[DATA_VERSION].find_one({"_id": VERSION_ID}))
+    return doc or {"_id": VERSION_ID, "version": 0, "rebuilding": False}
+
+
+def get_data_version(db: Database) -> int:
+    """A number that changes whenever purchases change: one point read for pollers."""
+    return read_version(db)["version"]
+
 
 
 def record_activity(db: Database, session, event: str, purchase: dict, at: datetime, user: dict, item: dict | None) -> int:
@@ -41,7 +69,7 @@ def record_activity(db: Database, session, event: str, purchase: dict, at: datet
 
 def get_recent_activity(db: Database, limit: int = 20) -> list[dict]:
     """The latest purchases and revocations, newest first (at most FEED_SIZE)."""
-    entries = retry_when_busy(lambda: list(db[ACTIVITY].find({}, {"_id": 0})))
+    entries = retry_when_busy(lambda: list(utc(db)[ACTIVITY].find({}, {"_id": 0})))
     entries.sort(key=lambda e: e["version"], reverse=True)
     return entries[:limit]
 

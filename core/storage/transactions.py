@@ -4,7 +4,7 @@ from pymongo.database import Database
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from core.retry import retry_when_busy
+from core.storage.retry import retry_when_busy
 
 
 def run_in_transaction(db: Database, work):

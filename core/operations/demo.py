@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 from pymongo.database import Database
 
-from core.db import bulk_insert
-from core.activity import load_activity
-from core.rollups import load_rollups
-from core.schema import ACTIVITY, COURSES, PURCHASES, TESTS, USERS
+from core.changes import load_activity
+from core.operations.rebuild import load_rollups
+from core.storage.db import bulk_insert
+from core.storage.documents import utc
+from core.storage.retry import retry_when_busy
+from core.storage.schema import ACTIVITY, COURSES, PURCHASES, TESTS, USERS
 
 SUBJECTS = [
     "Python", "Data Analysis", "Machine Learning", "SQL", "Statistics", "JavaScript", "React",
@@ -66,7 +68,7 @@ def build_demo(rng: random.Random, users: int, items: int, purchases: int, now: 
 def seed_demo(db: Database, *, users=600, items=40, purchases=5000, seed=None, progress=None) -> dict[str, int]:
     """Build demo documents for now and write them; return counts by collection."""
     documents = build_demo(random.Random(seed), users, items, purchases, datetime.now(UTC))
-    return load_demo(db, documents, progress)
+    return load_demo(utc(db), documents, progress)
 
 
 def load_demo(db: Database, documents: dict[str, list], progress=None) -> dict[str, int]:
@@ -88,7 +90,7 @@ def load_demo(db: Database, documents: dict[str, list], progress=None) -> dict[s
 
 def is_empty(db: Database) -> bool:
     """True when there are no users and no purchases yet."""
-    return db[USERS].find_one({}, {"_id": 1}) is None and db[PURCHASES].find_one({}, {"_id": 1}) is None
+    return all(retry_when_busy(lambda c=c: db[c].find_one({}, {"_id": 1})) is None for c in (USERS, PURCHASES))
 
 
 def _item(rng: random.Random, index: int, kind: str) -> dict:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from pymongo.database import Database
 
-from core.retry import retry_when_busy
-from core.schema import PURCHASES
+from core.storage.retry import retry_when_busy
+from core.storage.schema import PURCHASES
 
 CACHE_SIZE = 128
 

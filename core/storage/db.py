@@ -1,4 +1,4 @@
-"""Opening the database: a real MongoDB from MONGODB_URI, or the embedded server by default.
+"""Opening the database: a real MongoDB from a URI, or the embedded server by default.
 
 This module is the one place that knows which engine is behind the pymongo client, and
 decides what follows from it (unique guard indexes, the bulk-load path).
@@ -6,21 +6,21 @@ decides what follows from it (unique guard indexes, the bulk-load path).
 
 import atexit
 import fcntl
-import os
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 
-from core.embedded import EmbeddedServer
-from core.retry import retry_when_busy
-from core.schema import PURCHASES, REVOKED
+from core.storage.embedded import EmbeddedServer
+from core.storage.retry import retry_when_busy
+from core.storage.schema import PURCHASES, REVOKED
 
 DEFAULT_DB_NAME = "learning"
 SQLITE_NAME = "purchases.sqlite"
 LOCK_NAME = "embedded.lock"
-CLIENT_OPTIONS = {"tz_aware": True, "serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
+CLIENT_OPTIONS = {"tz_aware": True, "tzinfo": UTC, "serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
 
 # Embedded servers started by this process, by (host, port): bulk_insert uses their
 # in-process client instead of the wire.
@@ -57,19 +57,19 @@ class OpenDatabase:
         self.close()
 
 
-def open_database(environ=None, *, db_name: str | None = None) -> OpenDatabase:
-    """Connect to MONGODB_URI, or start (or join) the embedded server under DATA_DIR.
+def open_database(*, uri: str = "", db_name: str | None = None, data_dir: str | Path = "data") -> OpenDatabase:
+    """Connect to `uri` (a MongoDB replica set), or start (or join) the embedded server in `data_dir`.
 
-    Indexes are created before this returns, so callers can write at once.
+    `db_name` defaults to the URI's database, else "learning". Indexes are created before
+    this returns, so callers can write at once.
     """
-    env = os.environ if environ is None else environ
-    uri = env.get("MONGODB_URI", "").strip()
+    uri = (uri or "").strip()
     if uri:
         client = MongoClient(uri, **CLIENT_OPTIONS)
-        name = db_name or env.get("MONGODB_DB") or _default_db_name(client)
+        name = db_name or _default_db_name(client)
         opened = OpenDatabase(client[name], f"MongoDB at {_hosts(uri)}, database {name!r}")
     else:
-        opened = _open_embedded(Path(env.get("DATA_DIR") or "data"), db_name or env.get("MONGODB_DB") or DEFAULT_DB_NAME)
+        opened = _open_embedded(Path(data_dir or "data"), db_name or DEFAULT_DB_NAME)
     ensure_indexes(opened.db)
     return opened
 

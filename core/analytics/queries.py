@@ -7,11 +7,8 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 from pymongo.database import Database
 
-from core.buyers import BuyerCache
-from core.config import core_settings
-from core.errors import PurchaseError, ValidationError
-from core.options import date_range, kind_option, known_options
-from core.periods import (
+from core.analytics.buyers import BuyerCache
+from core.analytics.periods import (
     GRANULARITIES,
     NESTED_LEVELS,
     buckets,
@@ -21,9 +18,14 @@ from core.periods import (
     levels_for,
     step,
 )
-from core.retry import retry_when_busy
-from core.rollups import bucket_id, key, read_version, unkey, well_formed
-from core.schema import KINDS, PURCHASES, REVOKED, catalog, kind_of, stats_collection
+from core.analytics.rollups import bucket_id, key, unkey, well_formed
+from core.changes import read_version
+from core.errors import PurchaseError, ValidationError
+from core.settings import DEFAULT_SETTINGS, CoreSettings
+from core.storage.documents import utc
+from core.storage.retry import retry_when_busy
+from core.storage.schema import KINDS, PURCHASES, REVOKED, catalog, kind_of, stats_collection
+from core.validation import date_range, kind_option, known_options
 
 FILTER_NAMES = {"startDate", "endDate", "kind", "paymentMethod", "granularity", "top"}
 MAX_SPAN = {"hour": timedelta(days=31)}
@@ -72,10 +74,13 @@ class Snapshot:
     raw_revoked: list[dict]
 
 
-def get_purchase_analytics(db: Database, filters=None) -> dict:
-    """Revenue, purchases, popular items, payment methods and buyers inside the filters."""
+def get_purchase_analytics(db: Database, filters=None, *, settings: CoreSettings | None = None) -> dict:
+    """Revenue, purchases, popular items, payment methods and buyers inside the filters.
+
+    `settings.buyers_max_age` bounds how old the cached buyer figures may be.
+    """
     result = purchase_figures(db, filters)
-    buyers = buyer_figures(db, filters, result["dataVersion"])
+    buyers = buyer_figures(db, filters, result["dataVersion"], settings=settings)
     result["uniqueBuyers"] = buyers["uniqueBuyers"]
     result["buyers"] = {k: v for k, v in buyers.items() if k != "uniqueBuyers"}
     return result
@@ -86,21 +91,24 @@ def purchase_figures(db: Database, filters=None, *, details: bool = True) -> dic
 
     With details=False only the time series and totals are read: no items, no revocations.
     """
+    db = utc(db)
     f = parse_analytics_filters(filters)
     snap = read_snapshot(db, f, details=details)
     titles = {kind: _titles(db, kind) for kind in KINDS if details and f.kind in (None, kind)}
     return summarize(snap, f, titles)
 
 
-def buyer_figures(db: Database, filters=None, version: int | None = None) -> dict:
+def buyer_figures(db: Database, filters=None, version: int | None = None, *, settings: CoreSettings | None = None) -> dict:
     """uniqueBuyers, newBuyers, repeatBuyers, purchasesPerBuyer and their own `asOf`.
 
     Cached per filters: reused while the data version is unchanged, and for up to
     BUYERS_MAX_AGE seconds after it changed.
     """
+    db = utc(db)
     f = parse_analytics_filters(filters)
     version = read_version(db)["version"] if version is None else version
-    return _BUYERS.figures(db, (f.start, f.end, f.kind, f.payment_method), version, core_settings().buyers_max_age)
+    max_age = (settings or DEFAULT_SETTINGS).buyers_max_age
+    return _BUYERS.figures(db, (f.start, f.end, f.kind, f.payment_method), version, max_age)
 
 
 def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot:
@@ -140,7 +148,8 @@ def _read_rollups(db: Database, pieces, part: str, projection: dict) -> list[dic
     for level, low, high in pieces:
         if level != "raw":
             ids = {"$gte": bucket_id(level, low), "$lt": bucket_id(level, high) if high else f"{level}|~"}
-            docs += retry_when_busy(lambda q=ids, c=stats_collection(level, part): list(db[c].find({"_id": q}, projection)))
+            collection = db[stats_collection(level, part)]
+            docs += retry_when_busy(lambda c=collection, q=ids: list(c.find({"_id": q}, projection)))
     return docs
 
 

@@ -2,7 +2,7 @@
 
 pymongo talks to it like to any MongoDB. It also exposes mongoeco's in-process client,
 because that client's `insert_many` loads thousands of documents without the per-document
-collection scan that the wire path costs (see `core.db.bulk_insert`).
+collection scan that the wire path costs (see `core.storage.db.bulk_insert`).
 """
 
 import asyncio
@@ -52,7 +52,7 @@ class EmbeddedServer:
     def _run(self) -> None:
         try:
             asyncio.run(self._serve())
-        except BaseException as error:  # reported to start(); the thread must not die silently
+        except BaseException as error:  # noqa: BLE001 - reported to start(); the thread must not die silently
             if not self._ready.done():
                 self._ready.set_exception(error)
 

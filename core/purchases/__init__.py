@@ -1,0 +1,1 @@
+"""The purchase commands (create, remove, has_purchased) and a user's purchase history."""

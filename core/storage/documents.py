@@ -1,0 +1,40 @@
+"""How core reads and writes documents, and the embedded engine's work-arounds, explained once.
+
+- **Datetimes come back aware, in UTC**, whatever client the caller brought: `utc(db)` is the
+  same database seen with `tz_aware=True, tzinfo=UTC`. pymongo's default client is naive;
+  every public core function reads through `utc(db)`, so core answers the same either way.
+- **An insert is an upsert on a fresh `_id`** (`insert_new`): mongoeco 4.11 scans the whole
+  collection on `insert_one` (its unique-index check), but not on an upsert by `_id`. On
+  MongoDB the two cost the same.
+- **Read by `_id` or by one indexed field, then finish in Python**: mongoeco scans the
+  collection for a filter on two fields, a sort, or `$in` on `_id`. A user holds few
+  purchases, so `find({"user": u})` and a filter here is cheap on both engines.
+- **Bulk loads go through `core.storage.db.bulk_insert`**: over the wire mongoeco turns
+  `insert_many` into single inserts; in-process it is fast.
+- **Busy refusals are retried in one place** (`core.storage.retry`): mongoeco runs one
+  transaction at a time and refuses every other operation meanwhile.
+"""
+
+from datetime import UTC
+
+from pymongo.database import Database
+
+
+def utc(db: Database) -> Database:
+    """`db` with datetimes decoded as aware UTC datetimes, whatever the client's options."""
+    options = db.codec_options
+    if options.tz_aware and options.tzinfo is UTC:
+        return db
+    return db.with_options(codec_options=options.with_options(tz_aware=True, tzinfo=UTC))
+
+
+def insert_new(db: Database, collection: str, document: dict, session) -> None:
+    """Insert a document with a fresh `_id` (as an upsert: see the module's notes)."""
+    result = db[collection].update_one(
+        {"_id": document["_id"]},
+        {"$setOnInsert": {k: v for k, v in document.items() if k != "_id"}},
+        upsert=True,
+        session=session,
+    )
+    if result.upserted_id is None:
+        raise RuntimeError(f"{collection} already holds a document with _id {document['_id']!r}")

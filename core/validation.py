@@ -1,0 +1,179 @@
+"""The one validation layer: every caller-supplied value is checked here before anything is
+written or queried, and refused with a ValidationError that names the field and the value."""
+
+import math
+from datetime import UTC, date, datetime, time, timedelta
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from core.errors import ValidationError
+from core.settings import CoreSettings
+from core.storage.schema import KINDS
+
+OPTIONAL_STRINGS = ("idempotencyKey", "discountCode", "actor")
+ALLOWED_FIELDS = {"amount", "paymentMethod", "purchasedAt", "currency", "metadata", *OPTIONAL_STRINGS}
+MAX_STRING = 200
+
+
+# ids
+
+
+def to_object_id(value, name: str) -> ObjectId:
+    """Return `value` as an ObjectId; accept an ObjectId or a 24-hex string."""
+    if isinstance(value, ObjectId):
+        return value
+    if isinstance(value, str):
+        try:
+            return ObjectId(value.strip())
+        except InvalidId:
+            pass
+    raise ValidationError(f"{name} must be an ObjectId or a 24-character hex string, got {value!r}")
+
+
+def item_kind(course_id, test_id) -> tuple[str, ObjectId]:
+    """Return ("course", id) or ("test", id); exactly one of the two must be given."""
+    if (course_id is None) == (test_id is None):
+        raise ValidationError(
+            "give exactly one of course_id and test_id, "
+            f"got course_id={course_id!r}, test_id={test_id!r}"
+        )
+    if course_id is not None:
+        return "course", to_object_id(course_id, "course_id")
+    return "test", to_object_id(test_id, "test_id")
+
+
+# dates
+
+
+def utc_millis(moment: datetime) -> datetime:
+    """Return `moment` in UTC at millisecond precision, as MongoDB stores it; naive means UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def parse_date(value, name: str, *, end: bool = False) -> datetime | None:
+    """Parse a datetime or 'YYYY-MM-DD' into a UTC datetime; None stays None.
+
+    An end is returned as an exclusive bound: the next midnight for a date (so a date-only
+    end includes that whole day), the next millisecond (MongoDB's precision) for a datetime.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = utc_millis(value)
+        return moment + timedelta(milliseconds=1) if end else moment
+    if isinstance(value, date):
+        day = value
+    elif isinstance(value, str):
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {value!r}") from None
+    else:
+        raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {value!r}")
+    midnight = datetime.combine(day, time.min, tzinfo=UTC)
+    return midnight + timedelta(days=1) if end else midnight
+
+
+# options dicts (history, analytics)
+
+
+def known_options(options, allowed: set[str], what: str) -> dict:
+    """The options as a dict; refuse anything but a dict of allowed names."""
+    options = options or {}
+    if not isinstance(options, dict):
+        raise ValidationError(f"{what} must be a dict, got {type(options).__name__}")
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValidationError(f"unknown {what} {unknown}; allowed: {sorted(allowed)}")
+    return options
+
+
+def date_range(options: dict) -> tuple:
+    """(start, exclusive end) from `startDate` and `endDate`, each None when not given."""
+    start = parse_date(options.get("startDate"), "startDate")
+    end = parse_date(options.get("endDate"), "endDate", end=True)
+    if start and end and end <= start:
+        raise ValidationError(f"endDate {options['endDate']!r} is before startDate {options['startDate']!r}")
+    return start, end
+
+
+def kind_option(options: dict) -> str | None:
+    kind = options.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}")
+    return kind
+
+
+# purchase fields
+
+
+def validate_purchase_data(purchase_data, settings: CoreSettings, now: datetime) -> dict:
+    """Return the document fields for a purchase, or raise ValidationError naming the bad one."""
+    if purchase_data is None:
+        purchase_data = {}
+    if not isinstance(purchase_data, dict):
+        raise ValidationError(f"purchase_data must be a dict, got {type(purchase_data).__name__}")
+    unknown = sorted(set(purchase_data) - ALLOWED_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown purchase_data fields {unknown}; allowed: {sorted(ALLOWED_FIELDS)}")
+    fields = {
+        "purchasedAt": _purchased_at(purchase_data.get("purchasedAt"), now),
+        "amount": _amount(purchase_data.get("amount")),
+        "paymentMethod": _payment_method(purchase_data.get("paymentMethod"), settings),
+        "currency": _currency(purchase_data.get("currency", settings.currency)),
+    }
+    for name in OPTIONAL_STRINGS:
+        if purchase_data.get(name) is not None:
+            fields[name] = short_string(purchase_data[name], name)
+    if purchase_data.get("metadata") is not None:
+        if not isinstance(purchase_data["metadata"], dict):
+            raise ValidationError(f"metadata must be a dict, got {purchase_data['metadata']!r}")
+        fields["metadata"] = purchase_data["metadata"]
+    return fields
+
+
+def optional_string(value, name: str) -> str | None:
+    """None, or a non-empty string of at most MAX_STRING characters."""
+    return None if value is None else short_string(value, name)
+
+
+def short_string(value, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_STRING:
+        raise ValidationError(f"{name} must be a non-empty string of at most {MAX_STRING} characters, got {value!r}")
+    return value
+
+
+def _amount(value):
+    if value is None:
+        raise ValidationError("amount is required")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"amount must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValidationError(f"amount must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def _payment_method(value, settings: CoreSettings) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"paymentMethod is required and must be a non-empty string, got {value!r}")
+    if value not in settings.payment_methods:
+        raise ValidationError(f"paymentMethod {value!r} is not allowed; allowed: {sorted(settings.payment_methods)}")
+    return value
+
+
+def _purchased_at(value, now: datetime) -> datetime:
+    if value is None:
+        return utc_millis(now)
+    if not isinstance(value, datetime):
+        raise ValidationError(f"purchasedAt must be a datetime, got {value!r}")
+    return utc_millis(value)
+
+
+def _currency(value) -> str:
+    if not isinstance(value, str) or len(value) != 3 or not value.isalpha() or not value.isupper():
+        raise ValidationError(f"currency must be a 3-letter upper-case code such as 'USD', got {value!r}")
+    return value

@@ -1,0 +1,402 @@
+"""The live revenue page: its ids, layout and callbacks. Callbacks read inputs, call the data
+layer, and hand rows to the pure builders in dashboard/figures.py."""
+
+import logging
+from datetime import UTC, datetime
+
+import pymongo
+from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from pymongo.errors import ConnectionFailure, PyMongoError
+
+from core import PurchaseError, get_data_version
+from dashboard import data, figures, shell
+from dashboard.context import DashboardContext, current_context
+from dashboard.filters import GRANULARITIES, KINDS, PRESETS, View, describe, from_controls, parse_query, to_query
+
+PATH = "/"
+TITLE = "Live revenue"
+NAV = "Live revenue"
+
+# ids
+URL = "live-url"  # the page's own view of the URL: its query string holds the filters
+UPDATED = "live-updated"
+PAUSE = "live-pause"
+EXPORT = "live-export"
+DOWNLOAD = "live-download"
+MESSAGE = "live-message"
+BODY = "live-body"
+PRESET = "live-preset"
+DATES = "live-dates"
+DATES_BOX = "live-dates-box"
+KIND = "live-kind"
+METHOD = "live-method"
+GRANULARITY = "live-granularity"
+REVENUE_TODAY = "live-revenue-today"
+PURCHASES_TODAY = "live-purchases-today"
+REVENUE_24H = "live-revenue-24h"
+PURCHASES_24H = "live-purchases-24h"
+AOV = "live-aov"
+BUYERS = "live-buyers"
+REVOKED = "live-revoked"
+KPI_CARDS = (REVENUE_TODAY, PURCHASES_TODAY, REVENUE_24H, PURCHASES_24H, AOV, BUYERS, REVOKED)
+SPARK_CARDS = (REVENUE_TODAY, PURCHASES_TODAY, REVENUE_24H, PURCHASES_24H, AOV)
+REVENUE_CHART = "live-revenue-chart"
+KIND_CHART = "live-kind-chart"
+TOP_COURSES = "live-top-courses"
+TOP_TESTS = "live-top-tests"
+METHODS_CHART = "live-methods-chart"
+BUYERS_CHART = "live-buyers-chart"
+COMPED_CHART = "live-comped-chart"
+RANGE_LABEL = "live-range-label"
+CHARTS = (REVENUE_CHART, KIND_CHART, TOP_COURSES, TOP_TESTS, METHODS_CHART, BUYERS_CHART, COMPED_CHART)
+FEED = "live-feed"
+INTERVAL = "live-interval"
+BUYERS_INTERVAL = "live-buyers-interval"
+STATE = "live-state"
+BUYERS_STATE = "live-buyers-state"
+
+
+def value(card: str) -> str:
+    return f"{card}-value"
+
+
+def note(card: str) -> str:
+    return f"{card}-note"
+
+
+def trend(card: str) -> str:
+    return f"{card}-trend"
+
+
+log = logging.getLogger(__name__)
+GRAPH_CONFIG = {"displayModeBar": False}
+# A poll must end well within its interval, even with the database gone: Dash ignores the
+# reply to a request that a newer tick has overtaken, and a page whose every reply is
+# overtaken never updates again.
+POLL_SHARE = 0.5
+BUYERS_POLL_MS = 5000
+# the charts the main poll draws; the buyers chart has its own poll
+ROLLUP_CHARTS = tuple(chart for chart in CHARTS if chart != BUYERS_CHART)
+EXPORT_TIMEOUT = 10.0
+
+# What the main poll draws, by name: every reply names the outputs it sets.
+FIGURE_OUTPUTS = {
+    **{f"{card}.value": Output(value(card), "children") for card in KPI_CARDS if card != BUYERS},
+    **{f"{card}.note": Output(note(card), "children") for card in KPI_CARDS if card != BUYERS},
+    **{f"{card}.noteClass": Output(note(card), "className") for card in KPI_CARDS if card != BUYERS},
+    **{f"{card}.trend": Output(trend(card), "children") for card in SPARK_CARDS},
+    **{chart: Output(chart, "figure") for chart in ROLLUP_CHARTS},
+    "feed": Output(FEED, "children"),
+    "updated": Output(UPDATED, "children"),
+    "range": Output(RANGE_LABEL, "children"),
+}
+STATUS_OUTPUTS = {
+    "banner": Output(shell.BANNER, "children", allow_duplicate=True),
+    "bannerClass": Output(shell.BANNER, "className", allow_duplicate=True),
+    "bodyClass": Output(BODY, "className"),
+    "message": Output(MESSAGE, "children"),
+    "messageClass": Output(MESSAGE, "className"),
+    "state": Output(STATE, "data"),
+}
+POLL_OUTPUTS = {**FIGURE_OUTPUTS, **STATUS_OUTPUTS}
+
+
+def reply(**values) -> dict:
+    """A poll's reply: the named outputs given, every other one left as it is."""
+    unknown = set(values) - set(POLL_OUTPUTS)
+    if unknown:
+        raise KeyError(f"not outputs of the poll: {sorted(unknown)}")
+    return {name: values.get(name, no_update) for name in POLL_OUTPUTS}
+
+
+def layout(**_query) -> html.Div:
+    """The page; filters arrive from the URL through the sync callback."""
+    context = current_context()
+    return html.Div(className="live", children=[
+        dcc.Location(id=URL, refresh=False),
+        html.Div(className="topbar", children=[
+            html.H1(TITLE),
+            html.Div(className="actions", children=[
+                html.Span("Loading…", id=UPDATED, className="updated"),
+                html.Button("Pause", id=PAUSE, className="button live", n_clicks=0),
+                html.Button("Export CSV", id=EXPORT, className="button", n_clicks=0),
+                dcc.Download(id=DOWNLOAD),
+            ]),
+        ]),
+        html.Div(id=MESSAGE, className="message hidden"),
+        _filters(context.payment_methods),
+        html.Div(id=BODY, className="body", children=[
+            html.Section(className="kpis", children=[
+                _kpi("Revenue today", REVENUE_TODAY, sparkline=True),
+                _kpi("Purchases today", PURCHASES_TODAY, sparkline=True),
+                _kpi("Revenue 24 h", REVENUE_24H, sparkline=True),
+                _kpi("Purchases 24 h", PURCHASES_24H, sparkline=True),
+                _kpi("Average order value", AOV, sparkline=True),
+                _kpi("Unique buyers", BUYERS),
+                _kpi("Revoked", REVOKED),
+            ]),
+            html.H2(["Range: ", html.Span(id=RANGE_LABEL)], className="range"),
+            html.Div(className="grid", children=[
+                _chart("Revenue over time", REVENUE_CHART, wide=True),
+                _chart("Courses and tests", KIND_CHART),
+                _chart("Payment methods", METHODS_CHART),
+                _chart("Top courses", TOP_COURSES),
+                _chart("Top tests", TOP_TESTS),
+                _chart("New and repeat buyers", BUYERS_CHART),
+                _chart("Paid and free grants", COMPED_CHART),
+                html.Section(className="panel wide", children=[
+                    html.H3("Latest purchases and revocations"),
+                    html.Div(id=FEED, className="feed"),
+                ]),
+            ]),
+        ]),
+        dcc.Interval(id=INTERVAL, interval=context.settings.refresh_ms),
+        dcc.Interval(id=BUYERS_INTERVAL, interval=BUYERS_POLL_MS),
+        dcc.Store(id=STATE, data={}),
+        dcc.Store(id=BUYERS_STATE, data={}),
+    ])
+
+
+def _filters(payment_methods) -> html.Section:
+    methods = [{"label": "All payment methods", "value": ""}] + [
+        {"label": figures.method_label(m), "value": m} for m in sorted(payment_methods)]
+    return html.Section(className="filters", children=[
+        dcc.RadioItems(id=PRESET, className="pills", inputClassName="pill-input", labelClassName="pill",
+                       options=[{"label": v, "value": k} for k, v in PRESETS.items()], value="30d", inline=True),
+        html.Div(id=DATES_BOX, className="hidden", children=[
+            dcc.DatePickerRange(id=DATES, display_format="YYYY-MM-DD", minimum_nights=0, clearable=False),
+        ]),
+        dcc.Dropdown(id=KIND, className="select", clearable=False, searchable=False, value="",
+                     options=[{"label": v, "value": k} for k, v in KINDS.items()]),
+        dcc.Dropdown(id=METHOD, className="select", clearable=False, searchable=False, value="",
+                     options=methods),
+        dcc.RadioItems(id=GRANULARITY, className="pills", inputClassName="pill-input", labelClassName="pill",
+                       options=[{"label": v, "value": k} for k, v in GRANULARITIES.items()], value="", inline=True),
+    ])
+
+
+def _kpi(label: str, card: str, sparkline: bool = False) -> html.Section:
+    children = [html.H3(label), html.P("…", id=value(card), className="value"),
+                html.P("", id=note(card), className="note")]
+    if sparkline:
+        # plain bars in CSS: five more Plotly graphs would double the page's drawing time
+        children.append(html.Div(id=trend(card), className="spark", **{"aria-hidden": "true"}))
+    return html.Section(id=card, className="card", children=children)
+
+
+def _chart(title: str, chart_id: str, wide: bool = False) -> html.Section:
+    return html.Section(className="panel wide" if wide else "panel", children=[
+        html.H3(title),
+        dcc.Graph(id=chart_id, config=GRAPH_CONFIG, figure=figures.empty_figure(figures.LOADING_MESSAGE)),
+    ])
+
+
+def register(app, context: DashboardContext) -> None:
+    """Wire the page's callbacks to the context's database."""
+    db, methods, currency = context.db, context.payment_methods, context.currency
+    tz, core_settings = context.settings.timezone, context.settings.core
+    poll_timeout = context.settings.refresh_ms / 1000 * POLL_SHARE
+    buyers_timeout = BUYERS_POLL_MS / 1000 * POLL_SHARE
+
+    @app.callback(
+        output={
+            "search": Output(URL, "search"),
+            "preset": Output(PRESET, "value"),
+            "start": Output(DATES, "start_date"),
+            "end": Output(DATES, "end_date"),
+            "kind": Output(KIND, "value"),
+            "method": Output(METHOD, "value"),
+            "granularity": Output(GRANULARITY, "value"),
+            "datesClass": Output(DATES_BOX, "className"),
+        },
+        inputs={
+            "search": Input(URL, "search"),
+            "preset": Input(PRESET, "value"),
+            "start": Input(DATES, "start_date"),
+            "end": Input(DATES, "end_date"),
+            "kind": Input(KIND, "value"),
+            "method": Input(METHOD, "value"),
+            "granularity": Input(GRANULARITY, "value"),
+        },
+    )
+    def sync_url(search, preset, start, end, kind, method, granularity):
+        """The URL and the controls say the same thing; whichever changed wins."""
+        from_url = ctx.triggered_id in (None, URL)
+        if from_url:
+            view = parse_query(search, methods)
+        else:
+            view = from_controls(preset, start, end, kind, method, granularity)
+            if view.preset == "custom" and view.start is None:
+                today = data.today_in(tz, datetime.now(UTC)).isoformat()
+                view = from_controls("custom", start or today, end or today, kind, method, granularity)
+        query = to_query(view)
+        return {
+            # a URL that arrived stays as it is; only a change of the controls writes one
+            "search": no_update if from_url or query == search else query,
+            "preset": view.preset,
+            "start": view.start.isoformat() if view.start else no_update,
+            "end": view.end.isoformat() if view.end else no_update,
+            "kind": view.kind,
+            "method": view.method,
+            "granularity": view.granularity,
+            "datesClass": "dates" if view.preset == "custom" else "hidden",
+        }
+
+    @app.callback(
+        output=POLL_OUTPUTS,
+        inputs={"tick": Input(INTERVAL, "n_intervals"), "search": Input(URL, "search")},
+        state={"state": State(STATE, "data")},
+        prevent_initial_call="initial_duplicate",
+    )
+    def poll(tick, search, state):
+        """Each tick: one point read of the data version; figures only when something changed."""
+        state = state or {}
+        view = parse_query(search, methods)
+        now = datetime.now(UTC)
+        key = f"{to_query(view)}|{now:%Y-%m-%dT%H}"
+        try:
+            with pymongo.timeout(poll_timeout):
+                version = get_data_version(db)
+                if version == state.get("version") and key == state.get("key") and not state.get("downSince"):
+                    raise PreventUpdate
+                outputs, feed = render(context, view, now, state.get("seen", 0))
+        except PreventUpdate:
+            raise
+        except (ConnectionFailure, PyMongoError) as error:
+            if not isinstance(error, ConnectionFailure) and "timed out" not in str(error).lower():
+                log.exception("poll failed")
+            since = state.get("downSince") or data.local_time(now, tz)
+            return reply(banner=f"Database unreachable since {since}, retrying", bannerClass="banner",
+                         bodyClass="body stale", state={**state, "downSince": since})
+        except PurchaseError as error:
+            return reply(banner="", bannerClass="banner hidden", bodyClass="body", message=str(error),
+                         messageClass="message", state={**state, "key": key})
+        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
+            log.exception("poll failed")
+            return reply(banner="", bannerClass="banner hidden", bodyClass="body",
+                         message="Could not update the figures; see the server log.", messageClass="message", state=state)
+        seen = max([state.get("seen", 0), *(row["version"] for row in feed)])
+        return reply(**outputs, banner="", bannerClass="banner hidden", bodyClass="body", message="",
+                     messageClass="message hidden", state={"version": version, "key": key, "seen": seen})
+
+    @app.callback(
+        output={
+            "value": Output(value(BUYERS), "children"),
+            "note": Output(note(BUYERS), "children"),
+            "chart": Output(BUYERS_CHART, "figure"),
+            "state": Output(BUYERS_STATE, "data"),
+        },
+        inputs={"tick": Input(BUYERS_INTERVAL, "n_intervals"), "search": Input(URL, "search")},
+        state={"state": State(BUYERS_STATE, "data")},
+    )
+    def poll_buyers(tick, search, state):
+        """Buyer figures need a pipeline; core caches it, so most ticks send nothing."""
+        view = parse_query(search, methods)
+        try:
+            with pymongo.timeout(buyers_timeout):
+                buyers = data.view_buyers(db, view, tz, datetime.now(UTC), core_settings)
+        except (PyMongoError, PurchaseError):
+            raise PreventUpdate from None
+        stamp = f"{to_query(view)}|{buyers['asOf'].isoformat()}"
+        if (state or {}).get("stamp") == stamp:
+            raise PreventUpdate
+        return {
+            "value": f"{buyers['uniqueBuyers']:,}",
+            "note": f"{buyers['repeatBuyers']:,} repeat · as of {data.local_time(buyers['asOf'], tz)}",
+            "chart": figures.buyers_figure(buyers),
+            "state": {"stamp": stamp},
+        }
+
+    @app.callback(
+        Output(INTERVAL, "disabled"),
+        Output(PAUSE, "children"),
+        Output(PAUSE, "className"),
+        Input(PAUSE, "n_clicks"),
+    )
+    def pause(clicks):
+        paused = bool(clicks) and clicks % 2 == 1
+        return paused, ("Resume" if paused else "Pause"), ("button paused" if paused else "button live")
+
+    @app.callback(
+        Output(DOWNLOAD, "data"),
+        Input(EXPORT, "n_clicks"),
+        State(URL, "search"),
+        prevent_initial_call=True,
+    )
+    def export(_, search):
+        view = parse_query(search, methods)
+        now = datetime.now(UTC)
+        with pymongo.timeout(EXPORT_TIMEOUT):
+            content = data.export_csv(
+                view, data.view_figures(db, view, tz, now), data.view_buyers(db, view, tz, now, core_settings),
+                data.kpis(db, view, tz, now), currency, tz)
+        name = f"purchases-{to_query(view)[1:].replace('&', '_').replace('=', '-')}-{now:%Y%m%d-%H%M%S}.csv"
+        return dcc.send_string(content, name)
+
+
+def render(context: DashboardContext, view: View, now: datetime, seen: int) -> tuple[dict, list[dict]]:
+    """The figure outputs of a poll that found new data, by name, and the feed rows drawn."""
+    db, currency, tz = context.db, context.currency, context.settings.timezone
+    figs = data.view_figures(db, view, tz, now)
+    k = data.kpis(db, view, tz, now)
+    feed = data.feed_rows(db, view, tz, currency)
+    money = figures.money_text
+    paid = figs["totalPurchases"] - figs["comped"]["count"]
+    aov_series = [r["revenue"] / r["count"] if r["count"] else 0 for r in figs["revenueByPeriod"]]
+    cards = {
+        REVENUE_TODAY: (money(k.revenue_today, currency), "since midnight", "note"),
+        PURCHASES_TODAY: (f"{k.purchases_today:,}", "since midnight", "note"),
+        REVENUE_24H: (money(k.revenue_24h, currency), *data.change_text(k.revenue_24h, k.revenue_prev_24h)),
+        PURCHASES_24H: (f"{k.purchases_24h:,}", *data.change_text(k.purchases_24h, k.purchases_prev_24h)),
+        AOV: (money(figs["averageOrderValue"], currency), f"{paid:,} paid, {figs['comped']['count']:,} free", "note"),
+        REVOKED: (f"{figs['revoked']['count']:,}",
+                  money(figs["revoked"]["revenue"], currency) + " refunded or removed", "note"),
+    }
+    trends = {
+        REVENUE_TODAY: _running(k.hourly_revenue, now, tz),
+        PURCHASES_TODAY: _running(k.hourly_purchases, now, tz),
+        REVENUE_24H: k.hourly_revenue,
+        PURCHASES_24H: k.hourly_purchases,
+        AOV: aov_series,
+    }
+    outputs = {
+        **{f"{card}.value": shown for card, (shown, _, _) in cards.items()},
+        **{f"{card}.note": text for card, (_, text, _) in cards.items()},
+        **{f"{card}.noteClass": css for card, (_, _, css) in cards.items()},
+        **{f"{card}.trend": _spark(values) for card, values in trends.items()},
+        REVENUE_CHART: figures.revenue_figure(figs["revenueByPeriod"], figs["granularity"], currency),
+        KIND_CHART: figures.kind_figure(figs, currency),
+        METHODS_CHART: figures.payment_figure(figs["paymentMethods"], currency),
+        TOP_COURSES: figures.top_items_figure(figs["popularCourses"], currency),
+        TOP_TESTS: figures.top_items_figure(figs["popularTests"], currency, figures.TEAL),
+        COMPED_CHART: figures.comped_figure(figs),
+        "feed": _feed_table(feed, seen),
+        "updated": f"Updated {data.local_time(figs['asOf'], tz)}",
+        "range": f"{describe(view)} · by {figs['granularity']}",
+    }
+    return outputs, feed
+
+
+def _spark(values: list) -> list:
+    return [html.Span(style={"height": f"{max(height, 2)}%"}) for height in figures.spark_heights(values)]
+
+
+def _running(hourly: list, now: datetime, tz) -> list:
+    """Today's hours only, for the "today" cards' trend."""
+    hours_today = now.astimezone(tz).hour + 1
+    return hourly[-hours_today:]
+
+
+def _feed_table(rows: list[dict], seen: int):
+    if not rows:
+        return html.P("No purchases yet.", className="muted")
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Time", "Event", "User", "Item", "Amount", "Method")]))
+    body = html.Tbody([
+        html.Tr(className=("new " if seen and row["version"] > seen else "") + row["event"].lower(), children=[
+            html.Td(row["time"]), html.Td(row["event"]), html.Td(row["user"]), html.Td(row["item"]),
+            html.Td(row["amount"], className="num"), html.Td(row["method"]),
+        ])
+        for row in rows
+    ])
+    return html.Table([head, body], className="table")

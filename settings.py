@@ -1,0 +1,80 @@
+"""The one settings object: defaults, then the environment, then the factory's `config`.
+
+Built once by `app.create_app` (and by each script) and passed down; nothing below reads
+the environment. Keys are the environment variables' names, as in Flask's config.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from core import CoreSettings, OpenDatabase, open_database
+
+DEFAULTS = {
+    "MONGODB_URI": "",
+    "MONGODB_DB": "",
+    "DATA_DIR": "data",
+    "HOST": "127.0.0.1",
+    "PORT": "8050",
+    "SEED_DEMO": "1",
+    "REFRESH_MS": "1000",
+    "TIMEZONE": "UTC",
+    "CURRENCY": "USD",
+    "PAYMENT_METHODS": "credit_card,paypal,stripe,bank_transfer,admin_grant",
+    "BUYERS_MAX_AGE": "30",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    mongodb_uri: str
+    mongodb_db: str | None
+    data_dir: Path
+    host: str
+    port: int
+    seed_demo: bool
+    refresh_ms: int
+    timezone: ZoneInfo
+    core: CoreSettings
+    values: Mapping  # every merged key, for Flask's config
+
+    def open_database(self, db_name: str | None = None) -> OpenDatabase:
+        """The database these settings name (MONGODB_URI, or the embedded server in DATA_DIR)."""
+        return open_database(uri=self.mongodb_uri, db_name=db_name or self.mongodb_db, data_dir=self.data_dir)
+
+
+def load_settings(config: Mapping | None = None, environ: Mapping | None = None) -> Settings:
+    """Merge defaults, the environment (`os.environ` unless given) and `config`; check each value."""
+    environ = os.environ if environ is None else environ
+    values = {**DEFAULTS, **{k: environ[k] for k in DEFAULTS if k in environ}, **(config or {})}
+    return Settings(
+        mongodb_uri=str(values["MONGODB_URI"] or "").strip(),
+        mongodb_db=str(values["MONGODB_DB"] or "").strip() or None,
+        data_dir=Path(str(values["DATA_DIR"] or "data")),
+        host=str(values["HOST"]),
+        port=_integer(values, "PORT", 1, 65535),
+        seed_demo=str(values["SEED_DEMO"]).strip() not in ("0", "false", "False", "no", ""),
+        refresh_ms=_integer(values, "REFRESH_MS", 200, 3_600_000),
+        timezone=_zone(values["TIMEZONE"]),
+        core=CoreSettings.from_mapping(values),
+        values=values,
+    )
+
+
+def _integer(values: Mapping, name: str, low: int, high: int) -> int:
+    try:
+        number = int(str(values[name]).strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {values[name]!r}") from None
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {number}")
+    return number
+
+
+def _zone(name) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(name).strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"TIMEZONE must be an IANA time zone such as Europe/Berlin, got {name!r}") from None
