@@ -5,11 +5,12 @@ sub-packages for scripts and the app. Every function takes a pymongo `Database` 
 from any client (tz-aware or not); those that need settings take `settings=CoreSettings`.
 
 Layers, lowest first: `storage` (database, transactions, retry, names), `validation`,
-`changes` (data version, activity feed), `analytics` (rollups, queries), `purchases`
+`changes` (data version, activity feed), `audit` (the audit log), `analytics` (rollups, queries), `purchases`
 (commands, history), `operations` (consistency, rebuild, demo).
 """
 
 from core.analytics.queries import buyer_figures, get_purchase_analytics, purchase_figures
+from core.audit import SOURCES, get_audit_log
 from core.changes import FEED_SIZE, get_data_version, get_recent_activity
 from core.errors import (
     AlreadyPurchasedError,
@@ -27,6 +28,7 @@ from core.storage import OpenDatabase, bulk_insert, ensure_indexes, open_databas
 __all__ = [
     "DEFAULT_SETTINGS",
     "FEED_SIZE",
+    "SOURCES",
     "AlreadyPurchasedError",
     "CoreSettings",
     "ItemNotFoundError",
@@ -39,6 +41,7 @@ __all__ = [
     "bulk_insert",
     "create_purchase",
     "ensure_indexes",
+    "get_audit_log",
     "get_data_version",
     "get_purchase_analytics",
     "get_purchase_history",

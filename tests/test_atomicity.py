@@ -9,7 +9,7 @@ from pymongo.errors import OperationFailure
 
 from core import AlreadyPurchasedError, NotPurchasedError, create_purchase, remove_purchase
 from core.operations import check_consistency
-from core.storage.schema import COURSES, IDEMPOTENCY, PURCHASES, REVOKED, USERS
+from core.storage.schema import AUDIT, COURSES, IDEMPOTENCY, PURCHASES, REVOKED, USERS
 from tests.conftest import owned, snapshot
 
 CARD = {"amount": 29.99, "paymentMethod": "credit_card"}
@@ -77,6 +77,29 @@ def test_eight_threads_granting_and_revoking_overlapping_pairs(db, catalog):
     assert sorted(revoked) == sorted(doc["_id"] for doc in db[REVOKED].find())
     active = sorted(doc["_id"] for doc in db[PURCHASES].find())
     assert sorted(granted) == sorted(active + revoked)
+    # and no change without its audit entry, no entry without its change
+    entries = list(db[AUDIT].find())
+    assert sorted(e["purchase"] for e in entries if e["action"] == "grant") == sorted(granted)
+    assert sorted(e["purchase"] for e in entries if e["action"] == "revoke") == sorted(revoked)
+
+
+@pytest.mark.parametrize("action", ["grant", "revoke"])
+def test_no_change_without_its_audit_entry(db, catalog, monkeypatch, action):
+    user, course = catalog["user"], catalog["courses"][0]
+    if action == "revoke":
+        create_purchase(db, user, course, None, CARD)
+    # The last write of the transaction, the audit entry, is refused: its _id is taken.
+    taken = ObjectId()
+    db[AUDIT].insert_one({"_id": taken, "note": "left over"})
+    monkeypatch.setattr("core.audit.ObjectId", lambda: taken)
+    change = {
+        "grant": lambda: create_purchase(db, user, course, None, {**CARD, "idempotencyKey": "evt_9"}),
+        "revoke": lambda: remove_purchase(db, user, course, actor="admin@example.com", reason="refund"),
+    }[action]
+    before = snapshot(db)
+    with pytest.raises(RuntimeError, match="audit_log already holds"):
+        change()
+    assert snapshot(db) == before
 
 
 def run_at_once(calls):

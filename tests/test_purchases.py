@@ -115,9 +115,22 @@ def test_idempotency_key_after_revocation_does_not_grant_again(db, catalog):
     user, course = catalog["user"], catalog["courses"][0]
     first = create_purchase(db, user, course, None, {**CARD, "idempotencyKey": "evt_7"})
     remove_purchase(db, user, course, actor="support", reason="refund")
-    replay = create_purchase(db, user, course, None, {**CARD, "idempotencyKey": "evt_7"})
-    assert replay["_id"] == first["_id"] and replay["reason"] == "refund"
+    before = snapshot(db)
+    with pytest.raises(NotPurchasedError, match=f"granted purchase {first['_id']}, which was revoked .*refund"):
+        create_purchase(db, user, course, None, {**CARD, "idempotencyKey": "evt_7"})
+    assert snapshot(db) == before
     assert has_purchased(db, user, course) is False
+
+
+@pytest.mark.parametrize("change", [{"amount": 30}, {"paymentMethod": "paypal"}, {"currency": "EUR"},
+                                    {"purchasedAt": datetime(2025, 1, 2, tzinfo=UTC)}])
+def test_idempotency_key_with_other_parameters_is_an_error(db, catalog, change):
+    user, course = catalog["user"], catalog["courses"][0]
+    create_purchase(db, user, course, None, {**CARD, "idempotencyKey": "evt_8"})
+    before = snapshot(db)
+    with pytest.raises(ValidationError, match=f"already used for another purchase .*differs in {next(iter(change))}"):
+        create_purchase(db, user, course, None, {**CARD, "idempotencyKey": "evt_8", **change})
+    assert snapshot(db) == before
 
 
 def test_remove_moves_the_purchase_to_revoked(db, catalog):

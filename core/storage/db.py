@@ -15,7 +15,7 @@ from pymongo.database import Database
 
 from core.storage.embedded import EmbeddedServer
 from core.storage.retry import retry_when_busy
-from core.storage.schema import PURCHASES, REVOKED
+from core.storage.schema import AUDIT, PURCHASES, REVOKED
 
 DEFAULT_DB_NAME = "learning"
 SQLITE_NAME = "purchases.sqlite"
@@ -134,6 +134,8 @@ def _create_indexes(db: Database, *, unique_guards: bool) -> None:
     db[PURCHASES].create_index([("purchasedAt", ASCENDING)])
     db[REVOKED].create_index([("user", ASCENDING), ("purchasedAt", DESCENDING)])
     db[REVOKED].create_index([("revokedAt", ASCENDING)])
+    db[AUDIT].create_index([("at", DESCENDING)])
+    db[AUDIT].create_index([("user", ASCENDING), ("at", DESCENDING)])
     if unique_guards:
         # A second guard behind the per-user write conflict. mongoeco checks a unique
         # secondary index by scanning the collection on every write, so not there.

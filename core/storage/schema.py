@@ -22,6 +22,7 @@ def stats_collection(level: str, part: str) -> str:
     return STATS_DETAILS_HOURLY if level == "hour" else STATS_DETAILS
 DATA_VERSION = "data_version"
 ACTIVITY = "recent_activity"
+AUDIT = "audit_log"
 
 # kind -> (item field on a purchase, array on the user, catalog collection)
 KINDS = {
