@@ -7,7 +7,7 @@ import time
 from flask import Flask
 
 from core.operations import is_empty, seed_demo
-from dashboard import init_dashboard
+from dashboard import accounts, cli, init_dashboard
 from dashboard.context import DashboardContext
 from settings import load_settings
 
@@ -25,12 +25,30 @@ def create_app(config=None) -> Flask:
         started = time.perf_counter()
         counts = seed_demo(opened.db)
         log.info("seeded demo data %s in %.1f s", counts, time.perf_counter() - started)
+        create_demo_accounts(opened.db)
     server = Flask(__name__)
     server.config.update(settings.values)
     server.extensions["settings"] = settings
     server.extensions["purchase_database"] = opened
-    server.extensions["dash"] = init_dashboard(server, DashboardContext(opened.db, settings, opened.description))
+    context = DashboardContext(opened.db, settings, opened.description, opened.uri)
+    server.extensions["dash"] = init_dashboard(server, context)
+    cli.register(server)
     return server
+
+
+def create_demo_accounts(db) -> None:
+    """One admin and one viewer for the demo; their passwords are printed this once."""
+    lines = []
+    for email, role, name in (("admin@example.com", "admin", "Demo Admin"), ("viewer@example.com", "viewer", "Demo Viewer")):
+        password = accounts.generate_password()
+        try:
+            accounts.create_account(db, email, role, password, name)
+        except accounts.AccountError:
+            continue  # kept from an earlier start
+        lines.append(f"  {role:6}  {email}  password: {password}")
+    if lines:
+        print("Demo accounts (passwords shown once; change them with `flask --app app set-password EMAIL`):",
+              *lines, sep="\n", flush=True)
 
 
 def main() -> int:

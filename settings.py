@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse_many
+
 from core import CoreSettings, OpenDatabase, open_database
 
 DEFAULTS = {
@@ -24,6 +26,10 @@ DEFAULTS = {
     "CURRENCY": "USD",
     "PAYMENT_METHODS": "credit_card,paypal,stripe,bank_transfer,admin_grant",
     "BUYERS_MAX_AGE": "30",
+    "SECRET_KEY": "",
+    "SECURE_COOKIES": "0",
+    "LOGIN_LIMIT_ACCOUNT": "5 per minute",
+    "LOGIN_LIMIT_ADDRESS": "20 per minute",
 }
 
 
@@ -38,6 +44,10 @@ class Settings:
     refresh_ms: int
     timezone: ZoneInfo
     core: CoreSettings
+    secret_key: str  # empty: one generated and kept in DATA_DIR
+    secure_cookies: bool  # set when served over HTTPS
+    login_limit_account: str
+    login_limit_address: str
     values: Mapping  # every merged key, for Flask's config
 
     def open_database(self, db_name: str | None = None) -> OpenDatabase:
@@ -55,12 +65,28 @@ def load_settings(config: Mapping | None = None, environ: Mapping | None = None)
         data_dir=Path(str(values["DATA_DIR"] or "data")),
         host=str(values["HOST"]),
         port=_integer(values, "PORT", 1, 65535),
-        seed_demo=str(values["SEED_DEMO"]).strip() not in ("0", "false", "False", "no", ""),
+        seed_demo=_flag(values["SEED_DEMO"]),
         refresh_ms=_integer(values, "REFRESH_MS", 200, 3_600_000),
         timezone=_zone(values["TIMEZONE"]),
         core=CoreSettings.from_mapping(values),
+        secret_key=str(values["SECRET_KEY"] or ""),
+        secure_cookies=_flag(values["SECURE_COOKIES"]),
+        login_limit_account=_limit(values, "LOGIN_LIMIT_ACCOUNT"),
+        login_limit_address=_limit(values, "LOGIN_LIMIT_ADDRESS"),
         values=values,
     )
+
+
+def _flag(value) -> bool:
+    return str(value).strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def _limit(values: Mapping, name: str) -> str:
+    try:
+        parse_many(str(values[name]))
+    except ValueError:
+        raise ValueError(f"{name} must be a rate such as '5 per minute', got {values[name]!r}") from None
+    return str(values[name])
 
 
 def _integer(values: Mapping, name: str, low: int, high: int) -> int:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from dash import Dash
 
-from dashboard import data, shell
+from dashboard import auth, data, shell
 from dashboard.context import EXTENSION, DashboardContext
-from dashboard.pages import page_modules
+from dashboard.pages import page_for, page_modules
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -15,12 +15,13 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 def init_dashboard(server, context: DashboardContext) -> Dash:
     """Create the Dash app on `server`: the shell, every page's callbacks, a cache warm-up."""
     server.extensions[EXTENSION] = context
+    pages = page_modules()
+    auth.init_auth(server, context, admin_paths=lambda path: _admin_only(pages, path))
     # Our own router (dashboard.shell) rather than Dash pages: Dash pages re-runs a page's
     # layout on every change of the query string, which would blank the live page's charts
     # whenever a filter changes, and its page registry is global to the process.
     app = Dash(__name__, server=server, title="Purchases", assets_folder=str(ASSETS), update_title=None,
                suppress_callback_exceptions=True)
-    pages = page_modules()
     app.layout = shell.layout(pages)
     shell.register(app, context, pages)
     for page in pages:
@@ -28,3 +29,8 @@ def init_dashboard(server, context: DashboardContext) -> Dash:
     threading.Thread(target=data.warm_up, args=(context.db, context.settings.timezone, context.settings.core),
                      name="warm-up", daemon=True).start()
     return app
+
+
+def _admin_only(pages: list, path: str) -> bool:
+    page = page_for(pages, path)
+    return page is not None and page.ROLE == "admin"

@@ -20,6 +20,7 @@ class DashboardContext:
     db: Database
     settings: Settings
     description: str  # which database, for the page header
+    database_uri: str  # how another client reaches the same server
 
     @property
     def currency(self) -> str:

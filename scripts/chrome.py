@@ -31,3 +31,13 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def sign_in(driver, base: str, email: str, password: str) -> None:
+    """Sign in through the form at `base`/login, as a person does."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(base.rstrip("/") + "/login")
+    driver.find_element(By.ID, "email").send_keys(email)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()

@@ -9,6 +9,7 @@ from bson import ObjectId
 from app import create_app
 from core import ensure_indexes, open_database
 from core.storage.schema import COURSES, PURCHASES, TESTS, USERS
+from dashboard import accounts
 
 
 @pytest.fixture(scope="session")
@@ -75,4 +76,28 @@ def app(tmp_path):
 
 @pytest.fixture
 def client(app):
+    """A browser without a session."""
     return app.test_client()
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def signed_in(app, role: str, email: str | None = None):
+    """A test client signed in through POST /login with a new account of `role`."""
+    email = email or f"{role}-{uuid.uuid4().hex[:6]}@example.com"
+    accounts.create_account(app.extensions["purchase_database"].db, email, role, PASSWORD, f"{role.title()} Tester")
+    client = app.test_client()
+    reply = client.post("/login", data={"email": email, "password": PASSWORD})
+    assert reply.status_code == 302, reply.data
+    return client
+
+
+@pytest.fixture
+def viewer_client(app):
+    return signed_in(app, "viewer")
+
+
+@pytest.fixture
+def admin_client(app):
+    return signed_in(app, "admin")

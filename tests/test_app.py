@@ -13,6 +13,7 @@ from core.storage.schema import COURSES, PURCHASES, USERS
 from dashboard import shell
 from dashboard.pages import live
 from scripts.dash_client import callback_body, callback_key
+from tests.conftest import signed_in
 
 embedded_only = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="seeds only the embedded database")
 
@@ -24,7 +25,7 @@ def test_first_start_seeds_demo_data_with_rollups_and_serves_the_page(tmp_path):
         db = server.extensions["purchase_database"].db
         assert db[USERS].count_documents({}) == 600 and db[PURCHASES].count_documents({}) == 5000
         assert rollup_differences(db) == [] and get_data_version(db) > 0
-        client = server.test_client()
+        client = signed_in(server, "viewer")
         assert client.get("/").status_code == 200
         shell_layout = json.dumps(client.get("/_dash-layout").get_json())
         assert f'"{shell.CONTENT}"' in shell_layout and str(tmp_path) in shell_layout  # names its database
@@ -58,7 +59,7 @@ def test_a_setting_given_to_create_app_reaches_a_purchase(tmp_path):
                                    settings=settings.core)
         assert db[PURCHASES].find_one({"_id": purchase["_id"]})["currency"] == "EUR"
         assert server.config["CURRENCY"] == "EUR"
-        methods = json.dumps(route(server.test_client(), server, "/"))
+        methods = json.dumps(route(signed_in(server, "viewer"), server, "/"))
         assert '"voucher"' in methods and '"paypal"' not in methods  # the page offers what core accepts
     finally:
         server.extensions["purchase_database"].close()
@@ -71,8 +72,8 @@ def test_settings_are_checked_when_the_app_is_built(tmp_path):
         create_app({"DATA_DIR": str(tmp_path), "TIMEZONE": "Mars/Olympus"})
 
 
-def test_an_unknown_path_shows_not_found(client, app):
-    assert "Page not found" in json.dumps(route(client, app, "/nowhere"))
+def test_an_unknown_path_shows_not_found(viewer_client, app):
+    assert "Page not found" in json.dumps(route(viewer_client, app, "/nowhere"))
 
 
 def route(client, app, path: str) -> dict:
@@ -94,7 +95,8 @@ def poll(client, app, state: dict):
                                                                      [f"{live.INTERVAL}.n_intervals"]))
 
 
-def test_poll_draws_once_then_answers_204_until_something_changes(client, app):
+def test_poll_draws_once_then_answers_204_until_something_changes(viewer_client, app):
+    client = viewer_client
     db = app.extensions["purchase_database"].db
     seed_demo(db, users=30, items=8, purchases=100, seed=1)
     first = poll(client, app, {})
@@ -114,7 +116,8 @@ def test_poll_draws_once_then_answers_204_until_something_changes(client, app):
 
 
 @embedded_only
-def test_poll_shows_the_outage_banner_when_the_database_is_gone_and_keeps_the_figures(client, app):
+def test_poll_shows_the_outage_banner_when_the_database_is_gone_and_keeps_the_figures(viewer_client, app):
+    client = viewer_client
     first = poll(client, app, {})
     state = first.get_json()["response"][live.STATE]["data"]
     app.extensions["purchase_database"].server.stop()

@@ -33,6 +33,7 @@ class OpenDatabase:
 
     db: Database
     description: str
+    uri: str  # how another client reaches the same server
     server: EmbeddedServer | None = None
     _lock_file: object = field(default=None, repr=False)
 
@@ -67,7 +68,7 @@ def open_database(*, uri: str = "", db_name: str | None = None, data_dir: str | 
     if uri:
         client = MongoClient(uri, **CLIENT_OPTIONS)
         name = db_name or _default_db_name(client)
-        opened = OpenDatabase(client[name], f"MongoDB at {_hosts(uri)}, database {name!r}")
+        opened = OpenDatabase(client[name], f"MongoDB at {_hosts(uri)}, database {name!r}", uri)
     else:
         opened = _open_embedded(Path(data_dir or "data"), db_name or DEFAULT_DB_NAME)
     ensure_indexes(opened.db)
@@ -100,7 +101,7 @@ def _open_embedded(data_dir: Path, name: str) -> OpenDatabase:
         uri = lock_file.read().strip()
         lock_file.close()
         client = MongoClient(uri, **CLIENT_OPTIONS)
-        return OpenDatabase(client[name], f"embedded mongoeco at {sqlite_path} (served by another process at {uri})")
+        return OpenDatabase(client[name], f"embedded mongoeco at {sqlite_path} (served by another process at {uri})", uri)
     server = EmbeddedServer(sqlite_path)
     uri = server.start()
     lock_file.seek(0)
@@ -111,6 +112,7 @@ def _open_embedded(data_dir: Path, name: str) -> OpenDatabase:
     opened = OpenDatabase(
         MongoClient(uri, **CLIENT_OPTIONS)[name],
         f"embedded mongoeco at {sqlite_path}",
+        uri,
         server=server,
         _lock_file=lock_file,
     )

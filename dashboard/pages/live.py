@@ -17,6 +17,7 @@ from dashboard.filters import GRANULARITIES, KINDS, PRESETS, View, describe, fro
 PATH = "/"
 TITLE = "Live revenue"
 NAV = "Live revenue"
+ROLE = "viewer"
 
 # ids
 URL = "live-url"  # the page's own view of the URL: its query string holds the filters
@@ -110,7 +111,7 @@ def reply(**values) -> dict:
     return {name: values.get(name, no_update) for name in POLL_OUTPUTS}
 
 
-def layout(**_query) -> html.Div:
+def layout(path: str = PATH) -> html.Div:
     """The page; filters arrive from the URL through the sync callback."""
     context = current_context()
     return html.Div(className="live", children=[

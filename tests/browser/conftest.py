@@ -11,9 +11,11 @@ from app import create_app
 from core import open_database
 from core.operations import seed_demo
 from core.storage import EmbeddedServer
-from scripts.chrome import chrome_options
+from dashboard import accounts
+from scripts.chrome import chrome_options, sign_in
 
 REFRESH_MS = 1000
+PASSWORD = "correct horse battery staple"
 
 
 def pytest_setup_options():
@@ -39,6 +41,8 @@ class LiveApp:
             "REFRESH_MS": str(REFRESH_MS),
         })
         self._replacement = None
+        for role in ("admin", "viewer"):
+            accounts.create_account(self.db, f"{role}@example.com", role, PASSWORD, f"{role.title()} Tester")
 
     def stop_database(self):
         self.opened.server.stop()
@@ -73,7 +77,9 @@ def page(live, dash_br):
     http = make_server("127.0.0.1", free_port(), live.server, threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
-    dash_br.server_url = f"http://127.0.0.1:{http.server_port}"
+    base = f"http://127.0.0.1:{http.server_port}"
+    sign_in(dash_br.driver, base, "admin@example.com", PASSWORD)
+    dash_br.server_url = base
     dash_br.wait_for_element(".panel .js-plotly-plot", timeout=10)
     yield dash_br
     http.shutdown()

@@ -1,0 +1,197 @@
+"""Staff accounts in `staff_accounts`: who may sign in to the dashboard, and with which role.
+
+`_id` is the lower-cased email, so a lookup is a point read and two accounts cannot share an
+email. Passwords are kept only as werkzeug scrypt hashes. `sessionToken` changes when the
+password changes or the account is disabled, which ends every session signed in before.
+"""
+
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pymongo
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from core.storage import retry_when_busy
+
+ACCOUNTS = "staff_accounts"
+ROLES = ("viewer", "admin")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 200
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,63}$")
+# checked when the email is unknown, so both cases take the same time
+_DUMMY_HASH = generate_password_hash("not a password, only the time a check takes", method="scrypt")
+
+
+class AccountError(ValueError):
+    """An account could not be created or changed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    name: str
+    role: str
+    disabled: bool
+    session_token: str
+    last_sign_in: datetime | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin" and not self.disabled
+
+    # Flask-Login's user protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return not self.disabled
+
+    @property
+    def is_active(self) -> bool:
+        return not self.disabled
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return f"{self.email}|{self.session_token}"
+
+
+def normalise_email(email) -> str:
+    if not isinstance(email, str) or not EMAIL.match(email.strip()):
+        raise AccountError(f"not an email address: {email!r}")
+    return email.strip().lower()
+
+
+def check_password(password) -> str:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise AccountError(f"a password needs {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return password
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def create_account(db: Database, email: str, role: str, password: str, name: str | None = None) -> Account:
+    """Add an account; refuse a taken email, an unknown role or a short password."""
+    email = normalise_email(email)
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {list(ROLES)}, got {role!r}")
+    doc = {
+        "_id": email,
+        "name": (name or email.split("@")[0]).strip()[:200],
+        "role": role,
+        "passwordHash": generate_password_hash(check_password(password), method="scrypt"),
+        "disabled": False,
+        "sessionToken": secrets.token_urlsafe(16),
+        "createdAt": datetime.now(UTC),
+        "lastSignIn": None,
+    }
+    try:
+        retry_when_busy(lambda: db[ACCOUNTS].insert_one(doc))
+    except DuplicateKeyError:
+        raise AccountError(f"an account for {email} exists already") from None
+    return _account(doc)
+
+
+def get_account(db: Database, email: str) -> Account | None:
+    try:
+        email = normalise_email(email)
+    except AccountError:
+        return None
+    doc = retry_when_busy(lambda: db[ACCOUNTS].find_one({"_id": email}))
+    return _account(doc) if doc else None
+
+
+def account_for_session(db: Database, session_id: str) -> Account | None:
+    """The account a session cookie names, if it is still valid (same token, not disabled)."""
+    email, _, token = (session_id or "").partition("|")
+    account = get_account(db, email)
+    if account is None or account.disabled or not secrets.compare_digest(account.session_token, token):
+        return None
+    return account
+
+
+class SessionCache:
+    """Sessions checked against the database at most every `max_age` seconds.
+
+    A poll every second from every tab need not read the account each time; a disabled
+    account or a changed password ends its sessions within `max_age`. While the database
+    cannot be reached, the last answer stands: nothing can be read or written then anyway,
+    and the page can say that the database is down instead of failing to sign in.
+    """
+
+    def __init__(self, max_age: float = 5.0, size: int = 10_000, timeout: float = 0.5):
+        self._entries: OrderedDict[str, tuple[float, Account | None]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_age, self.size, self.timeout = max_age, size, timeout
+
+    def account(self, db: Database, session_id: str) -> Account | None:
+        with self._lock:
+            checked_at, known = self._entries.get(session_id, (None, None))
+        if checked_at is not None and time.monotonic() - checked_at < self.max_age:
+            return known
+        try:
+            with pymongo.timeout(self.timeout):
+                known = account_for_session(db, session_id)
+        except PyMongoError:
+            if checked_at is None:
+                raise
+            return known
+        with self._lock:
+            self._entries[session_id] = (time.monotonic(), known)
+            self._entries.move_to_end(session_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return known
+
+
+def verify(db: Database, email, password) -> Account | None:
+    """The account when email and password match an enabled account, else None."""
+    doc = None
+    if isinstance(email, str) and isinstance(password, str) and len(password) <= MAX_PASSWORD:
+        try:
+            doc = retry_when_busy(lambda: db[ACCOUNTS].find_one({"_id": normalise_email(email)}))
+        except AccountError:
+            doc = None
+    valid = check_password_hash(doc["passwordHash"] if doc else _DUMMY_HASH, password if isinstance(password, str) else "")
+    if not doc or not valid or doc.get("disabled"):
+        return None
+    now = datetime.now(UTC)
+    retry_when_busy(lambda: db[ACCOUNTS].update_one({"_id": doc["_id"]}, {"$set": {"lastSignIn": now}}))
+    return _account({**doc, "lastSignIn": now})
+
+
+def set_password(db: Database, email: str, password: str) -> None:
+    """Replace the password; every open session of the account ends."""
+    _update(db, email, {"passwordHash": generate_password_hash(check_password(password), method="scrypt"),
+                        "sessionToken": secrets.token_urlsafe(16)})
+
+
+def disable_account(db: Database, email: str) -> None:
+    """Refuse further sign-ins; every open session of the account ends."""
+    _update(db, email, {"disabled": True, "sessionToken": secrets.token_urlsafe(16)})
+
+
+def list_accounts(db: Database) -> list[Account]:
+    return [_account(doc) for doc in retry_when_busy(lambda: list(db[ACCOUNTS].find()))]
+
+
+def _update(db: Database, email: str, fields: dict) -> None:
+    email = normalise_email(email)
+    result = retry_when_busy(lambda: db[ACCOUNTS].update_one({"_id": email}, {"$set": fields}))
+    if result.matched_count == 0:
+        raise AccountError(f"no account for {email}")
+
+
+def _account(doc: dict) -> Account:
+    return Account(email=doc["_id"], name=doc.get("name") or doc["_id"], role=doc.get("role", "viewer"),
+                   disabled=bool(doc.get("disabled")), session_token=doc.get("sessionToken", ""),
+                   last_sign_in=doc.get("lastSignIn"))

@@ -1,0 +1,222 @@
+"""Sign-in and the doors around everything else: sessions, roles, throttling, origins, headers.
+
+- `GET /login` shows the form, `POST /login` signs in (form fields `email`, `password`,
+  optional `next`: a same-site path), `/logout` signs out. Flask-Login keeps the session.
+- Every other path needs a signed-in account: pages redirect to /login, `/_dash-*` and
+  `/api/*` answer 401. Admin pages send viewers back to the live page; a Dash callback that
+  writes to an admin component (`admin-` ids) answers 403 to a viewer. Each write callback
+  checks the role again itself (`require_admin`).
+- Failed sign-ins are slowed down per account and per address (Flask-Limiter, counters in
+  the database, so every worker shares them); the message never says which field was wrong.
+- A state-changing request from another origin is refused; responses may not be framed.
+"""
+
+import os
+import secrets
+import time
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from flask import Response, abort, g, jsonify, redirect, render_template_string, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, current_user, login_user, logout_user
+
+from dashboard import accounts, throttle
+from dashboard.context import DashboardContext
+
+PUBLIC_PATHS = {"/login", "/logout"}
+PUBLIC_PREFIXES = ("/assets/",)
+API_PREFIXES = ("/_dash-", "/api/")
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+ADMIN_PREFIX = "admin-"
+SECRET_FILE = "secret_key"
+FAILED = "Email or password is wrong, or the account is disabled."
+
+
+def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
+    """Protect `server`: sessions, the sign-in routes, the guard, throttling, headers.
+
+    `admin_paths(path)` tells whether a page path is for admins only.
+    """
+    settings = context.settings
+    server.secret_key = settings.secret_key or _stored_secret(settings.data_dir)
+    server.config.update(
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+    )
+    manager = LoginManager(server)
+    manager.session_protection = "basic"
+
+    sessions = accounts.SessionCache()
+
+    @manager.user_loader
+    def load(session_id):
+        return sessions.account(context.db, session_id)
+
+    limiter = Limiter(get_remote_address, app=server, strategy="moving-window", **throttle.storage(context))
+    failed = lambda response: g.get("sign_in_failed", False)  # noqa: E731 - counts failed sign-ins only
+    per_account = limiter.limit(settings.login_limit_account, key_func=_email_key, scope="sign-in-account",
+                                deduct_when=failed, methods=["POST"],
+                                error_message="Too many failed sign-ins for this account.")
+    per_address = limiter.limit(settings.login_limit_address, key_func=get_remote_address, scope="sign-in-address",
+                                deduct_when=failed, methods=["POST"],
+                                error_message="Too many failed sign-ins from this address.")
+
+    @server.route("/login", methods=["GET", "POST"])
+    @per_account
+    @per_address
+    def login():
+        target = safe_next(request.values.get("next"))
+        if request.method == "GET":
+            if current_user.is_authenticated:
+                return redirect(target)
+            return _login_page(target)
+        account = accounts.verify(context.db, request.form.get("email"), request.form.get("password"))
+        if account is None:
+            g.sign_in_failed = True
+            return _login_page(target, FAILED, request.form.get("email", "")), 401
+        login_user(account)
+        return redirect(target)
+
+    @server.route("/logout", methods=["GET", "POST"])
+    def logout():
+        logout_user()
+        return redirect("/login")
+
+    @server.errorhandler(429)
+    def too_many(error):
+        wait = max(1, int(limiter.current_limit.reset_at - time.time())) if limiter.current_limit else 60
+        message = f"{error.description} Try again in {wait} s."
+        if request.path == "/login":
+            response = Response(_login_page(safe_next(request.values.get("next")), message), 429)
+        else:
+            response = jsonify(error=message)
+            response.status_code = 429
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    @server.before_request
+    def guard():
+        if request.method not in SAFE_METHODS and not same_origin():
+            abort(403, "cross-origin request refused")
+        path = request.path
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            return None
+        if not current_user.is_authenticated:
+            if path.startswith(API_PREFIXES):
+                return jsonify(error="sign in first"), 401
+            return redirect("/login?next=" + _quote(request.full_path.rstrip("?")))
+        if path == "/_dash-update-component" and writes_admin_component(request.get_json(silent=True)):
+            if not current_user.is_admin:
+                return jsonify(error="this needs an admin account"), 403
+        elif request.method == "GET" and admin_paths(path) and not current_user.is_admin:
+            return redirect("/")
+        return None
+
+    @server.after_request
+    def headers(response):
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
+    return limiter
+
+
+def require_admin() -> str:
+    """The signed-in admin's email, for a callback about to write; 401/403 otherwise."""
+    if not current_user.is_authenticated:
+        abort(401)
+    if not current_user.is_admin:
+        abort(403)
+    return current_user.email
+
+
+def safe_next(target) -> str:
+    """`target` when it is a path on this site, else "/"."""
+    if not isinstance(target, str) or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
+        return "/"
+    return target
+
+
+def same_origin() -> bool:
+    """False when the browser says the request comes from another site."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser's cross-origin request: browsers send Origin with them
+    return urlsplit(origin).netloc == request.host
+
+
+def writes_admin_component(body) -> bool:
+    """True when a Dash callback request has an output whose id starts with `admin-`."""
+    outputs = body.get("outputs") if isinstance(body, dict) else None
+    if isinstance(outputs, dict):
+        outputs = [outputs]
+    if not isinstance(outputs, list):
+        return False
+    for output in outputs:
+        ident = output.get("id") if isinstance(output, dict) else None
+        values = ident.values() if isinstance(ident, dict) else [ident]
+        if any(isinstance(v, str) and v.startswith(ADMIN_PREFIX) for v in values):
+            return True
+    return False
+
+
+def _email_key() -> str:
+    email = request.form.get("email", "")
+    return email.strip().lower()[:254] if isinstance(email, str) else ""
+
+
+def _quote(path: str) -> str:
+    return quote(path, safe="/")
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """The secret kept in DATA_DIR (mode 0600), made once by whichever process comes first."""
+    path = Path(data_dir) / SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _login_page(target: str, message: str | None = None, email: str = "") -> str:
+    return render_template_string(LOGIN_PAGE, target=target, message=message, email=email)
+
+
+LOGIN_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Sign in · Purchases</title>
+  <link rel="stylesheet" href="/assets/style.css">
+</head>
+<body>
+  <main class="signin">
+    <h1>Purchases</h1>
+    <p class="muted">Sign in with your staff account.</p>
+    {% if message %}<p class="message" role="alert" id="login-error">{{ message }}</p>{% endif %}
+    <form method="post" action="/login" class="signin-form">
+      <input type="hidden" name="next" value="{{ target }}">
+      <label for="email">Email</label>
+      <input id="email" name="email" type="email" autocomplete="username" required autofocus value="{{ email }}">
+      <label for="password">Password</label>
+      <input id="password" name="password" type="password" autocomplete="current-password" required>
+      <button type="submit" class="button primary" id="login-submit">Sign in</button>
+    </form>
+  </main>
+</body>
+</html>
+"""
