@@ -48,13 +48,14 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
     manager = LoginManager(server)
     manager.session_protection = "basic"
 
-    sessions = accounts.SessionCache()
+    sessions = server.extensions["sessions"] = accounts.SessionCache()
 
     @manager.user_loader
     def load(session_id):
         return sessions.account(context.db, session_id)
 
     limiter = Limiter(get_remote_address, app=server, strategy="moving-window", **throttle.storage(context))
+    server.extensions["purchase_database"].on_close.append(lambda: throttle.close(limiter))
     failed = lambda response: g.get("sign_in_failed", False)  # noqa: E731 - counts failed sign-ins only
     per_account = limiter.limit(settings.login_limit_account, key_func=_email_key, scope="sign-in-account",
                                 deduct_when=failed, methods=["POST"],

@@ -54,3 +54,10 @@ def storage(context: DashboardContext) -> dict:
     """Flask-Limiter's storage arguments for the app's database server."""
     return {"storage_uri": PREFIX + context.database_uri,
             "storage_options": {"database_name": f"{context.db.name}_limits"}}
+
+
+def close(limiter) -> None:
+    """Close the storage's own client, if it opened one."""
+    client = getattr(limiter.storage, "_storage", None)
+    if client is not None:
+        client.close()

@@ -66,7 +66,10 @@ def app(tmp_path):
     """The app as `create_app` builds it, on its own database (flaskr's `app` fixture)."""
     uri = os.environ.get("MONGODB_URI", "")
     server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": uri, "MONGODB_DB": f"app_{uuid.uuid4().hex[:12]}",
-                         "SEED_DEMO": "0", "TESTING": True})
+                         "SEED_DEMO": "0", "TESTING": True,
+                         # a poll may take up to half the interval: these tests are about what
+                         # a poll answers, not how fast, on a machine that may be busy
+                         "REFRESH_MS": "10000"})
     yield server
     opened = server.extensions["purchase_database"]
     if uri:

@@ -36,12 +36,15 @@ class OpenDatabase:
     uri: str  # how another client reaches the same server
     server: EmbeddedServer | None = None
     _lock_file: object = field(default=None, repr=False)
+    on_close: list = field(default_factory=list, repr=False)  # callables: others' clients to close first
 
     @property
     def client(self) -> MongoClient:
         return self.db.client
 
     def close(self) -> None:
+        while self.on_close:
+            self.on_close.pop()()
         self.db.client.close()
         if self.server is not None:
             _LOCAL_SERVERS.pop(self.server.address, None)

@@ -1,0 +1,156 @@
+"""Sign-in, roles and the doors around the app, over HTTP as a browser or a script would try them."""
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dashboard import accounts
+from tests.conftest import PASSWORD, signed_in
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_page_and_dash_route_needs_a_session(client):
+    for path in ("/", "/customers", "/audit", "/anything/else"):
+        reply = client.get(path)
+        assert reply.status_code == 302 and reply.headers["Location"].startswith("/login?next=")
+    assert client.get("/_dash-layout").status_code == 401
+    assert client.get("/_dash-dependencies").status_code == 401
+    assert client.post("/_dash-update-component", json={"output": "x.children"}).status_code == 401
+    assert client.get("/api/purchases").status_code == 401
+    assert client.get("/login").status_code == 200
+
+
+def test_sign_in_redirects_to_a_same_site_next_only(app):
+    db = app.extensions["purchase_database"].db
+    accounts.create_account(db, "ann@example.com", "admin", PASSWORD, "Ann")
+    for target, expected in (("/audit?user=1", "/audit?user=1"), ("//evil.example/x", "/"),
+                             ("https://evil.example/", "/"), ("/\\evil.example", "/"), ("", "/")):
+        client = app.test_client()
+        reply = client.post("/login", data={"email": "ANN@example.com ", "password": PASSWORD, "next": target})
+        assert reply.status_code == 302 and reply.headers["Location"] == expected, target
+
+
+def test_a_failed_sign_in_never_says_which_field_was_wrong(app, client):
+    accounts.create_account(app.extensions["purchase_database"].db, "ann@example.com", "viewer", PASSWORD)
+    wrong_password = client.post("/login", data={"email": "ann@example.com", "password": "not the password"})
+    unknown_email = client.post("/login", data={"email": "bob@example.com", "password": PASSWORD})
+    assert wrong_password.status_code == unknown_email.status_code == 401
+    message = "Email or password is wrong, or the account is disabled."
+    assert message in wrong_password.text and message in unknown_email.text
+    assert client.get("/_dash-layout").status_code == 401
+
+
+def test_failed_sign_ins_are_throttled_per_account_and_per_address(app):
+    db = app.extensions["purchase_database"].db
+    accounts.create_account(db, "ann@example.com", "viewer", PASSWORD)
+    accounts.create_account(db, "bob@example.com", "viewer", PASSWORD)
+    client = app.test_client()
+    codes = [client.post("/login", data={"email": "ann@example.com", "password": "guess"}).status_code
+             for _ in range(6)]
+    assert codes == [401] * 5 + [429]
+    locked = client.post("/login", data={"email": "ann@example.com", "password": PASSWORD})
+    assert locked.status_code == 429 and "Too many failed sign-ins for this account" in locked.text
+    assert int(locked.headers["Retry-After"]) > 0
+    # another account from the same address still gets in
+    assert client.post("/login", data={"email": "bob@example.com", "password": PASSWORD}).status_code == 302
+    # per address: 20 failures over many accounts, then even a new account is refused
+    other = app.test_client()
+    for n in range(20):
+        other.post("/login", data={"email": f"guess{n}@example.com", "password": "guess"},
+                   environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    refused = other.post("/login", data={"email": "bob@example.com", "password": PASSWORD},
+                         environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    assert refused.status_code == 429 and "from this address" in refused.text
+
+
+def test_a_viewer_is_sent_away_from_admin_pages_and_refused_admin_writes(app):
+    viewer = signed_in(app, "viewer")
+    for path in ("/audit", "/health", "/bulk", "/grant"):
+        reply = viewer.get(path)
+        assert reply.status_code == 302 and reply.headers["Location"] == "/", path
+    assert viewer.get("/customers").status_code == 200  # viewers may read customers
+    write = {"output": "admin-grant-result.children", "outputs": {"id": "admin-grant-result", "property": "children"},
+             "inputs": [], "changedPropIds": []}
+    assert viewer.post("/_dash-update-component", json=write).status_code == 403
+    assert signed_in(app, "admin").get("/audit").status_code == 200
+
+
+def test_disabling_an_account_or_changing_its_password_ends_its_sessions(app):
+    db = app.extensions["purchase_database"].db
+    client = signed_in(app, "viewer", "vic@example.com")
+    assert client.get("/_dash-layout").status_code == 200
+    accounts.set_password(db, "vic@example.com", "another long password")
+    expire_session_cache(app)
+    assert client.get("/_dash-layout").status_code == 401
+    again = app.test_client()
+    assert again.post("/login", data={"email": "vic@example.com", "password": "another long password"}).status_code == 302
+    accounts.disable_account(db, "vic@example.com")
+    expire_session_cache(app)
+    assert again.get("/_dash-layout").status_code == 401
+    assert again.post("/login", data={"email": "vic@example.com", "password": "another long password"}).status_code == 401
+
+
+def expire_session_cache(app):
+    """Sessions are re-checked every few seconds; a test does not wait for that."""
+    app.extensions["sessions"].max_age = 0
+
+
+def test_cross_origin_writes_are_refused(app):
+    client = signed_in(app, "admin")
+    body = {"output": "x.children", "outputs": {"id": "x", "property": "children"}, "inputs": [], "changedPropIds": []}
+    assert client.post("/_dash-update-component", json=body, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert client.post("/_dash-update-component", json=body, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert app.test_client().post("/login", data={"email": "a@b.cd", "password": "x"},
+                                  headers={"Origin": "https://evil.example"}).status_code == 403
+
+
+def test_cookies_and_headers(app):
+    client = app.test_client()
+    page = client.get("/login")
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    accounts.create_account(app.extensions["purchase_database"].db, "ann@example.com", "viewer", PASSWORD)
+    reply = client.post("/login", data={"email": "ann@example.com", "password": PASSWORD})
+    cookie = reply.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+
+
+def test_the_secret_key_is_generated_once_and_kept_private(app, tmp_path):
+    secret = tmp_path / "secret_key"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert app.secret_key == secret.read_text().strip() and len(app.secret_key) >= 64
+
+
+@pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="uses the embedded database of a data folder")
+def test_the_cli_manages_accounts(tmp_path):
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "SEED_DEMO": "0", "MONGODB_DB": "cli"}
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+
+    def run(*args, stdin=""):
+        return subprocess.run([*flask, *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    created = run("create-user", "Ann@Example.com", "--role", "admin", "--name", "Ann Admin", "--password-stdin",
+                  stdin="a long enough password\n")
+    assert created.returncode == 0, created.stderr
+    assert "Created admin account ann@example.com" in created.stdout and "password" not in created.stdout.lower()
+    generated = run("create-user", "vic@example.com", "--role", "viewer")
+    assert generated.returncode == 0 and "Password (shown once): " in generated.stdout
+    assert run("create-user", "ann@example.com", "--role", "viewer", "--password-stdin",
+               stdin="another long password\n").returncode != 0
+    assert run("create-user", "x@example.com", "--role", "owner").returncode != 0
+    assert run("set-password", "ann@example.com", "--password-stdin", stdin="short\n").returncode != 0
+    assert run("set-password", "ann@example.com", "--password-stdin", stdin="a newer long password\n").returncode == 0
+    assert run("disable-user", "vic@example.com").returncode == 0
+    assert run("disable-user", "nobody@example.com").returncode != 0
+    from settings import load_settings
+
+    with load_settings({"DATA_DIR": str(tmp_path), "MONGODB_DB": "cli", "MONGODB_URI": ""}).open_database() as opened:
+        assert accounts.verify(opened.db, "ann@example.com", "a newer long password").role == "admin"
+        assert accounts.verify(opened.db, "vic@example.com", generated.stdout.split(": ")[-1].strip()) is None
+        assert accounts.get_account(opened.db, "vic@example.com").disabled
