@@ -1,0 +1,58 @@
+"""The catalog: courses and tests with their titles and prices, as admin forms need them."""
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from core.errors import ItemNotFoundError, ValidationError
+from core.storage.documents import utc
+from core.storage.retry import retry_when_busy
+from core.storage.schema import KINDS, catalog
+from core.validation import to_object_id
+
+MAX_ITEMS = 50_000
+
+
+def list_items(db: Database, kind: str | None = None) -> list[dict]:
+    """Every course and test: {kind, _id, title, price}, sorted by kind then title."""
+    db = utc(db)
+    kinds = [kind] if kind else list(KINDS)
+    items = []
+    for name in kinds:
+        if name not in KINDS:
+            raise ValidationError(f"kind must be 'course' or 'test', got {name!r}")
+        docs = retry_when_busy(lambda n=name: list(db[catalog(n)].find({}, {"title": 1, "price": 1}).limit(MAX_ITEMS)))
+        items += [{"kind": name, "_id": d["_id"], "title": d.get("title") or f"(untitled {name} {d['_id']})",
+                   "price": d.get("price")} for d in docs]
+    items.sort(key=lambda item: (item["kind"], item["title"].lower()))
+    return items
+
+
+def get_item(db: Database, kind: str, item_id) -> dict:
+    """One course or test by id; ItemNotFoundError when there is none."""
+    if kind not in KINDS:
+        raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}")
+    item = to_object_id(item_id, f"{kind}_id")
+    doc = retry_when_busy(lambda: utc(db)[catalog(kind)].find_one({"_id": item}, {"title": 1, "price": 1}))
+    if doc is None:
+        raise ItemNotFoundError(f"no {kind} with id {item}")
+    return {"kind": kind, "_id": doc["_id"], "title": doc.get("title") or f"(untitled {kind} {item})",
+            "price": doc.get("price")}
+
+
+def find_items_by_title(items: list[dict], title: str) -> list[dict]:
+    """The items whose title equals `title`, ignoring case and surrounding spaces."""
+    wanted = " ".join(str(title).split()).casefold()
+    return [item for item in items if " ".join(item["title"].split()).casefold() == wanted]
+
+
+def item_ref(item: dict) -> str:
+    """"course:<id>" or "test:<id>": one value for a form's item picker."""
+    return f"{item['kind']}:{item['_id']}"
+
+
+def parse_item_ref(value) -> tuple[str, ObjectId]:
+    """The (kind, id) of an `item_ref`."""
+    kind, _, ident = str(value or "").partition(":")
+    if kind not in KINDS:
+        raise ValidationError(f"pick a course or a test, got {value!r}")
+    return kind, to_object_id(ident, f"{kind}_id")

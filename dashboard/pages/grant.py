@@ -1,0 +1,306 @@
+"""Grant access: pick a customer and a course or test, say what was paid, review, confirm.
+
+The form view carries one idempotency key, made when the page is drawn and renewed only
+after "Grant another": a double click, a network retry or a replayed request grants once.
+"""
+
+import logging
+import secrets
+from decimal import Decimal, InvalidOperation
+from urllib.parse import parse_qs
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from core import (
+    AlreadyPurchasedError,
+    ItemNotFoundError,
+    PurchaseError,
+    UserNotFoundError,
+    ValidationError,
+    create_purchase,
+)
+from core.catalog import item_ref, list_items, parse_item_ref
+from core.customers import find_customers, get_customer
+from dashboard.auth import require_admin
+from dashboard.context import DashboardContext, current_context
+from dashboard.figures import method_label, money_text
+
+PATH = "/grant"
+TITLE = "Grant access"
+NAV = "Grant"
+ROLE = "admin"
+
+URL = "grant-url"
+USER = "grant-user"
+ITEM = "grant-item"
+MODE = "grant-mode"
+PAID_BOX = "grant-paid-box"
+AMOUNT = "grant-amount"
+METHOD = "grant-method"
+DISCOUNT = "grant-discount"
+NOTE = "grant-note"
+REVIEW = "grant-review"
+FORM = "admin-grant-form"
+CONFIRM_BOX = "admin-grant-confirm-box"
+CONFIRM_TEXT = "admin-grant-confirm-text"
+CONFIRM = "grant-confirm"
+BACK = "grant-back"
+ANOTHER = "grant-another"
+KEY = "admin-grant-key"
+RESULT = "admin-grant-result"
+FIELDS = ("user", "item", "amount", "method", "discount", "note")
+
+
+def error_id(field: str) -> str:
+    return f"admin-grant-{field}-error"
+
+
+COMPLIMENTARY, PAID = "complimentary", "paid"
+FREE_METHOD = "admin_grant"
+log = logging.getLogger(__name__)
+
+
+def layout(path: str = PATH) -> html.Div:
+    context = current_context()
+    paid_methods = sorted(m for m in context.payment_methods if m != FREE_METHOD)
+    return html.Div(className="grant", children=[
+        dcc.Location(id=URL, refresh=False),
+        html.Div(className="topbar", children=[html.H1(TITLE)]),
+        html.P("Give a customer a course or a test: free, or for a payment taken elsewhere. "
+               "Nothing is written until you confirm.", className="muted"),
+        dcc.Store(id=KEY, data=secrets.token_urlsafe(16)),
+        html.Section(id=FORM, className="panel form", children=[
+            _field("Customer", USER, dcc.Dropdown(id=USER, placeholder="Type a name, email or id…", searchable=True,
+                                                 clearable=True, options=[])),
+            _field("Course or test", ITEM, dcc.Dropdown(id=ITEM, placeholder="Search by title…", searchable=True,
+                                                       clearable=True, options=[])),
+            _field("What was paid", "mode", dcc.RadioItems(
+                id=MODE, className="choices", value=COMPLIMENTARY, options=[
+                    {"label": "Complimentary: free access (amount 0, admin grant)", "value": COMPLIMENTARY},
+                    {"label": "A payment taken elsewhere", "value": PAID},
+                ])),
+            html.Div(id=PAID_BOX, className="hidden", children=[
+                _field(f"Amount ({context.currency})", AMOUNT,
+                       dcc.Input(id=AMOUNT, type="text", inputMode="decimal", placeholder="29.99", debounce=False)),
+                _field("Payment method", METHOD, dcc.Dropdown(
+                    id=METHOD, clearable=False, searchable=False, value=paid_methods[0] if paid_methods else None,
+                    options=[{"label": method_label(m), "value": m} for m in paid_methods])),
+            ]),
+            _field("Discount code (optional)", DISCOUNT, dcc.Input(id=DISCOUNT, type="text", maxLength=200)),
+            _field("Note (optional)", NOTE, dcc.Textarea(id=NOTE, maxLength=200, placeholder="Why, for the audit log")),
+            html.Button("Review grant", id=REVIEW, className="button primary", n_clicks=0),
+        ]),
+        html.Section(id=CONFIRM_BOX, className="panel confirm hidden", children=[
+            html.H2("Confirm the grant"),
+            html.P(id=CONFIRM_TEXT),
+            html.Div(className="actions", children=[
+                html.Button("Confirm grant", id=CONFIRM, className="button primary", n_clicks=0),
+                html.Button("Back", id=BACK, className="button", n_clicks=0),
+            ]),
+        ]),
+        html.Div(id=RESULT, role="status"),
+        html.Button("Grant another", id=ANOTHER, className="button hidden", n_clicks=0),
+    ])
+
+
+def _field(label: str, name: str, control) -> html.Div:
+    field = name.removeprefix("grant-")
+    return html.Div(className="field", children=[
+        html.Label(label, htmlFor=name), control, html.P(id=error_id(field), className="field-error"),
+    ])
+
+
+def register(app, context: DashboardContext) -> None:
+    db, settings = context.db, context.settings.core
+
+    @app.callback(Output(USER, "options"), Input(USER, "search_value"), State(USER, "value"), State(USER, "options"))
+    def search_users(text, chosen, options):
+        """Type-ahead: the customers whose email, name or id starts with what was typed."""
+        if not text or len(text.strip()) < 2:
+            raise PreventUpdate
+        try:
+            found = [_user_option(doc) for doc in find_customers(db, text, limit=10)]
+        except PurchaseError:
+            raise PreventUpdate from None
+        kept = [o for o in options or [] if o["value"] == chosen]
+        return kept + [o for o in found if o["value"] != chosen]
+
+    @app.callback(Output(USER, "value"), Output(USER, "options", allow_duplicate=True), Input(URL, "search"),
+                  prevent_initial_call="initial_duplicate")
+    def preselect(search):
+        """/grant?user=<id> opens the form for that customer."""
+        wanted = (parse_qs((search or "").lstrip("?")).get("user") or [""])[-1]
+        if not wanted:
+            raise PreventUpdate
+        try:
+            doc = get_customer(db, wanted)
+        except PurchaseError:
+            raise PreventUpdate from None
+        return str(doc["_id"]), [_user_option(doc)]
+
+    @app.callback(Output(ITEM, "options"), Input(USER, "value"))
+    def items(user):
+        """Every course and test with its price, and whether the chosen customer owns it."""
+        owned = set()
+        if user:
+            try:
+                doc = get_customer(db, user)
+                owned = {*(doc.get("purchasedCourses") or []), *(doc.get("purchasedTests") or [])}
+            except PurchaseError:
+                pass
+        return [_item_option(item, item["_id"] in owned, context.currency) for item in list_items(db)]
+
+    @app.callback(Output(PAID_BOX, "className"), Input(MODE, "value"))
+    def paid_fields(mode):
+        return "" if mode == PAID else "hidden"
+
+    outputs = {
+        **{field: Output(error_id(field), "children") for field in FIELDS},
+        "form": Output(FORM, "className"),
+        "confirmBox": Output(CONFIRM_BOX, "className"),
+        "confirmText": Output(CONFIRM_TEXT, "children"),
+        "result": Output(RESULT, "children"),
+        "another": Output(ANOTHER, "className"),
+        "key": Output(KEY, "data"),
+    }
+
+    @app.callback(
+        output=outputs,
+        inputs={"review": Input(REVIEW, "n_clicks"), "confirm": Input(CONFIRM, "n_clicks"),
+                "back": Input(BACK, "n_clicks"), "another": Input(ANOTHER, "n_clicks")},
+        state={"user": State(USER, "value"), "item": State(ITEM, "value"), "mode": State(MODE, "value"),
+               "amount": State(AMOUNT, "value"), "method": State(METHOD, "value"),
+               "discount": State(DISCOUNT, "value"), "note": State(NOTE, "value"), "key": State(KEY, "data")},
+        prevent_initial_call=True,
+    )
+    def submit(review, confirm, back, another, user, item, mode, amount, method, discount, note, key):
+        """Review checks the form, Confirm grants (once per key), Back edits, Grant another starts over."""
+        actor = require_admin()
+        reply = {name: no_update for name in outputs}
+        trigger = ctx.triggered_id
+        if trigger == BACK:
+            return {**reply, "form": "panel form", "confirmBox": "panel confirm hidden"}
+        if trigger == ANOTHER:
+            return {**reply, **{f: "" for f in FIELDS}, "form": "panel form", "confirmBox": "panel confirm hidden",
+                    "result": "", "another": "button hidden", "key": secrets.token_urlsafe(16)}
+        request, errors = read_form(user, item, mode, amount, method, discount, note, context)
+        if errors:
+            return {**reply, **{f: errors.get(f, "") for f in FIELDS}, "form": "panel form",
+                    "confirmBox": "panel confirm hidden", "result": ""}
+        if trigger == REVIEW:
+            # at confirm, core says it (a replay of this form's own grant is not "already owned")
+            owned = already_owned(db, request)
+            if owned:
+                return {**reply, **{f: (owned if f == "item" else "") for f in FIELDS}, "form": "panel form",
+                        "confirmBox": "panel confirm hidden", "result": ""}
+            return {**reply, **{f: "" for f in FIELDS}, "form": "panel form locked", "confirmBox": "panel confirm",
+                    "confirmText": describe(request, context), "result": ""}
+        if trigger != CONFIRM or not isinstance(key, str) or not key:
+            raise PreventUpdate
+        try:
+            purchase = grant(db, request, actor, key, settings)
+        except PurchaseError as error:
+            field = error_field(error)
+            return {**reply, **{f: (str(error) if f == field else "") for f in FIELDS}, "form": "panel form",
+                    "confirmBox": "panel confirm hidden",
+                    "result": html.P(str(error), className="message") if field is None else ""}
+        except Exception:  # noqa: BLE001 - logged with its traceback; the admin gets one honest line
+            log.exception("grant failed")
+            return {**reply, "result": html.P("The grant could not be saved; see the server log. Nothing was "
+                                              "granted twice: confirming again is safe.", className="message")}
+        return {**reply, **{f: "" for f in FIELDS}, "form": "panel form hidden", "confirmBox": "panel confirm hidden",
+                "result": _granted(purchase, request, context), "another": "button"}
+
+
+def read_form(user, item, mode, amount, method, discount, note, context) -> tuple[dict, dict]:
+    """The grant the form asks for, and the problems with it, by field; nothing is read or written."""
+    errors, request = {}, {"discount": (discount or "").strip() or None, "note": (note or "").strip() or None}
+    if not user:
+        errors["user"] = "Choose a customer."
+    request["user"] = user
+    try:
+        request["kind"], request["item"] = parse_item_ref(item)
+    except ValidationError:
+        errors["item"] = "Choose a course or a test."
+    if mode == PAID:
+        try:
+            value = Decimal(str(amount or "").strip().replace(",", ""))
+            if not value.is_finite() or value <= 0 or value.as_tuple().exponent < -2 or value >= Decimal("1e9"):
+                raise InvalidOperation
+            request["amount"] = float(value)
+        except InvalidOperation:
+            errors["amount"] = f"Enter the amount paid in {context.currency}, such as 29.99 (more than 0, at most 2 decimals)."
+        if method not in context.payment_methods or method == FREE_METHOD:
+            errors["method"] = "Choose how it was paid."
+        request["method"] = method
+    else:
+        request["amount"], request["method"] = 0, FREE_METHOD
+    return request, errors
+
+
+def already_owned(db, request: dict) -> str:
+    """"Already owns it" when the customer's array lists the item (one point read), else ""."""
+    try:
+        user = get_customer(db, request["user"])
+    except PurchaseError:
+        return ""  # the grant itself says what is wrong with the user
+    array = "purchasedCourses" if request["kind"] == "course" else "purchasedTests"
+    owns = request["item"] in (user.get(array) or [])
+    return f"{user.get('name') or 'This customer'} already owns this {request['kind']}." if owns else ""
+
+
+def describe(request: dict, context: DashboardContext):
+    """What the confirmation step says: who gets what, for how much."""
+    db = context.db
+    try:
+        user = get_customer(db, request["user"])
+        who = f"{user.get('name') or '(no name)'} ({user.get('email') or 'no email'})"
+    except PurchaseError:
+        who = f"user {request['user']}"
+    title = next((i["title"] for i in list_items(db, request["kind"]) if i["_id"] == request["item"]), str(request["item"]))
+    paid = ("free (complimentary, admin grant)" if request["amount"] == 0
+            else f"{money_text(request['amount'], context.currency)} paid by {method_label(request['method'])}")
+    return ["Grant the ", request["kind"], " ", html.Strong(title), " to ", html.Strong(who), ", ", html.Strong(paid),
+            *([f", discount code {request['discount']}"] if request["discount"] else []), "?"]
+
+
+def grant(db, request: dict, actor: str, key: str, settings) -> dict:
+    """The one write: core's create_purchase with this form view's idempotency key."""
+    ids = (request["item"], None) if request["kind"] == "course" else (None, request["item"])
+    data = {"amount": request["amount"], "paymentMethod": request["method"], "actor": actor,
+            "idempotencyKey": f"grant:{key}", **({"discountCode": request["discount"]} if request["discount"] else {})}
+    return create_purchase(db, request["user"], *ids, data, settings=settings, source="admin", note=request["note"])
+
+
+def error_field(error: PurchaseError) -> str | None:
+    """The form field a core error is about, or None for the form as a whole."""
+    if isinstance(error, UserNotFoundError):
+        return "user"
+    if isinstance(error, ItemNotFoundError | AlreadyPurchasedError):
+        return "item"
+    text = str(error)
+    for field, words in (("amount", ("amount",)), ("method", ("paymentMethod",)), ("discount", ("discountCode",)),
+                         ("note", ("note",)), ("user", ("user_id",)), ("item", ("course_id", "test_id"))):
+        if any(word in text for word in words):
+            return field
+    return None
+
+
+def _granted(purchase: dict, request: dict, context: DashboardContext) -> html.Div:
+    return html.Div(className="panel success", children=[
+        html.H2("Granted"),
+        html.P(["Purchase ", html.Code(str(purchase["_id"])), f" for {money_text(purchase['amount'], context.currency)}",
+                " is on the customer's account and in the audit log."]),
+        dcc.Link("Open the customer", href=f"/customers/{request['user']}", className="button"),
+    ])
+
+
+def _user_option(doc: dict) -> dict:
+    return {"label": f"{doc.get('name') or '(no name)'} · {doc.get('email') or 'no email'}", "value": str(doc["_id"])}
+
+
+def _item_option(item: dict, owned: bool, currency: str) -> dict:
+    price = "no price" if item.get("price") is None else money_text(item["price"], currency)
+    label = f"{item['kind'].title()} · {item['title']} · {price}" + (" · already owned" if owned else "")
+    return {"label": label, "value": item_ref(item)}
