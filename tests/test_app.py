@@ -128,3 +128,12 @@ def test_poll_shows_the_outage_banner_when_the_database_is_gone_and_keeps_the_fi
     assert response[live.BODY]["className"] == "body stale"
     assert live.REVENUE_CHART not in response  # the last figures stay on screen
     assert response[live.STATE]["data"]["downSince"]
+
+
+def test_slow_is_not_down():
+    from pymongo.errors import ExecutionTimeout, NetworkTimeout, ServerSelectionTimeoutError
+
+    assert live.unreachable(ServerSelectionTimeoutError("127.0.0.1:5: [Errno 111] Connection refused, Timeout: 0.5s"))
+    assert live.unreachable(NetworkTimeout("127.0.0.1:5: connection closed"))
+    assert not live.unreachable(NetworkTimeout("127.0.0.1:5: timed out (configured timeouts: ...)"))
+    assert not live.unreachable(ExecutionTimeout("operation exceeded time limit"))

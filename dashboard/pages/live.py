@@ -80,6 +80,9 @@ BUYERS_POLL_MS = 5000
 # the charts the main poll draws; the buyers chart has its own poll
 ROLLUP_CHARTS = tuple(chart for chart in CHARTS if chart != BUYERS_CHART)
 EXPORT_TIMEOUT = 10.0
+# what pymongo says when no server answers at all, as against one that answers slowly
+UNREACHABLE = ("refused", "reset", "connection closed", "unreachable", "no route", "name or service not known",
+               "nodename nor servname", "no servers", "broken pipe")
 
 # What the main poll draws, by name: every reply names the outputs it sets.
 FIGURE_OUTPUTS = {
@@ -264,9 +267,12 @@ def register(app, context: DashboardContext) -> None:
                 outputs, feed = render(context, view, now, state.get("seen", 0))
         except PreventUpdate:
             raise
-        except (ConnectionFailure, PyMongoError) as error:
-            if not isinstance(error, ConnectionFailure) and "timed out" not in str(error).lower():
-                log.exception("poll failed")
+        except PyMongoError as error:
+            if not unreachable(error):
+                # slow is not down: keep the figures, the next tick tries again
+                if "timed out" not in str(error).lower():
+                    log.exception("poll failed")
+                raise PreventUpdate from None
             since = state.get("downSince") or data.local_time(now, tz)
             return reply(banner=f"Database unreachable since {since}, retrying", bannerClass="banner",
                          bodyClass="body stale", state={**state, "downSince": since})
@@ -334,6 +340,12 @@ def register(app, context: DashboardContext) -> None:
                 data.kpis(db, view, tz, now), currency, tz)
         name = f"purchases-{to_query(view)[1:].replace('&', '_').replace('=', '-')}-{now:%Y%m%d-%H%M%S}.csv"
         return dcc.send_string(content, name)
+
+
+def unreachable(error: PyMongoError) -> bool:
+    """True when the database cannot be reached (refused, reset, no server), not merely slow."""
+    text = str(error).lower()
+    return isinstance(error, ConnectionFailure) and any(word in text for word in UNREACHABLE)
 
 
 def render(context: DashboardContext, view: View, now: datetime, seen: int) -> tuple[dict, list[dict]]:
