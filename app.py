@@ -9,6 +9,7 @@ from flask import Flask
 from core.operations import is_empty, seed_demo
 from dashboard import accounts, cli, init_dashboard
 from dashboard.context import DashboardContext
+from dashboard.health import start_health_checks
 from settings import load_settings
 
 log = logging.getLogger("app")
@@ -32,6 +33,8 @@ def create_app(config=None) -> Flask:
     server.extensions["purchase_database"] = opened
     context = DashboardContext(opened.db, settings, opened.description, opened.uri)
     server.extensions["dash"] = init_dashboard(server, context)
+    if settings.health_check_seconds:
+        opened.on_close.append(start_health_checks(context, settings.health_check_seconds).stop)
     cli.register(server)
     return server
 

@@ -30,6 +30,7 @@ DEFAULTS = {
     "SECURE_COOKIES": "0",
     "LOGIN_LIMIT_ACCOUNT": "5 per minute",
     "LOGIN_LIMIT_ADDRESS": "20 per minute",
+    "HEALTH_CHECK_SECONDS": "3600",
 }
 
 
@@ -48,6 +49,7 @@ class Settings:
     secure_cookies: bool  # set when served over HTTPS
     login_limit_account: str
     login_limit_address: str
+    health_check_seconds: int  # 0: no scheduled consistency checks in this process
     values: Mapping  # every merged key, for Flask's config
 
     def open_database(self, db_name: str | None = None) -> OpenDatabase:
@@ -73,6 +75,7 @@ def load_settings(config: Mapping | None = None, environ: Mapping | None = None)
         secure_cookies=_flag(values["SECURE_COOKIES"]),
         login_limit_account=_limit(values, "LOGIN_LIMIT_ACCOUNT"),
         login_limit_address=_limit(values, "LOGIN_LIMIT_ADDRESS"),
+        health_check_seconds=_integer(values, "HEALTH_CHECK_SECONDS", 0, 366 * 86400),
         values=values,
     )
 

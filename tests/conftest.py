@@ -69,7 +69,9 @@ def app(tmp_path):
                          "SEED_DEMO": "0", "TESTING": True,
                          # a poll may take up to half the interval: these tests are about what
                          # a poll answers, not how fast, on a machine that may be busy
-                         "REFRESH_MS": "10000"})
+                         "REFRESH_MS": "10000",
+                         # no scheduled consistency check writing in the middle of a snapshot
+                         "HEALTH_CHECK_SECONDS": "0"})
     yield server
     opened = server.extensions["purchase_database"]
     if uri:

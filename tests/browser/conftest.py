@@ -38,7 +38,7 @@ class LiveApp:
         seed_demo(self.db, users=120, items=20, purchases=900, seed=7)
         self.server = create_app({
             "MONGODB_URI": self.opened.server.uri, "MONGODB_DB": self.db.name, "SEED_DEMO": "0",
-            "REFRESH_MS": str(REFRESH_MS),
+            "REFRESH_MS": str(REFRESH_MS), "DATA_DIR": str(data_dir), "HEALTH_CHECK_SECONDS": "0",
         })
         self._replacement = None
         for role in ("admin", "viewer"):

@@ -1,0 +1,393 @@
+"""The audit log page: every change to purchases, newest first, filterable, exportable.
+
+Filters live in the page's own query string, so a filtered view can be shared. The table
+refreshes itself when the data version moves (one point read per tick otherwise).
+"""
+
+import csv
+import io
+import logging
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import parse_qs, urlencode
+from zoneinfo import ZoneInfo
+
+import dash_ag_grid as dag
+import pymongo
+from bson import ObjectId
+from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from core import PurchaseError, UserNotFoundError, ValidationError, get_audit_log, get_data_version
+from core.audit import ACTIONS, MAX_LIMIT, SOURCES
+from core.catalog import item_ref, list_items, parse_item_ref
+from core.storage import retry_when_busy, utc
+from core.storage.schema import USERS
+from dashboard import data
+from dashboard.auth import require_admin
+from dashboard.context import DashboardContext, current_context
+from dashboard.figures import method_label
+
+PATH = "/audit"
+TITLE = "Audit log"
+NAV = "Audit log"
+ROLE = "admin"
+
+# ids
+URL = "audit-url"  # the page's own view of the URL: its query string holds the filters
+ACTOR = "audit-actor"
+USER = "audit-user"
+ITEM = "audit-item"
+SOURCE = "audit-source"
+ACTION = "audit-action"
+DATES = "audit-dates"
+CLEAR = "audit-clear"
+UPDATED = "audit-updated"
+EXPORT = "audit-export"
+DOWNLOAD = "audit-download"
+EXPORT_NOTE = "audit-export-note"
+MESSAGE = "audit-message"
+COUNT = "audit-count"
+GRID = "audit-grid"
+INTERVAL = "audit-interval"
+STATE = "audit-state"
+
+REFRESH_MS = 5000
+SHOWN = 1000  # rows sent to the grid; the export takes up to MAX_LIMIT
+POLL_TIMEOUT = 4.0
+EXPORT_TIMEOUT = 20.0
+DASH = "—"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditView:
+    """The filters as the URL holds them; empty strings mean "any"."""
+
+    actor: str = ""
+    user: str = ""  # a user id or an email
+    item: str = ""  # an item_ref: "course:<id>" or "test:<id>"
+    source: str = ""
+    action: str = ""
+    start: str = ""  # YYYY-MM-DD, in the dashboard's time zone
+    end: str = ""
+
+
+def parse_query(search: str | None) -> AuditView:
+    """The view a query string names; values are checked later, so a bad one gets a message."""
+    args = {k: v[-1].strip() for k, v in parse_qs((search or "").lstrip("?")).items()}
+    return AuditView(**{name: args.get(key, "")[:200] for name, key in QUERY_KEYS.items()})
+
+
+def to_query(view: AuditView) -> str:
+    """The query string of a view, without empty filters."""
+    args = {key: getattr(view, name) for name, key in QUERY_KEYS.items() if getattr(view, name)}
+    return "?" + urlencode(args) if args else ""
+
+
+QUERY_KEYS = {"actor": "actor", "user": "user", "item": "item", "source": "source", "action": "action",
+              "start": "from", "end": "to"}
+
+
+def core_filters(db: Database, view: AuditView, tz: ZoneInfo) -> tuple[dict, str]:
+    """core.get_audit_log's filters for a view, and a note about them; PurchaseError when one is bad."""
+    filters, note = {}, ""
+    if view.actor:
+        filters["actor"] = view.actor
+    if view.user:
+        filters["user"], note = resolve_user(db, view.user)
+    if view.item:
+        try:
+            filters["item"] = parse_item_ref(view.item)[1]
+        except ValidationError as error:
+            raise ValidationError(f"Item: {error}") from None
+    if view.source:
+        filters["source"] = view.source
+    if view.action:
+        filters["action"] = view.action
+    start, end = _day(view.start, "from"), _day(view.end, "to")
+    if start and end and end < start:
+        raise ValidationError(f"the range ends ({end}) before it starts ({start})")
+    if start:
+        filters["startDate"] = datetime.combine(start, time.min, tzinfo=tz)
+    if end:  # core adds a millisecond to a datetime end: this ends at the next local midnight
+        filters["endDate"] = datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz) - timedelta(milliseconds=1)
+    return filters, note
+
+
+def resolve_user(db: Database, text: str) -> tuple[ObjectId, str]:
+    """A user id from an id or an email (one point read); a note when the id has no user now."""
+    if ObjectId.is_valid(text):
+        user = ObjectId(text)
+        found = retry_when_busy(lambda: db[USERS].find_one({"_id": user}, {"_id": 1}))
+        # entries outlive their user: still show what was recorded for a deleted one
+        return user, "" if found else f"No user has the id {text} now; showing what was recorded for it."
+    if "@" not in text:
+        raise ValidationError(f"User: enter a user id (24 hex characters) or an email, got {text!r}")
+    emails = sorted({text, text.lower()})
+    found = retry_when_busy(lambda: db[USERS].find_one({"email": {"$in": emails}}, {"_id": 1}))
+    if found is None:
+        raise UserNotFoundError(f"No user has the email {text}")
+    return found["_id"], ""
+
+
+def _day(value: str, name: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"Dates: '{name}' must be a date like 2025-03-01, got {value!r}") from None
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|])")
+
+
+def audit_rows(entries: list[dict], tz: ZoneInfo, currency: str) -> list[dict]:
+    """Grid rows for audit entries, in the order given."""
+    rows = []
+    for entry in entries:
+        user = str(entry["user"])
+        name = entry.get("userName") or "(no name)"
+        rows.append({
+            "id": str(entry["_id"]),
+            "time": data.local_time(entry["at"], tz, "%Y-%m-%d %H:%M:%S"),
+            "action": entry["action"],
+            "source": entry["source"],
+            "actor": entry.get("actor") or DASH,
+            "user": f"[{_markdown_text(name)}](/customers/{user})",
+            "userId": user,
+            "item": entry.get("title") or f"(deleted {entry['kind']})",
+            "kind": entry["kind"],
+            "amount": entry["amount"],
+            "currency": entry.get("currency") or currency,
+            "method": method_label(entry["paymentMethod"]),
+            "reason": entry.get("reason") or "",
+            "note": entry.get("note") or "",
+            "idempotencyKey": entry.get("idempotencyKey") or "",
+        })
+    return rows
+
+
+def _markdown_text(text: str) -> str:
+    """`text` with Markdown's special characters escaped, so a name cannot make a link of its own."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+CSV_FIELDS = ("time", "action", "source", "actor", "user_id", "user_name", "kind", "item_id", "item_title", "amount",
+              "currency", "payment_method", "discount_code", "reason", "note", "idempotency_key", "purchase_id")
+
+
+def audit_csv(entries: list[dict], tz: ZoneInfo, currency: str) -> str:
+    """The entries as CSV, times in `tz` with their offset, money to the cent."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_FIELDS)
+    for e in entries:
+        writer.writerow([
+            e["at"].astimezone(tz).isoformat(timespec="seconds"), e["action"], e["source"], e.get("actor") or "",
+            e["user"], e.get("userName") or "", e["kind"], e["item"], e.get("title") or "", f"{e['amount']:.2f}",
+            e.get("currency") or currency, e["paymentMethod"], e.get("discountCode") or "", e.get("reason") or "",
+            e.get("note") or "", e.get("idempotencyKey") or "", e["purchase"],
+        ])
+    return out.getvalue()
+
+
+def count_text(shown: int, more: bool) -> str:
+    if not shown:
+        return "No entries match."
+    if more:
+        return (f"Showing the newest {shown:,} entries; narrow the filters to see older ones, "
+                f"or export (up to {MAX_LIMIT:,}).")
+    return f"{shown:,} {'entry' if shown == 1 else 'entries'}, newest first."
+
+
+def layout(path: str = PATH) -> html.Div:
+    """The page; the filters arrive from the URL through the sync callback."""
+    context = current_context()
+    return html.Div(className="audit", children=[
+        dcc.Location(id=URL, refresh=False),
+        html.Div(className="topbar", children=[
+            html.H1(TITLE),
+            html.Div(className="actions", children=[
+                html.Span("Loading…", id=UPDATED, className="updated"),
+                html.Button("Export CSV", id=EXPORT, className="button", n_clicks=0),
+                dcc.Download(id=DOWNLOAD),
+            ]),
+        ]),
+        html.P(id=EXPORT_NOTE, className="muted export-note"),
+        _filters(context),
+        html.Div(id=MESSAGE, className="message hidden", role="alert"),
+        html.P(id=COUNT, className="muted audit-count"),
+        dag.AgGrid(
+            id=GRID, rowData=[], columnDefs=_columns(context.settings.timezone), getRowId="params.data.id",
+            defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90},
+            dashGridOptions={"pagination": True, "paginationPageSize": 20, "domLayout": "autoHeight",
+                             "enableCellTextSelection": True, "ensureDomOrder": True,
+                             "localeText": {"noRowsToShow": "No entries match."}},
+            rowClassRules={"audit-revoke": "params.data.action === 'revoke'"},
+            className="ag-theme-alpine audit-grid",
+        ),
+        dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
+        dcc.Store(id=STATE, data={}),
+    ])
+
+
+def _filters(context: DashboardContext) -> html.Section:
+    return html.Section(className="filters audit-filters", children=[
+        _field("Actor", dcc.Input(id=ACTOR, type="text", debounce=True, placeholder="admin@example.com",
+                                  className="audit-input")),
+        _field("User", dcc.Input(id=USER, type="text", debounce=True, placeholder="user id or email",
+                                 className="audit-input")),
+        _field("Item", dcc.Dropdown(id=ITEM, options=_item_options(context.db), placeholder="Any course or test",
+                                    className="select audit-item")),
+        _field("Source", dcc.Dropdown(id=SOURCE, options=[{"label": s, "value": s} for s in SOURCES],
+                                      placeholder="Any source", searchable=False, className="select"), half=True),
+        _field("Action", dcc.Dropdown(id=ACTION, options=[{"label": a, "value": a} for a in ACTIONS],
+                                      placeholder="Any action", searchable=False, className="select"), half=True),
+        _field("Dates", dcc.DatePickerRange(id=DATES, display_format="YYYY-MM-DD", minimum_nights=0,
+                                            clearable=True, className="dates")),
+        html.Button("Clear filters", id=CLEAR, className="button audit-clear", n_clicks=0),
+    ])
+
+
+def _field(label: str, control, half: bool = False) -> html.Label:
+    return html.Label(className="audit-field half" if half else "audit-field",
+                      children=[html.Span(label, className="audit-label"), control])
+
+
+def _item_options(db: Database) -> list[dict]:
+    try:
+        items = list_items(db)
+    except (PyMongoError, PurchaseError):
+        log.exception("could not list the catalog for the audit filter")
+        return []
+    return [{"label": f"{item['title']} ({item['kind']})", "value": item_ref(item)} for item in items]
+
+
+def _columns(tz: ZoneInfo) -> list[dict]:
+    amount = "params.value == null ? '' : d3.format(',.2f')(params.value) + ' ' + params.data.currency"
+    return [
+        {"field": "time", "headerName": f"Time ({tz.key})", "minWidth": 170},
+        {"field": "action", "headerName": "Action", "width": 100},
+        {"field": "source", "headerName": "Source", "width": 105},
+        {"field": "actor", "headerName": "Actor", "minWidth": 170},
+        {"field": "user", "headerName": "User", "cellRenderer": "markdown", "minWidth": 150},
+        {"field": "userId", "headerName": "User id", "minWidth": 215, "cellClass": "mono"},
+        {"field": "item", "headerName": "Item", "minWidth": 190},
+        {"field": "kind", "headerName": "Kind", "width": 90},
+        {"field": "amount", "headerName": "Amount", "type": "rightAligned", "filter": "agNumberColumnFilter",
+         "valueFormatter": {"function": amount}, "minWidth": 120},
+        {"field": "method", "headerName": "Payment method", "minWidth": 140},
+        {"field": "reason", "headerName": "Reason", "minWidth": 120},
+        {"field": "note", "headerName": "Note", "minWidth": 160},
+        {"field": "idempotencyKey", "headerName": "Idempotency key", "minWidth": 180, "cellClass": "mono"},
+    ]
+
+
+def register(app, context: DashboardContext) -> None:
+    """Wire the page's callbacks to the context's database."""
+    db, tz, currency = utc(context.db), context.settings.timezone, context.currency
+    controls = {"actor": Input(ACTOR, "value"), "user": Input(USER, "value"), "item": Input(ITEM, "value"),
+                "source": Input(SOURCE, "value"), "action": Input(ACTION, "value"),
+                "start": Input(DATES, "start_date"), "end": Input(DATES, "end_date")}
+
+    @app.callback(
+        output={"search": Output(URL, "search"), **{name: Output(i.component_id, i.component_property)
+                                                    for name, i in controls.items()}},
+        inputs={"search": Input(URL, "search"), "clear": Input(CLEAR, "n_clicks"), **controls},
+    )
+    def sync_url(search, clear, **values):
+        """The URL and the controls say the same thing; whichever changed wins."""
+        from_url = ctx.triggered_id in (None, URL)
+        if ctx.triggered_id == CLEAR:
+            view = AuditView()
+        elif from_url:
+            view = parse_query(search)
+        else:
+            view = AuditView(**{name: (v or "").strip() if isinstance(v, str) else "" for name, v in values.items()})
+        query = to_query(view)
+        shown = asdict(view)
+        for name in ("start", "end"):  # a bad date stays in the URL (and gets a message), not in the picker
+            shown[name] = shown[name] if _is_date(shown[name]) else None
+        for name in ("item", "source", "action"):
+            shown[name] = shown[name] or None
+        # a URL that arrived stays as it is; only a change of the controls writes one
+        return {"search": no_update if from_url or query == (search or "") else query, **shown}
+
+    @app.callback(
+        output={"rows": Output(GRID, "rowData"), "count": Output(COUNT, "children"),
+                "message": Output(MESSAGE, "children"), "messageClass": Output(MESSAGE, "className"),
+                "updated": Output(UPDATED, "children"), "state": Output(STATE, "data")},
+        inputs={"tick": Input(INTERVAL, "n_intervals"), "search": Input(URL, "search")},
+        state={"state": State(STATE, "data")},
+    )
+    def load(tick, search, state):
+        """The entries of the URL's filters; each tick only a point read unless the data changed."""
+        require_admin()
+        state, search = state or {}, search or ""
+        now, version = datetime.now(UTC), None
+        try:
+            with pymongo.timeout(POLL_TIMEOUT):
+                version = get_data_version(db)
+                if state.get("version") == version and state.get("search") == search:
+                    raise PreventUpdate
+                filters, note = core_filters(db, parse_query(search), tz)
+                entries = get_audit_log(db, {**filters, "limit": SHOWN + 1})
+        except PreventUpdate:
+            raise
+        except PurchaseError as error:
+            return _load_reply([], "", str(error), now, tz, {"version": version, "search": search})
+        except PyMongoError:
+            log.warning("audit log poll failed", exc_info=True)
+            return _load_reply(no_update, no_update, "The database did not answer; retrying.", now, tz, state)
+        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
+            log.exception("audit log poll failed")
+            return _load_reply(no_update, no_update, "Could not read the audit log; see the server log.", now, tz,
+                               state)
+        rows = audit_rows(entries[:SHOWN], tz, currency)
+        return _load_reply(rows, count_text(len(rows), len(entries) > SHOWN), note, now, tz,
+                           {"version": version, "search": search}, note_only=True)
+
+    @app.callback(
+        Output(DOWNLOAD, "data"),
+        Output(EXPORT_NOTE, "children"),
+        Input(EXPORT, "n_clicks"),
+        State(URL, "search"),
+        prevent_initial_call=True,
+    )
+    def export(_, search):
+        """Up to MAX_LIMIT entries of the URL's filters as CSV; says so when there are more."""
+        require_admin()
+        try:
+            with pymongo.timeout(EXPORT_TIMEOUT):
+                filters, _ = core_filters(db, parse_query(search), tz)
+                entries = get_audit_log(db, {**filters, "limit": MAX_LIMIT})
+                capped = len(entries) == MAX_LIMIT and bool(get_audit_log(db, {**filters, "limit": 1,
+                                                                                "skip": MAX_LIMIT}))
+        except PurchaseError as error:
+            return no_update, f"Nothing exported: {error}"
+        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
+            log.exception("audit export failed")
+            return no_update, "The export failed; see the server log."
+        now = datetime.now(UTC)
+        note = (f"Exported the newest {MAX_LIMIT:,} entries only; narrow the filters to export older ones."
+                if capped else f"Exported {len(entries):,} {'entry' if len(entries) == 1 else 'entries'}.")
+        return dcc.send_string(audit_csv(entries, tz, currency), f"audit-log-{now:%Y%m%d-%H%M%S}.csv"), note
+
+
+def _load_reply(rows, count, message: str, now: datetime, tz: ZoneInfo, state: dict, note_only: bool = False) -> dict:
+    css = "message note" if note_only else "message"
+    return {"rows": rows, "count": count, "message": message, "messageClass": css if message else "message hidden",
+            "updated": f"Updated {data.local_time(now, tz)}", "state": state}
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    return True
