@@ -2,7 +2,7 @@
 and the type-ahead search."""
 
 import bisect
-import itertools
+import logging
 import threading
 import time
 
@@ -19,6 +19,9 @@ MAX_RESULTS = 50
 MAX_NEEDLE = 254
 REFRESH_SECONDS = 5.0
 REBUILD_SECONDS = 600.0
+FIRST_BUILD_TIMEOUT = 60.0
+MISS_REFRESH_SECONDS = 0.25
+log = logging.getLogger(__name__)
 
 
 def get_customer(db: Database, user_id) -> dict:
@@ -52,20 +55,23 @@ def find_customers(db: Database, text, limit: int = 10) -> list[dict]:
     needle = " ".join(text.split()).casefold()[:MAX_NEEDLE]
     if not needle:
         return []
-    if ObjectId.is_valid(needle):
+    found = _INDEXES.get(db).search(needle, limit)
+    if not found and ObjectId.is_valid(needle):  # a user the index has not seen yet
         doc = retry_when_busy(lambda: utc(db)[USERS].find_one({"_id": ObjectId(needle)}, {"name": 1, "email": 1}))
-        return [doc] if doc else []
-    return _INDEXES.get(db).search(needle, limit)
+        found = [doc] if doc else []
+    return found
 
 
 class CustomerIndex:
-    """Every user's search keys (email, each word of the name, the whole name) in a sorted list.
+    """Every user's search keys (email, each word of the name, the whole name, the id) in a
+    sorted list, kept in the process.
 
-    The embedded engine scans `users` for any query but one by `_id` (about 0.6 s at 100,000
-    users, 7 s for a regex), so a type-ahead cannot query per keystroke. The index is read
-    once, in one pass, and kept in the process; users added since (their ObjectIds are
-    larger) are read by an `_id` range every REFRESH_SECONDS, and the whole index is read
-    again every REBUILD_SECONDS for renamed users. A miss only costs freshness.
+    The embedded engine scans `users` for any query but one by `_id` that hits (about 0.6 s
+    at 100,000 users, 7 s for a regex), so a type-ahead cannot query per keystroke. The
+    index is read in one pass, in a background thread; users added since (larger ObjectIds)
+    are read by an `_id` range every REFRESH_SECONDS, and the whole index again every
+    REBUILD_SECONDS for renamed users. Searches answer from the index they find; only the
+    very first waits for it. A miss only costs freshness.
     """
 
     def __init__(self, db: Database):
@@ -75,13 +81,25 @@ class CustomerIndex:
         self._people: dict[ObjectId, dict] = {}
         self._last_id: ObjectId | None = None
         self._refreshed = self._rebuilt = 0.0
+        self._ready = threading.Event()
+        self._loading: threading.Thread | None = None
 
     def search(self, needle: str, limit: int) -> list[dict]:
-        self._keep_fresh()
+        self.keep_fresh()
+        self._ready.wait(FIRST_BUILD_TIMEOUT)
+        found = self._lookup(needle, limit)
+        if not found and time.monotonic() - self._refreshed > MISS_REFRESH_SECONDS:
+            # perhaps a user added a moment ago: read the newcomers now (at most every few seconds)
+            self._refresh_now()
+            found = self._lookup(needle, limit)
+        return found
+
+    def _lookup(self, needle: str, limit: int) -> list[dict]:
         with self._lock:
             keys, people = self._keys, self._people
-        found, start = {}, bisect.bisect_left(keys, (needle,))
-        for key, user in itertools.islice(keys, start, None):
+        found = {}
+        for index in range(bisect.bisect_left(keys, (needle,)), len(keys)):
+            key, user = keys[index]
             if not key.startswith(needle):
                 break
             found.setdefault(user, people[user])
@@ -89,36 +107,64 @@ class CustomerIndex:
                 break
         return sorted(found.values(), key=lambda doc: (str(doc.get("name") or "").casefold(), str(doc["_id"])))
 
-    def _keep_fresh(self) -> None:
+    def keep_fresh(self) -> None:
+        """Start a refresh (or rebuild) in the background when one is due and none runs."""
         now = time.monotonic()
-        if now - self._rebuilt > REBUILD_SECONDS:
-            self._load(rebuild=True)
-        elif now - self._refreshed > REFRESH_SECONDS:
-            self._load(rebuild=False)
+        rebuild = now - self._rebuilt > REBUILD_SECONDS
+        if not rebuild and now - self._refreshed <= REFRESH_SECONDS:
+            return
+        with self._lock:
+            if self._loading is not None and self._loading.is_alive():
+                return
+            self._loading = threading.Thread(target=self._load_logged, args=(rebuild,), name="customer-index",
+                                             daemon=True)
+            self._loading.start()
+
+    def _refresh_now(self) -> None:
+        with self._lock:
+            running = self._loading if self._loading is not None and self._loading.is_alive() else None
+        if running is not None:
+            running.join(FIRST_BUILD_TIMEOUT)
+        else:
+            self._load_logged(False)
+
+    def _load_logged(self, rebuild: bool) -> None:
+        try:
+            self._load(rebuild=rebuild)
+        except Exception:  # noqa: BLE001 - the next search tries again; the old index still answers
+            log.warning("reading the customer index failed", exc_info=True)
+            self._refreshed = time.monotonic()
 
     def _load(self, *, rebuild: bool) -> None:
-        query = {} if rebuild or self._last_id is None else {"_id": {"$gt": self._last_id}}
+        rebuild = rebuild or self._last_id is None
+        query = {} if rebuild else {"_id": {"$gt": self._last_id}}
         docs = retry_when_busy(lambda: list(self._db[USERS].find(query, {"name": 1, "email": 1})))
+        people = {} if rebuild else dict(self._people)
+        keys = [] if rebuild else list(self._keys)
+        for doc in docs:
+            people[doc["_id"]] = {"_id": doc["_id"], "name": doc.get("name"), "email": doc.get("email")}
+            keys += [(key, doc["_id"]) for key in search_keys(doc)]
+        keys.sort()
+        ids = [doc["_id"] for doc in docs if isinstance(doc["_id"], ObjectId)]
+        last = max([*ids, *([self._last_id] if self._last_id and not rebuild else [])], default=None)
         with self._lock:
-            people = {} if rebuild else dict(self._people)
-            keys = [] if rebuild else list(self._keys)
-            for doc in docs:
-                people[doc["_id"]] = {"_id": doc["_id"], "name": doc.get("name"), "email": doc.get("email")}
-                keys += [(key, doc["_id"]) for key in search_keys(doc)]
-            keys.sort()
-            ids = [doc["_id"] for doc in docs if isinstance(doc["_id"], ObjectId)]
-            self._keys, self._people = keys, people
-            self._last_id = max([*ids, *([self._last_id] if self._last_id and not rebuild else [])], default=None)
+            self._keys, self._people, self._last_id = keys, people, last
             self._refreshed = time.monotonic()
             if rebuild:
                 self._rebuilt = self._refreshed
+        self._ready.set()
 
 
 def search_keys(doc: dict) -> set[str]:
-    """What a user can be found by: the email, each word of the name, the whole name."""
+    """What a user can be found by: the email, each word of the name, the whole name, the id."""
     email = str(doc.get("email") or "").strip().casefold()
     name = " ".join(str(doc.get("name") or "").split()).casefold()
-    return {key for key in (email, name, *name.split()) if key}
+    return {key for key in (email, name, *name.split(), str(doc["_id"])) if key}
+
+
+def warm_customer_index(db: Database) -> None:
+    """Build the index of `db` now, so the first search finds it ready."""
+    _INDEXES.get(db).keep_fresh()
 
 
 class _Indexes:

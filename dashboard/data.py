@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from pymongo.database import Database
 
 from core import CoreSettings, buyer_figures, get_recent_activity, purchase_figures
+from core.customers import warm_customer_index
 from dashboard.figures import method_label, money_text
 from dashboard.filters import View, analytics_filters, describe
 
@@ -50,6 +51,7 @@ def warm_up(db: Database, tz: ZoneInfo, settings: CoreSettings | None = None) ->
         view_figures(db, View(), tz, now)
         kpis(db, View(), tz, now)
         view_buyers(db, View(), tz, now, settings)
+        warm_customer_index(db)
     except Exception:  # noqa: BLE001 - an optimisation only; the page reads again anyway
         log.warning("warming up the default view failed", exc_info=True)
 
