@@ -195,3 +195,38 @@ def _account(doc: dict) -> Account:
     return Account(email=doc["_id"], name=doc.get("name") or doc["_id"], role=doc.get("role", "viewer"),
                    disabled=bool(doc.get("disabled")), session_token=doc.get("sessionToken", ""),
                    last_sign_in=doc.get("lastSignIn"))
+
+
+class StaffNames:
+    """Staff accounts' names by email, re-read at most every `max_age` seconds, so tables can
+    show who acted by name as well as by the email core records."""
+
+    def __init__(self, max_age: float = 30.0):
+        self._names: dict[str, str] = {}
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+        self.max_age = max_age
+
+    def label(self, db: Database, actor) -> str:
+        """"Ann Admin (ann@example.com)" for a staff email, anything else as it is."""
+        if not isinstance(actor, str) or not actor:
+            return actor or ""
+        names = self._current(db)
+        name = names.get(actor.strip().lower())
+        return f"{name} ({actor})" if name and name != actor else actor
+
+    def _current(self, db: Database) -> dict[str, str]:
+        with self._lock:
+            fresh = time.monotonic() - self._read_at < self.max_age
+        if not fresh:
+            try:
+                docs = retry_when_busy(lambda: list(db[ACCOUNTS].find({}, {"name": 1})))
+                with self._lock:
+                    self._names = {doc["_id"]: doc.get("name") or doc["_id"] for doc in docs}
+                    self._read_at = time.monotonic()
+            except PyMongoError:
+                pass  # the emails alone are shown
+        return self._names
+
+
+STAFF_NAMES = StaffNames()

@@ -27,6 +27,7 @@ from core.catalog import item_ref, list_items, parse_item_ref
 from core.storage import retry_when_busy, utc
 from core.storage.schema import USERS
 from dashboard import data
+from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label
@@ -146,7 +147,7 @@ def _day(value: str, name: str) -> date | None:
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|])")
 
 
-def audit_rows(entries: list[dict], tz: ZoneInfo, currency: str) -> list[dict]:
+def audit_rows(entries: list[dict], tz: ZoneInfo, currency: str, staff=lambda actor: actor) -> list[dict]:
     """Grid rows for audit entries, in the order given."""
     rows = []
     for entry in entries:
@@ -157,7 +158,7 @@ def audit_rows(entries: list[dict], tz: ZoneInfo, currency: str) -> list[dict]:
             "time": data.local_time(entry["at"], tz, "%Y-%m-%d %H:%M:%S"),
             "action": entry["action"],
             "source": entry["source"],
-            "actor": entry.get("actor") or DASH,
+            "actor": staff(entry.get("actor")) or DASH,
             "user": f"[{_markdown_text(name)}](/customers/{user})",
             "userId": user,
             "item": entry.get("title") or f"(deleted {entry['kind']})",
@@ -348,7 +349,7 @@ def register(app, context: DashboardContext) -> None:
             log.exception("audit log poll failed")
             return _load_reply(no_update, no_update, "Could not read the audit log; see the server log.", now, tz,
                                state)
-        rows = audit_rows(entries[:SHOWN], tz, currency)
+        rows = audit_rows(entries[:SHOWN], tz, currency, lambda actor: STAFF_NAMES.label(db, actor))
         return _load_reply(rows, count_text(len(rows), len(entries) > SHOWN), note, now, tz,
                            {"version": version, "search": search}, note_only=True)
 

@@ -36,6 +36,7 @@ from core import (
 from core.catalog import get_item, parse_item_ref
 from core.customers import find_customers, get_customer
 from dashboard import data
+from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label, money_text
@@ -207,19 +208,19 @@ def total_text(active: list[dict], currency: str) -> str:
     return " + ".join(money_text(amount, code) for code, amount in sorted(sums.items()))
 
 
-def timeline_rows(customer: Customer, tz: ZoneInfo, currency: str) -> list[dict]:
+def timeline_rows(customer: Customer, tz: ZoneInfo, currency: str, staff=lambda actor: actor) -> list[dict]:
     """Purchases and revocations as grid rows, newest first."""
     events = []
     for purchase in customer.history:
-        events.append((purchase.get("purchasedAt"), 0, _event_row(purchase, "grant", customer.notes, tz, currency)))
+        events.append((purchase.get("purchasedAt"), 0, _event_row(purchase, "grant", customer.notes, tz, currency, staff)))
         if purchase["status"] == "revoked":
-            events.append((purchase.get("revokedAt"), 1, _event_row(purchase, "revoke", customer.notes, tz, currency)))
+            events.append((purchase.get("revokedAt"), 1, _event_row(purchase, "revoke", customer.notes, tz, currency, staff)))
     earliest = datetime.min.replace(tzinfo=UTC)
     events.sort(key=lambda event: (event[0] or earliest, event[1]), reverse=True)
     return [row for _, _, row in events]
 
 
-def _event_row(purchase: dict, action: str, notes: dict, tz: ZoneInfo, currency: str) -> dict:
+def _event_row(purchase: dict, action: str, notes: dict, tz: ZoneInfo, currency: str, staff) -> dict:
     entry = notes.get((purchase["_id"], action)) or {}
     revoked = action == "revoke"
     moment = purchase.get("revokedAt" if revoked else "purchasedAt")
@@ -233,7 +234,7 @@ def _event_row(purchase: dict, action: str, notes: dict, tz: ZoneInfo, currency:
         "amount": purchase.get("amount"),
         "currency": purchase.get("currency") or currency,
         "method": method_label(purchase.get("paymentMethod") or "?"),
-        "who": who or entry.get("actor") or DASH,
+        "who": staff(who or entry.get("actor")) or DASH,
         "source": entry.get("source") or "",
         "why": (purchase.get("reason") or "") if revoked else "",
         "note": entry.get("note") or "",
@@ -469,7 +470,7 @@ def problems_view(problems: list[str]):
     ])
 
 
-def customer_outputs(customer: Customer, admin: bool, tz: ZoneInfo, currency: str) -> dict:
+def customer_outputs(customer: Customer, admin: bool, tz: ZoneInfo, currency: str, staff=lambda actor: actor) -> dict:
     """Every output of a redraw, by name."""
     user = customer.user
     owned = owned_rows(customer, tz, currency)
@@ -487,7 +488,7 @@ def customer_outputs(customer: Customer, admin: bool, tz: ZoneInfo, currency: st
         "badge": badge_text, "badgeClass": badge_class, "badgeNote": badge_note,
         "owned": owned_view(owned, admin),
         "problems": problems_view(problems),
-        "rows": timeline_rows(customer, tz, currency),
+        "rows": timeline_rows(customer, tz, currency, staff),
         "timelineNote": (f"The newest {HISTORY_LIMIT} purchases and their revocations; the audit log has older ones."
                          if more else "Purchases and revocations, newest first."),
     }
@@ -714,7 +715,7 @@ def _register_refresh(app, db: Database, tz: ZoneInfo, currency: str) -> None:
             log.exception("customer refresh failed")
             return {**reply, "message": "Could not read this customer; see the server log.", "messageClass": "message"}
         admin = current_user.is_authenticated and current_user.is_admin
-        return {**customer_outputs(customer, admin, tz, currency), "body": "", "missing": [], "missingClass": "hidden",
+        return {**customer_outputs(customer, admin, tz, currency, lambda actor: STAFF_NAMES.label(db, actor)), "body": "", "missing": [], "missingClass": "hidden",
                 "message": "", "messageClass": "message hidden",
                 "updated": f"Updated {data.local_time(now, tz)}", "state": {"version": version, "user": user}}
 
