@@ -3,6 +3,7 @@
 - `consistency`: `check_consistency`, `repair_arrays`, `PROBLEMS`, `REPAIRABLE`.
 - `rebuild`: `rebuild_rollups`, `rollup_differences`, `load_rollups`.
 - `demo`: `seed_demo`, `build_demo`, `load_demo`, `is_empty`.
+- `bulk`: bulk grants from a CSV: read and check every row, then apply as a resumable job.
 """
 
 from core.operations.consistency import PROBLEMS, REPAIRABLE, check_consistency, repair_arrays
