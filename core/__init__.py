@@ -5,8 +5,10 @@ sub-packages for scripts and the app. Every function takes a pymongo `Database` 
 from any client (tz-aware or not); those that need settings take `settings=CoreSettings`.
 
 Layers, lowest first: `storage` (database, transactions, retry, names), `validation`,
-`changes` (data version, activity feed), `audit` (the audit log), `analytics` (rollups, queries), `purchases`
-(commands, history), `operations` (consistency, rebuild, demo).
+`changes` (data version, activity feed), `audit` (the audit log), `analytics` (rollups,
+queries), `purchases` (commands, history), `operations` (consistency, rebuild, demo, bulk).
+Beside them, for admin forms: `catalog` (courses and tests) and `customers` (lookups and
+the type-ahead index).
 """
 
 from core.analytics.queries import buyer_figures, get_purchase_analytics, purchase_figures
