@@ -14,6 +14,7 @@ from core.storage.schema import KINDS
 OPTIONAL_STRINGS = ("idempotencyKey", "discountCode", "actor")
 ALLOWED_FIELDS = {"amount", "paymentMethod", "purchasedAt", "currency", "metadata", *OPTIONAL_STRINGS}
 MAX_STRING = 200
+EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)  # no purchase or query before this
 
 
 # ids
@@ -93,9 +94,17 @@ def known_options(options, allowed: set[str], what: str) -> dict:
 
 
 def date_range(options: dict) -> tuple:
-    """(start, exclusive end) from `startDate` and `endDate`, each None when not given."""
+    """(start, exclusive end) from `startDate` and `endDate`, each None when not given.
+
+    Both must fall in the window purchases can have: from EARLIEST_DATE to a day ahead.
+    """
     start = parse_date(options.get("startDate"), "startDate")
     end = parse_date(options.get("endDate"), "endDate", end=True)
+    latest = datetime.now(UTC) + timedelta(days=2)  # a date-only end of tomorrow ends the day after
+    for name, moment in (("startDate", start), ("endDate", end)):
+        if moment is not None and not EARLIEST_DATE <= moment <= latest:
+            raise ValidationError(f"{name} must be between {EARLIEST_DATE:%Y-%m-%d} and tomorrow, "
+                                  f"got {options[name]!r}")
     if start and end and end <= start:
         raise ValidationError(f"endDate {options['endDate']!r} is before startDate {options['startDate']!r}")
     return start, end

@@ -191,6 +191,10 @@ def test_the_seeds_sample_queries_agree(db):
     ("filters", "message"),
     [
         ({"startDate": "2025-02-30"}, "startDate must be"),
+        # every query has a bounded cost: dates inside the purchases' window, a few thousand points
+        ({"startDate": "0001-01-01", "endDate": "2025-01-01"}, "startDate must be between 2000-01-01 and tomorrow"),
+        ({"startDate": "2025-01-01", "endDate": "9999-12-30"}, "endDate must be between 2000-01-01 and tomorrow"),
+        ({"startDate": "2000-01-01", "endDate": "2024-12-31", "granularity": "day"}, "ranges up to 3660 days"),
         ({"endDate": "soon"}, "endDate must be"),
         ({"startDate": "2025-02-01", "endDate": "2025-01-01"}, "before startDate"),
         ({"kind": "ebook"}, "kind must be 'course' or 'test'"),

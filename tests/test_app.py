@@ -86,11 +86,11 @@ def route(client, app, path: str) -> dict:
     return reply.get_json()["response"][shell.CONTENT]["children"]
 
 
-def poll(client, app, state: dict):
+def poll(client, app, state: dict, search: str = "?range=30d"):
     """One tick of the live page's main poll, as the browser sends it."""
     dash_app = app.extensions["dash"]
     key = callback_key(dash_app, f"{live.STATE}.data", f"{live.FEED}.children")
-    values = {f"{live.INTERVAL}.n_intervals": 1, f"{live.URL}.search": "?range=30d", f"{live.STATE}.data": state}
+    values = {f"{live.INTERVAL}.n_intervals": 1, f"{live.URL}.search": search, f"{live.STATE}.data": state}
     return client.post("/_dash-update-component", json=callback_body(dash_app, key, values,
                                                                      [f"{live.INTERVAL}.n_intervals"]))
 
@@ -137,3 +137,10 @@ def test_slow_is_not_down():
     assert live.unreachable(NetworkTimeout("127.0.0.1:5: connection closed"))
     assert not live.unreachable(NetworkTimeout("127.0.0.1:5: timed out (configured timeouts: ...)"))
     assert not live.unreachable(ExecutionTimeout("operation exceeded time limit"))
+
+
+def test_a_view_of_eight_thousand_years_is_refused_at_once(viewer_client, app):
+    reply = poll(viewer_client, app, {}, "?range=custom&start=2000-01-01&end=9999-12-30&granularity=day")
+    response = reply.get_json()["response"]
+    assert "endDate must be between 2000-01-01 and tomorrow" in response[live.MESSAGE]["children"]
+    assert response[shell.BANNER]["className"] == "banner hidden"

@@ -28,7 +28,8 @@ from core.storage.schema import KINDS, PURCHASES, REVOKED, catalog, kind_of, sta
 from core.validation import date_range, kind_option, known_options
 
 FILTER_NAMES = {"startDate", "endDate", "kind", "paymentMethod", "granularity", "top"}
-MAX_SPAN = {"hour": timedelta(days=31)}
+# a series has at most a few thousand points: hours for a month, days for ten years
+MAX_SPAN = {"hour": timedelta(days=31), "day": timedelta(days=3660)}
 READ_ATTEMPTS = 20
 _BUYERS = BuyerCache()
 
