@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
-import dash_ag_grid as dag
 import pymongo
 from bson import ObjectId
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -31,6 +30,7 @@ from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label
+from dashboard.grids import data_grid
 
 PATH = "/audit"
 TITLE = "Audit log"
@@ -223,15 +223,8 @@ def layout(path: str = PATH) -> html.Div:
         _filters(context),
         html.Div(id=MESSAGE, className="message hidden", role="alert"),
         html.P(id=COUNT, className="muted audit-count"),
-        dag.AgGrid(
-            id=GRID, rowData=[], columnDefs=_columns(context.settings.timezone), getRowId="params.data.id",
-            defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90},
-            dashGridOptions={"pagination": True, "paginationPageSize": 20, "domLayout": "autoHeight",
-                             "enableCellTextSelection": True, "ensureDomOrder": True,
-                             "localeText": {"noRowsToShow": "No entries match."}},
-            rowClassRules={"audit-revoke": "params.data.action === 'revoke'"},
-            className="ag-theme-alpine audit-grid",
-        ),
+        data_grid(GRID, _columns(context.settings.timezone), empty="No entries match.", class_name="audit-grid",
+                  row_classes={"audit-revoke": "params.data.action === 'revoke'"}),
         dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
         dcc.Store(id=STATE, data={}),
     ])

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-import dash_ag_grid as dag
 import pymongo
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
@@ -27,6 +26,7 @@ from dashboard import data
 from dashboard.auth import require_admin
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label
+from dashboard.grids import data_grid
 
 PATH = "/bulk"
 TITLE = "Bulk grant"
@@ -257,15 +257,9 @@ def _upload_panel() -> html.Section:
     ])
 
 
-def _grid(ident: str, columns: list[dict], empty: str) -> dag.AgGrid:
-    return dag.AgGrid(
-        id=ident, rowData=[], columnDefs=columns, getRowId="params.data.row",
-        defaultColDef={"sortable": True, "filter": True, "resizable": True},
-        dashGridOptions={"pagination": True, "paginationPageSize": 20, "domLayout": "autoHeight",
-                         "enableCellTextSelection": True, "ensureDomOrder": True,
-                         "localeText": {"noRowsToShow": empty}},
-        rowClassRules=ROW_CLASSES, className="ag-theme-alpine bulk-grid",
-    )
+def _grid(ident: str, columns: list[dict], empty: str):
+    return data_grid(ident, columns, empty=empty, row_id="row", row_classes=ROW_CLASSES, class_name="bulk-grid",
+                     min_width=None)
 
 
 def recent_jobs(db, tz: ZoneInfo):

@@ -40,6 +40,7 @@ from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label, money_text
+from dashboard.grids import data_grid
 
 PATH = "/customers"
 TITLE = "Customers"
@@ -425,15 +426,8 @@ def _timeline_grid(tz: ZoneInfo) -> dag.AgGrid:
         {"field": "why", "headerName": "Why", "minWidth": 110, "flex": 1},
         {"field": "note", "headerName": "Note", "minWidth": 120, "flex": 1},
     ]
-    return dag.AgGrid(
-        id=GRID, rowData=[], columnDefs=columns, getRowId="params.data.id",
-        defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90},
-        dashGridOptions={"pagination": True, "paginationPageSize": 20, "domLayout": "autoHeight",
-                         "enableCellTextSelection": True, "ensureDomOrder": True,
-                         "localeText": {"noRowsToShow": "No purchases yet."}},
-        rowClassRules={"customers-revocation": "params.data.event === 'Revocation'"},
-        className="ag-theme-alpine customers-grid",
-    )
+    return data_grid(GRID, columns, empty="No purchases yet.", class_name="customers-grid",
+                     row_classes={"customers-revocation": "params.data.event === 'Revocation'"})
 
 
 # ---------------------------------------------------------------- drawing a customer
