@@ -31,6 +31,8 @@ DEFAULTS = {
     "LOGIN_LIMIT_ACCOUNT": "5 per minute",
     "LOGIN_LIMIT_ADDRESS": "20 per minute",
     "HEALTH_CHECK_SECONDS": "3600",
+    "EARLIEST_PURCHASE": "2000-01-01",
+    "MAX_AMOUNT": "1000000",
 }
 
 

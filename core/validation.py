@@ -3,6 +3,7 @@ written or queried, and refused with a ValidationError that names the field and 
 
 import math
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -14,6 +15,11 @@ from core.storage.schema import KINDS
 OPTIONAL_STRINGS = ("idempotencyKey", "discountCode", "actor")
 ALLOWED_FIELDS = {"amount", "paymentMethod", "purchasedAt", "currency", "metadata", *OPTIONAL_STRINGS}
 MAX_STRING = 200
+MAX_METADATA_DEPTH = 8
+MAX_METADATA_BYTES = 16_384
+# ISO 4217 currencies whose minor unit is not the cent; every other has two decimals
+MINOR_UNITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "UGX": 0, "XAF": 0, "XOF": 0, "PYG": 0,
+               "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3, "LYD": 3, "IQD": 3}
 EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)  # no purchase or query before this
 
 
@@ -87,6 +93,8 @@ def known_options(options, allowed: set[str], what: str) -> dict:
     options = options or {}
     if not isinstance(options, dict):
         raise ValidationError(f"{what} must be a dict, got {type(options).__name__}")
+    if not all(isinstance(name, str) for name in options):
+        raise ValidationError(f"{what} names must be strings, got {list(options)!r}")
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValidationError(f"unknown {what} {unknown}; allowed: {sorted(allowed)}")
@@ -112,7 +120,7 @@ def date_range(options: dict) -> tuple:
 
 def kind_option(options: dict) -> str | None:
     kind = options.get("kind")
-    if kind is not None and kind not in KINDS:
+    if kind is not None and (not isinstance(kind, str) or kind not in KINDS):
         raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}")
     return kind
 
@@ -126,22 +134,23 @@ def validate_purchase_data(purchase_data, settings: CoreSettings, now: datetime)
         purchase_data = {}
     if not isinstance(purchase_data, dict):
         raise ValidationError(f"purchase_data must be a dict, got {type(purchase_data).__name__}")
+    if not all(isinstance(name, str) for name in purchase_data):
+        raise ValidationError(f"purchase_data names must be strings, got {list(purchase_data)!r}")
     unknown = sorted(set(purchase_data) - ALLOWED_FIELDS)
     if unknown:
         raise ValidationError(f"unknown purchase_data fields {unknown}; allowed: {sorted(ALLOWED_FIELDS)}")
+    currency = _currency(purchase_data.get("currency", settings.currency))
     fields = {
-        "purchasedAt": _purchased_at(purchase_data.get("purchasedAt"), now),
-        "amount": _amount(purchase_data.get("amount")),
+        "purchasedAt": _purchased_at(purchase_data.get("purchasedAt"), now, settings),
+        "amount": _amount(purchase_data.get("amount"), currency, settings),
         "paymentMethod": _payment_method(purchase_data.get("paymentMethod"), settings),
-        "currency": _currency(purchase_data.get("currency", settings.currency)),
+        "currency": currency,
     }
     for name in OPTIONAL_STRINGS:
         if purchase_data.get(name) is not None:
             fields[name] = short_string(purchase_data[name], name)
     if purchase_data.get("metadata") is not None:
-        if not isinstance(purchase_data["metadata"], dict):
-            raise ValidationError(f"metadata must be a dict, got {purchase_data['metadata']!r}")
-        fields["metadata"] = purchase_data["metadata"]
+        fields["metadata"] = _metadata(purchase_data["metadata"])
     return fields
 
 
@@ -156,13 +165,20 @@ def short_string(value, name: str) -> str:
     return value
 
 
-def _amount(value):
+def _amount(value, currency: str, settings: CoreSettings):
+    """A number from 0 to the maximum, with no more decimals than the currency's minor unit."""
     if value is None:
         raise ValidationError("amount is required")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"amount must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
+    if isinstance(value, float) and not math.isfinite(value) or value < 0:
         raise ValidationError(f"amount must be a finite number >= 0, got {value!r}")
+    if value > settings.max_amount:
+        raise ValidationError(f"amount must be at most {settings.max_amount:,.0f} {currency}, got {value!r}")
+    digits = MINOR_UNITS.get(currency, 2)
+    # a float's shortest repr is what the caller wrote: 29.99, not 29.989999999999998
+    if Decimal(repr(value)).as_tuple().exponent < -digits:
+        raise ValidationError(f"amount in {currency} has at most {digits} decimals, got {value!r}")
     return value
 
 
@@ -174,15 +190,62 @@ def _payment_method(value, settings: CoreSettings) -> str:
     return value
 
 
-def _purchased_at(value, now: datetime) -> datetime:
+def _purchased_at(value, now: datetime, settings: CoreSettings) -> datetime:
     if value is None:
         return utc_millis(now)
     if not isinstance(value, datetime):
         raise ValidationError(f"purchasedAt must be a datetime, got {value!r}")
-    return utc_millis(value)
+    try:
+        moment = utc_millis(value)
+    except (OverflowError, ValueError):
+        raise ValidationError(f"purchasedAt is outside the calendar once moved to UTC, got {value!r}") from None
+    if not settings.earliest_purchase <= moment <= now + timedelta(days=1):
+        raise ValidationError(f"purchasedAt must be between {settings.earliest_purchase:%Y-%m-%d} and a day from "
+                              f"now, got {value!r}")
+    return moment
 
 
 def _currency(value) -> str:
-    if not isinstance(value, str) or len(value) != 3 or not value.isalpha() or not value.isupper():
+    if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isalpha() or not value.isupper():
         raise ValidationError(f"currency must be a 3-letter upper-case code such as 'USD', got {value!r}")
     return value
+
+
+def _metadata(value) -> dict:
+    """JSON-like values MongoDB stores as given: string keys without `$`, `.` or NUL,
+    strings, 64-bit integers, finite numbers, booleans, None, lists and dicts; bounded."""
+    if not isinstance(value, dict):
+        raise ValidationError(f"metadata must be a dict, got {value!r}")
+    _check_json_like(value, "metadata", 0)
+    size = len(repr(value).encode("utf-8", "surrogatepass"))
+    if size > MAX_METADATA_BYTES:
+        raise ValidationError(f"metadata must be at most {MAX_METADATA_BYTES} bytes, got about {size}")
+    return value
+
+
+def _check_json_like(value, path: str, depth: int) -> None:
+    if depth > MAX_METADATA_DEPTH:
+        raise ValidationError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels at {path}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\x00" in key:
+                raise ValidationError(f"metadata keys must be non-empty strings without '$' at the start, '.' or "
+                                      f"NUL, got {key!r} in {path}")
+            _check_json_like(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json_like(item, f"{path}[{index}]", depth + 1)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ValidationError(f"metadata integers must fit in 64 bits, got {value!r} at {path}")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(f"metadata numbers must be finite, got {value!r} at {path}")
+    elif isinstance(value, str):
+        if len(value) > MAX_METADATA_BYTES:
+            raise ValidationError(f"metadata strings must be at most {MAX_METADATA_BYTES} characters at {path}")
+    else:
+        raise ValidationError(f"metadata values must be JSON-like (str, number, bool, None, list, dict), "
+                              f"got {type(value).__name__} at {path}")

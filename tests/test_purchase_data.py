@@ -2,6 +2,7 @@
 
 import math
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from bson import ObjectId
@@ -58,6 +59,20 @@ def test_defaults_and_fields():
     assert full["idempotencyKey"] == "evt_1" and full["metadata"] == {"campaign": "spring"}
 
 
+def test_amounts_at_the_limits_are_kept():
+    fields = validate_purchase_data({"amount": 1_000_000, "paymentMethod": "paypal"}, SETTINGS, NOW)
+    assert fields["amount"] == 1_000_000
+    assert validate_purchase_data({"amount": 0.1, "paymentMethod": "paypal"}, SETTINGS, NOW)["amount"] == 0.1
+    assert validate_purchase_data({"amount": 1200, "paymentMethod": "paypal", "currency": "JPY"}, SETTINGS, NOW)
+
+
+def deep(levels: int) -> dict:
+    value = {}
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -76,6 +91,29 @@ def test_defaults_and_fields():
         ({"amount": 1, "paymentMethod": "paypal", "idempotencyKey": ""}, "idempotencyKey must be"),
         ({"amount": 1, "paymentMethod": "paypal", "user": "x"}, "unknown purchase_data fields \\['user'\\]"),
         ("amount=1", "purchase_data must be a dict"),
+        # what escaped as the wrong error, or was stored and broke things later (issue 10)
+        ({"amount": 2**63, "paymentMethod": "paypal"}, "amount must be at most 1,000,000 USD"),
+        ({"amount": 1.7e308, "paymentMethod": "paypal"}, "amount must be at most"),
+        ({"amount": 29.999, "paymentMethod": "paypal"}, "amount in USD has at most 2 decimals"),
+        ({"amount": 1.5, "paymentMethod": "paypal", "currency": "JPY"}, "amount in JPY has at most 0 decimals"),
+        ({"amount": 1, "paymentMethod": "paypal", "currency": "ÄÖÜ"}, "currency must be"),
+        ({"amount": 1, "paymentMethod": "\x00"}, "is not allowed"),
+        ({"amount": 1, "paymentMethod": "paypal", "purchasedAt": datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))},
+         "outside the calendar"),
+        ({"amount": 1, "paymentMethod": "paypal", "purchasedAt": datetime(9999, 12, 31, tzinfo=UTC)},
+         "purchasedAt must be between 2000-01-01 and a day from now"),
+        ({"amount": 1, "paymentMethod": "paypal", "purchasedAt": datetime(751, 1, 12, tzinfo=UTC)},
+         "purchasedAt must be between"),
+        ({"amount": 1, "paymentMethod": "paypal", "metadata": {"$where": "1"}}, "metadata keys must be"),
+        ({"amount": 1, "paymentMethod": "paypal", "metadata": {"a.b": 1}}, "metadata keys must be"),
+        ({"amount": 1, "paymentMethod": "paypal", "metadata": {1: "x"}}, "metadata keys must be"),
+        ({"amount": 1, "paymentMethod": "paypal", "metadata": {"k": {1, 2}}}, "JSON-like"),
+        ({"amount": 1, "paymentMethod": "paypal", "metadata": {"k": Decimal("1.5")}}, "JSON-like"),
+        ({"amount": 1, "paymentMethod": "paypal", "metadata": {"k": math.nan}}, "must be finite"),
+        ({"amount": 1, "paymentMethod": "paypal", "metadata": {"k": 2**64}}, "fit in 64 bits"),
+        ({"amount": 1, "paymentMethod": "paypal", "metadata": {"k": "x" * 17_000_000}}, "at most 16384"),
+        ({"amount": 1, "paymentMethod": "paypal", "metadata": deep(5000)}, "nests deeper than 8"),
+        ({1: 1, "amount": 1}, "names must be strings"),
     ],
 )
 def test_bad_fields_name_the_problem(data, message):
