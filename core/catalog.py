@@ -39,10 +39,9 @@ def get_item(db: Database, kind: str, item_id) -> dict:
             "price": doc.get("price")}
 
 
-def find_items_by_title(items: list[dict], title: str) -> list[dict]:
-    """The items whose title equals `title`, ignoring case and surrounding spaces."""
-    wanted = " ".join(str(title).split()).casefold()
-    return [item for item in items if " ".join(item["title"].split()).casefold() == wanted]
+def title_key(title) -> str:
+    """A title as people match it: case and runs of spaces ignored."""
+    return " ".join(str(title).split()).casefold()
 
 
 def item_ref(item: dict) -> str:

@@ -180,10 +180,6 @@ def disable_account(db: Database, email: str) -> None:
     _update(db, email, {"disabled": True, "sessionToken": secrets.token_urlsafe(16)})
 
 
-def list_accounts(db: Database) -> list[Account]:
-    return [_account(doc) for doc in retry_when_busy(lambda: list(db[ACCOUNTS].find()))]
-
-
 def _update(db: Database, email: str, fields: dict) -> None:
     email = normalise_email(email)
     result = retry_when_busy(lambda: db[ACCOUNTS].update_one({"_id": email}, {"$set": fields}))
@@ -198,12 +194,11 @@ def _account(doc: dict) -> Account:
 
 
 class StaffNames:
-    """Staff accounts' names by email, re-read at most every `max_age` seconds, so tables can
-    show who acted by name as well as by the email core records."""
+    """Staff accounts' names by email, per database, re-read at most every `max_age` seconds,
+    so tables can show who acted by name as well as by the email core records."""
 
     def __init__(self, max_age: float = 30.0):
-        self._names: dict[str, str] = {}
-        self._read_at = 0.0
+        self._names: dict[tuple, tuple[float, dict[str, str]]] = {}  # database -> (read at, names)
         self._lock = threading.Lock()
         self.max_age = max_age
 
@@ -216,17 +211,19 @@ class StaffNames:
         return f"{name} ({actor})" if name and name != actor else actor
 
     def _current(self, db: Database) -> dict[str, str]:
+        key = (db.client.address, db.name)
         with self._lock:
-            fresh = time.monotonic() - self._read_at < self.max_age
-        if not fresh:
-            try:
-                docs = retry_when_busy(lambda: list(db[ACCOUNTS].find({}, {"name": 1})))
-                with self._lock:
-                    self._names = {doc["_id"]: doc.get("name") or doc["_id"] for doc in docs}
-                    self._read_at = time.monotonic()
-            except PyMongoError:
-                pass  # the emails alone are shown
-        return self._names
+            read_at, names = self._names.get(key, (float("-inf"), {}))
+        if time.monotonic() - read_at < self.max_age:
+            return names
+        try:
+            docs = retry_when_busy(lambda: list(db[ACCOUNTS].find({}, {"name": 1})))
+        except PyMongoError:
+            return names  # the emails alone are shown
+        names = {doc["_id"]: doc.get("name") or doc["_id"] for doc in docs}
+        with self._lock:
+            self._names[key] = (time.monotonic(), names)
+        return names
 
 
 STAFF_NAMES = StaffNames()

@@ -34,7 +34,7 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from core.catalog import list_items
+from core.catalog import list_items, title_key
 from core.customers import email_index
 from core.errors import AlreadyPurchasedError, PurchaseError, ValidationError
 from core.purchases.commands import create_purchase
@@ -123,11 +123,6 @@ class Lookup:
 def row_key(digest: str, number: int) -> str:
     """The idempotency key of a row of a file: the same file's same row always gets the same key."""
     return f"bulk:{digest[:24]}:{number}"
-
-
-def title_key(title: str) -> str:
-    """A title as rows match it: case and runs of spaces ignored (as core.catalog.find_items_by_title)."""
-    return " ".join(str(title).split()).casefold()
 
 
 # reading the file
