@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 from bson import ObjectId
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from core import create_purchase, get_purchase_analytics, remove_purchase
@@ -36,10 +37,14 @@ def chart(page, chart_id: str) -> dict:
 
 
 def wait_until(condition, timeout: float, message: str):
+    """Wait for `condition()`; an element not drawn yet (or redrawn meanwhile) is "not yet"."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except (NoSuchElementException, StaleElementReferenceException):
+            pass
         time.sleep(0.05)
     raise AssertionError(f"{message} (not within {timeout:.1f} s)")
 
