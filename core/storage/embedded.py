@@ -14,15 +14,24 @@ from mongoeco import AsyncMongoClient
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
+from core.storage.engine_queue import DEFAULT_LIFETIME, QueuedProxyServer
+
 START_TIMEOUT = 15.0
 
 
 class EmbeddedServer:
-    """One mongoeco server on 127.0.0.1 with a free port, storing into one SQLite file."""
+    """One mongoeco server on 127.0.0.1 with a free port, storing into one SQLite file.
 
-    def __init__(self, sqlite_path: Path, host: str = "127.0.0.1", port: int = 0):
+    Requests wait in line for the engine (core.storage.engine_queue) and a transaction open
+    longer than `transaction_lifetime` seconds is aborted; `fair_queue=False` serves them
+    as mongoeco alone does (refusing), for benchmarks that compare the two.
+    """
+
+    def __init__(self, sqlite_path: Path, host: str = "127.0.0.1", port: int = 0, *,
+                 transaction_lifetime: float = DEFAULT_LIFETIME, fair_queue: bool = True):
         self.sqlite_path = Path(sqlite_path)
         self._host, self._port = host, port
+        self._lifetime, self._fair_queue = transaction_lifetime, fair_queue
         self._ready: concurrent.futures.Future = concurrent.futures.Future()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -62,7 +71,11 @@ class EmbeddedServer:
         engine = SQLiteEngine(str(self.sqlite_path))
         await engine.connect()
         self._client = AsyncMongoClient(engine)
-        proxy = AsyncMongoEcoProxyServer(client=self._client, host=self._host, port=self._port)
+        if self._fair_queue:
+            proxy = QueuedProxyServer(client=self._client, host=self._host, port=self._port,
+                                      transaction_lifetime=self._lifetime)
+        else:
+            proxy = AsyncMongoEcoProxyServer(client=self._client, host=self._host, port=self._port)
         try:
             address = await proxy.start()
             self.address = (address.host, address.port)
