@@ -85,6 +85,7 @@ def main(argv=None) -> int:
             course = ObjectId()
             db[COURSES].insert_one({"_id": course, "title": f"Bench course {n}"})
             create_purchase(db, user, course, None, {"amount": 10, "paymentMethod": "stripe"})
+            time.sleep(live.VERSION_FRESH)  # the tabs' shared version read is this fresh
             seconds, state, code = timed_poll(client, dash_app, state)
             assert code == 200, code
             changed.append(seconds)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import pytest
 from bson import ObjectId
@@ -110,6 +111,7 @@ def test_poll_draws_once_then_answers_204_until_something_changes(viewer_client,
     user = db[USERS].find_one()
     course = db[COURSES].find_one({"_id": {"$nin": user["purchasedCourses"]}})
     create_purchase(db, user["_id"], course["_id"], None, {"amount": 12.5, "paymentMethod": "paypal"})
+    time.sleep(live.VERSION_FRESH)  # the version read shared by the tabs is this fresh
     changed = poll(client, app, state)
     assert changed.status_code == 200
     assert changed.get_json()["response"][live.STATE]["data"]["version"] == state["version"] + 1
@@ -121,6 +123,7 @@ def test_poll_shows_the_outage_banner_when_the_database_is_gone_and_keeps_the_fi
     first = poll(client, app, {})
     state = first.get_json()["response"][live.STATE]["data"]
     app.extensions["purchase_database"].server.stop()
+    time.sleep(live.VERSION_FRESH)  # the version read shared by the tabs is this fresh
     down = poll(client, app, state)
     assert down.status_code == 200
     response = down.get_json()["response"]

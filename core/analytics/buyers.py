@@ -9,6 +9,7 @@ or for up to `max_age` seconds after it changed. Each result carries its own `as
 import threading
 import time
 from collections import Counter, OrderedDict
+from concurrent.futures import Future
 from datetime import UTC, datetime
 
 from pymongo.database import Database
@@ -57,24 +58,39 @@ class BuyerCache:
 
     def __init__(self, size: int = CACHE_SIZE):
         self._entries: OrderedDict = OrderedDict()
+        self._flights: dict = {}  # cache key -> Future of the run in progress
         self._lock = threading.Lock()
         self._size = size
 
     def figures(self, db: Database, filters: tuple, version: int, max_age: float) -> dict:
-        """Cached figures if still valid, else a fresh run of the pipeline."""
+        """Cached figures if still valid, else a fresh run of the pipeline, shared by concurrent callers."""
         cache_key = (db.client.address, db.name, filters)
         with self._lock:
             entry = self._entries.get(cache_key)
-        if entry is not None:
-            computed_version, computed_at, result = entry
-            if computed_version == version or time.monotonic() - computed_at < max_age:
-                return result
-        result = compute_buyers(db, *filters)
-        with self._lock:
-            self._entries[cache_key] = (version, time.monotonic(), result)
-            self._entries.move_to_end(cache_key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+            if entry is not None:
+                computed_version, computed_at, result = entry
+                if computed_version == version or time.monotonic() - computed_at < max_age:
+                    return result
+            flight = self._flights.get(cache_key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[cache_key] = Future()
+        if not leader:
+            return flight.result()  # bounded by the leader's own time limit
+        try:
+            result = compute_buyers(db, *filters)
+            flight.set_result(result)
+        except BaseException as error:
+            flight.set_exception(error)
+            raise
+        finally:
+            with self._lock:
+                self._flights.pop(cache_key, None)
+                if flight.done() and not flight.exception():
+                    self._entries[cache_key] = (version, time.monotonic(), flight.result())
+                    self._entries.move_to_end(cache_key)
+                    while len(self._entries) > self._size:
+                        self._entries.popitem(last=False)
         return result
 
 

@@ -1,0 +1,121 @@
+"""Work shared by the tabs: one version read in flight, one render per view and version."""
+
+import threading
+import time
+
+import pytest
+from bson import ObjectId
+
+from core import create_purchase
+from core.storage.schema import COURSES, USERS
+from dashboard.pages import live
+from dashboard.shared import RenderCache, SharedReading
+from scripts.dash_client import callback_body, callback_key
+from tests.conftest import signed_in
+
+
+def run_together(n: int, call) -> list:
+    """`call()` from n threads released at the same instant; results (or errors) in a list."""
+    barrier, results = threading.Barrier(n), [None] * n
+
+    def one(i):
+        barrier.wait()
+        try:
+            results[i] = call()
+        except Exception as error:  # noqa: BLE001 - returned for the test to look at
+            results[i] = error
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_concurrent_callers_share_one_read_and_its_failure():
+    reads = []
+
+    def read():
+        reads.append(1)
+        time.sleep(0.1)
+        return len(reads)
+
+    shared = SharedReading(read, fresh=0.2, backoff=0.5)
+    assert run_together(20, lambda: shared.get(5)) == [1] * 20
+    assert len(reads) == 1
+    time.sleep(0.25)
+    assert shared.get(5) == 2  # older than `fresh`: read again
+
+    failing = SharedReading(lambda: reads.append(1) or 1 / 0, fresh=0.2, backoff=0.5)
+    before = len(reads)
+    assert all(isinstance(r, ZeroDivisionError) for r in run_together(10, lambda: failing.get(5)))
+    with pytest.raises(ZeroDivisionError):
+        failing.get(5)  # within the back-off: the same failure, no new attempt
+    assert len(reads) == before + 1
+
+
+def test_one_render_per_view_and_version_shared_by_every_caller():
+    cache, calls = RenderCache(size=2), []
+
+    def render(tag):
+        calls.append(tag)
+        time.sleep(0.1)
+        return {"tag": tag}
+
+    assert run_together(20, lambda: cache.get("a", 1, lambda: render("a1"), 5)) == [{"tag": "a1"}] * 20
+    assert cache.get("a", 2, lambda: render("a2"), 5) == {"tag": "a2"}
+    assert cache.get("a", 2, lambda: render("again"), 5) == {"tag": "a2"}
+    cache.get("b", 1, lambda: render("b1"), 5)
+    cache.get("c", 1, lambda: render("c1"), 5)  # size 2: "a" is evicted
+    cache.get("a", 2, lambda: render("a2 again"), 5)
+    assert calls == ["a1", "a2", "b1", "c1", "a2 again"]
+    assert cache.renders == 5
+
+
+def test_a_render_outlives_the_poll_that_gave_up_on_it():
+    cache, calls = RenderCache(), []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.4)
+        return "drawn"
+
+    with pytest.raises(TimeoutError):
+        cache.get("v", 1, slow, 0.05)
+    time.sleep(0.5)
+    assert cache.get("v", 1, slow, 0.05) == "drawn"
+    assert calls == [1]
+
+
+def test_many_tabs_polling_after_a_sale_cost_one_render(app):
+    db = app.extensions["purchase_database"].db
+    user, course = ObjectId(), ObjectId()
+    db[USERS].insert_one({"_id": user, "name": "Ada", "purchasedCourses": [], "purchasedTests": []})
+    db[COURSES].insert_one({"_id": course, "title": "Course 0", "price": 29.99})
+    clients = [signed_in(app, "viewer", f"tab{i}@example.com") for i in range(12)]
+    dash_app = app.extensions["dash"]
+    key = callback_key(dash_app, f"{live.STATE}.data", f"{live.FEED}.children")
+
+    def poll(client, state):
+        values = {f"{live.INTERVAL}.n_intervals": 1, f"{live.URL}.search": "?range=7d", f"{live.STATE}.data": state}
+        reply = client.post("/_dash-update-component",
+                            json=callback_body(dash_app, key, values, [f"{live.INTERVAL}.n_intervals"]))
+        return reply.status_code, (reply.get_json() if reply.status_code == 200 else None)
+
+    renders = app.extensions["live_renders"]
+    first = [poll(c, {}) for c in clients]
+    assert {code for code, _ in first} == {200}
+    states = [body["response"][live.STATE]["data"] for _, body in first]
+    assert renders.renders == 1
+    assert {code for code, _ in (poll(c, s) for c, s in zip(clients, states, strict=True))} == {204}
+
+    create_purchase(db, user, course_id=course, purchase_data={"amount": 29.99, "paymentMethod": "paypal"})
+    time.sleep(live.VERSION_FRESH)  # the version read shared by the tabs is this fresh
+    tabs = list(zip(clients, states, strict=True))
+    after = run_together(len(tabs), lambda: poll(*tabs.pop()))
+    assert {code for code, _ in after} == {200}
+    assert renders.renders == 2
+    feeds = [str(body["response"][live.FEED]["children"]) for _, body in after]
+    assert all("Course 0" in feed for feed in feeds)
+
