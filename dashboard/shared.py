@@ -16,7 +16,7 @@ import pymongo
 
 # renders of every app in the process; two, so one slow view does not hold up the others
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="render")
-RENDER_TIMEOUT = 10.0  # a render's own bound, apart from the polls that wait for it
+RENDER_TIMEOUT = 30.0  # a render's own bound, apart from the polls that wait for it: slow under load is still worth finishing
 CACHE_SIZE = 32  # views; each holds one rendered reply (a few hundred kB at most)
 
 
@@ -61,41 +61,50 @@ class SharedReading:
 class RenderCache:
     """The reply for a view at a data version, computed once and shared (LRU by view).
 
-    Concurrent requests for the same view and version wait for the one render in flight.
-    Renders run on their own threads with their own time bound, so a render outlives the
-    poll that started it: under load a tab whose poll gave up finds it done next tick.
+    One render per view at a time: requests for a view wait for the render in flight
+    instead of starting their own. Renders run on their own threads with their own time
+    bound, so a render outlives the poll that started it. When the data changes faster
+    than a render takes, a request that cannot wait gets the view's last render (newer
+    than what its tab shows, or the tab keeps what it has) while the next one runs:
+    the page keeps moving instead of chasing a version it never catches.
     """
 
     def __init__(self, *, size: int = CACHE_SIZE, timeout: float = RENDER_TIMEOUT):
         self._entries: OrderedDict = OrderedDict()  # view key -> (version, reply)
-        self._flights: dict = {}  # (view key, version) -> Future
+        self._flights: dict = {}  # view key -> Future of (version, reply)
         self._lock = threading.Lock()
         self._size, self._timeout = size, timeout
         self.renders = 0  # how many renders ran: what the sharing saves is visible in tests
 
-    def get(self, key: str, version, render, wait: float):
-        """`render()`'s reply for `key` at `version`; TimeoutError when not ready within `wait` s."""
+    def get(self, key: str, version, render, wait: float) -> tuple:
+        """(version rendered, reply): `render()` for `key` at `version`, or the view's last render
+        when that is not ready within `wait` s; TimeoutError when there is none yet."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] == version:
                 self._entries.move_to_end(key)
-                return entry[1]
-            flight = self._flights.get((key, version))
+                return entry
+            flight = self._flights.get(key)
             if flight is None:
-                flight = self._flights[(key, version)] = _POOL.submit(self._render, key, version, render)
-        return flight.result(timeout=wait)
+                flight = self._flights[key] = _POOL.submit(self._render, key, version, render)
+        try:
+            return flight.result(timeout=wait)
+        except TimeoutError:
+            if entry is None:
+                raise
+            return entry
 
-    def _render(self, key: str, version, render):
+    def _render(self, key: str, version, render) -> tuple:
         try:
             with pymongo.timeout(self._timeout):
-                reply = render()
+                rendered = (version, render())
             with self._lock:
                 self.renders += 1
-                self._entries[key] = (version, reply)
+                self._entries[key] = rendered
                 self._entries.move_to_end(key)
                 while len(self._entries) > self._size:
                     self._entries.popitem(last=False)
-            return reply
+            return rendered
         finally:
             with self._lock:
-                self._flights.pop((key, version), None)
+                self._flights.pop(key, None)

@@ -63,9 +63,9 @@ def test_one_render_per_view_and_version_shared_by_every_caller():
         time.sleep(0.1)
         return {"tag": tag}
 
-    assert run_together(20, lambda: cache.get("a", 1, lambda: render("a1"), 5)) == [{"tag": "a1"}] * 20
-    assert cache.get("a", 2, lambda: render("a2"), 5) == {"tag": "a2"}
-    assert cache.get("a", 2, lambda: render("again"), 5) == {"tag": "a2"}
+    assert run_together(20, lambda: cache.get("a", 1, lambda: render("a1"), 5)) == [(1, {"tag": "a1"})] * 20
+    assert cache.get("a", 2, lambda: render("a2"), 5) == (2, {"tag": "a2"})
+    assert cache.get("a", 2, lambda: render("again"), 5) == (2, {"tag": "a2"})
     cache.get("b", 1, lambda: render("b1"), 5)
     cache.get("c", 1, lambda: render("c1"), 5)  # size 2: "a" is evicted
     cache.get("a", 2, lambda: render("a2 again"), 5)
@@ -84,8 +84,28 @@ def test_a_render_outlives_the_poll_that_gave_up_on_it():
     with pytest.raises(TimeoutError):
         cache.get("v", 1, slow, 0.05)
     time.sleep(0.5)
-    assert cache.get("v", 1, slow, 0.05) == "drawn"
+    assert cache.get("v", 1, slow, 0.05) == (1, "drawn")
     assert calls == [1]
+
+
+def test_data_changing_faster_than_a_render_still_moves_the_page():
+    cache, calls = RenderCache(), []
+
+    def slow(version):
+        calls.append(version)
+        time.sleep(0.3)
+        return f"drawn at {version}"
+
+    with pytest.raises(TimeoutError):
+        cache.get("v", 1, lambda: slow(1), 0.05)
+    time.sleep(0.4)
+    # version 2 arrived: while it renders, a caller that cannot wait gets version 1's render
+    assert cache.get("v", 2, lambda: slow(2), 0.05) == (1, "drawn at 1")
+    # versions 3 and 4 arrive while 2 renders: nobody starts another render of this view
+    assert cache.get("v", 3, lambda: slow(3), 0.05) == (1, "drawn at 1")
+    assert cache.get("v", 4, lambda: slow(4), 1.0) == (2, "drawn at 2")
+    assert cache.get("v", 4, lambda: slow(4), 1.0) == (4, "drawn at 4")
+    assert calls == [1, 2, 4]
 
 
 def test_many_tabs_polling_after_a_sale_cost_one_render(app):

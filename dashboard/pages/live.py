@@ -272,7 +272,9 @@ def register(app, context: DashboardContext) -> None:
             version = versions.get(poll_timeout)
             if version == state.get("version") and key == state.get("key") and not state.get("downSince"):
                 raise PreventUpdate
-            outputs, feed = renders.get(key, version, lambda: render(context, view, now), poll_timeout)
+            version, (outputs, feed) = renders.get(key, version, lambda: render(context, view, now), poll_timeout)
+            if _not_newer(version, state.get("version")) and key == state.get("key") and not state.get("downSince"):
+                raise PreventUpdate  # the only render ready is one this tab has (or an older one)
         except PreventUpdate:
             raise
         except TimeoutError:
@@ -353,6 +355,10 @@ def register(app, context: DashboardContext) -> None:
                 data.kpis(db, view, tz, now), currency, tz)
         name = f"purchases-{to_query(view)[1:].replace('&', '_').replace('=', '-')}-{now:%Y%m%d-%H%M%S}.csv"
         return dcc.send_string(content, name)
+
+
+def _not_newer(version, shown) -> bool:
+    return shown is not None and version <= shown
 
 
 def unreachable(error: PyMongoError) -> bool:
