@@ -1,13 +1,17 @@
 """Work shared by the tabs: one version read in flight, one render per view and version."""
 
+import os
 import threading
 import time
 
 import pytest
 from bson import ObjectId
 
-from core import create_purchase
+from app import create_app
+from core import create_purchase, get_data_version
+from core.storage.embedded import EmbeddedServer
 from core.storage.schema import COURSES, USERS
+from dashboard import shell
 from dashboard.pages import live
 from dashboard.shared import RenderCache, SharedReading
 from scripts.dash_client import callback_body, callback_key
@@ -139,3 +143,63 @@ def test_many_tabs_polling_after_a_sale_cost_one_render(app):
     feeds = [str(body["response"][live.FEED]["children"]) for _, body in after]
     assert all("Course 0" in feed for feed in feeds)
 
+
+
+@pytest.fixture
+def live_app(tmp_path):
+    """The app with the live page's real refresh interval (1 s): a poll gives up after 0.5 s."""
+    server = create_app({"DATA_DIR": str(tmp_path), "SEED_DEMO": "0", "TESTING": True, "REFRESH_MS": "1000",
+                         "HEALTH_CHECK_SECONDS": "0"})
+    yield server
+    server.extensions["purchase_database"].close()
+
+
+@pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="stops and restarts the embedded server")
+def test_every_tab_sees_an_outage_within_2_s_and_recovers_with_one_render(live_app):
+    app = live_app
+    dash_app = app.extensions["dash"]
+    key = callback_key(dash_app, f"{live.STATE}.data", f"{live.FEED}.children")
+    tabs = [[signed_in(app, "viewer", f"down{i}@example.com"), {}] for i in range(6)]
+
+    def poll(tab):
+        values = {f"{live.INTERVAL}.n_intervals": 1, f"{live.URL}.search": "", f"{live.STATE}.data": tab[1]}
+        reply = tab[0].post("/_dash-update-component",
+                            json=callback_body(dash_app, key, values, [f"{live.INTERVAL}.n_intervals"]))
+        response = reply.get_json()["response"] if reply.status_code == 200 else {}
+        tab[1] = response.get(live.STATE, {}).get("data", tab[1])
+        return response
+
+    def every_tab_until(condition, seconds: float) -> set:
+        """Poll all tabs at once, round after round, until each met `condition` once."""
+        met, started = set(), time.monotonic()
+        while len(met) < len(tabs) and time.monotonic() - started < seconds:
+            order = list(range(len(tabs)))
+            replies = run_together(len(tabs), lambda order=order: (i := order.pop(), poll(tabs[i])))
+            met |= {i for i, reply in replies if condition(reply)}
+            time.sleep(0.1)
+        return met
+
+    every_tab_until(lambda reply: live.STATE in reply, 10)
+    renders = app.extensions["live_renders"].renders
+    server = app.extensions["purchase_database"].server
+    host, port = server.address
+    server.stop()
+    down = every_tab_until(lambda r: r.get(shell.BANNER, {}).get("children", "").startswith("Database unreachable"), 2)
+    assert len(down) == len(tabs)
+    assert all(poll(tab) == {} for tab in tabs)  # the banner is up: nothing more is sent
+
+    replacement = EmbeddedServer(server.sqlite_path, host=host, port=port)
+    replacement.start()
+    try:
+        db = app.extensions["purchase_database"].db
+        user, course = ObjectId(), ObjectId()
+        db[USERS].insert_one({"_id": user, "name": "Ada", "purchasedCourses": [], "purchasedTests": []})
+        db[COURSES].insert_one({"_id": course, "title": "Course 0", "price": 29.99})
+        create_purchase(db, user, course_id=course, purchase_data={"amount": 29.99, "paymentMethod": "paypal"})
+        up = every_tab_until(lambda reply: reply.get(shell.BANNER, {}).get("className") == "banner hidden", 2)
+        assert len(up) == len(tabs)
+        assert all("downSince" not in tab[1] for tab in tabs)
+        assert {tab[1]["version"] for tab in tabs} == {get_data_version(db)}  # the sale made while it was back
+        assert app.extensions["live_renders"].renders == renders + 1  # one render served every tab
+    finally:
+        replacement.stop()
