@@ -9,8 +9,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 .PHONY: run test lint browser seed check bench screenshots clean
 
+# the production server (gunicorn.conf.py); `python app.py` runs Flask's own, for development
 run: $(INSTALLED)
-	$(BIN)/python app.py
+	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
 
 test: $(INSTALLED) browser lint
 	$(BIN)/python -m pytest
