@@ -1,7 +1,13 @@
-"""Start the purchase dashboard: `python app.py`, or gunicorn with `app:create_app()`."""
+"""Start the purchase dashboard: `python app.py` (development), or gunicorn with `app:create_app()`.
+
+`python app.py database` serves the embedded database alone; gunicorn.conf.py runs it.
+"""
 
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 
 from flask import Flask
@@ -13,6 +19,7 @@ from dashboard.health import start_health_checks
 from settings import load_settings
 
 log = logging.getLogger("app")
+READY = "Embedded database ready"
 
 
 def create_app(config=None) -> Flask:
@@ -22,11 +29,7 @@ def create_app(config=None) -> Flask:
     """
     settings = load_settings(config)
     opened = settings.open_database()
-    if settings.seed_demo and opened.server is not None and is_empty(opened.db):
-        started = time.perf_counter()
-        counts = seed_demo(opened.db)
-        log.info("seeded demo data %s in %.1f s", counts, time.perf_counter() - started)
-        create_demo_accounts(opened.db)
+    prepare_demo(settings, opened)
     server = Flask(__name__)
     server.config.update(settings.values)
     server.extensions["settings"] = settings
@@ -37,6 +40,39 @@ def create_app(config=None) -> Flask:
         opened.on_close.append(start_health_checks(context, settings.health_check_seconds).stop)
     cli.register(server)
     return server
+
+
+def prepare_demo(settings, opened) -> None:
+    """Demo data and accounts in an empty embedded database this process serves (SEED_DEMO)."""
+    if settings.seed_demo and opened.server is not None and is_empty(opened.db):
+        started = time.perf_counter()
+        counts = seed_demo(opened.db)
+        log.info("seeded demo data %s in %.1f s", counts, time.perf_counter() - started)
+        create_demo_accounts(opened.db)
+
+
+def serve_database(config=None) -> int:
+    """Serve the embedded database from this process for the web workers, until SIGTERM.
+
+    gunicorn.conf.py starts this before the workers, so the engine's work (a grant costs
+    hundreds of ms of CPU on a large collection) runs beside the web process, not inside
+    its interpreter. Seeds the demo data on first start, then prints READY.
+    """
+    settings = load_settings(config)
+    opened = settings.open_database()
+    if opened.server is None:
+        print(f"{READY} (already served by another process: {opened.uri})", flush=True)
+        opened.close()
+        return 0
+    prepare_demo(settings, opened)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"{READY} at {opened.uri} ({opened.description})", flush=True)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # nobody reads our stdout from here on
+    stop.wait()
+    opened.close()
+    return 0
 
 
 def create_demo_accounts(db) -> None:
@@ -56,6 +92,8 @@ def create_demo_accounts(db) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if sys.argv[1:] == ["database"]:
+        return serve_database()
     server = create_app()
     settings = server.extensions["settings"]
     print(f"Dashboard on http://{settings.host}:{settings.port}/  ({server.extensions['purchase_database'].description})",

@@ -1,22 +1,33 @@
 """gunicorn, the production server: `gunicorn -c gunicorn.conf.py "app:create_app()"`.
 
-The app reads its own settings (HOST, PORT, MONGODB_URI, ...) in `create_app`; this file
-only says how many processes and threads serve it. On the embedded default one worker
-owns the embedded server (the engine runs one transaction at a time, so more processes
-add no database throughput) and serves every request from threads; with MONGODB_URI the
-workers share nothing but the database, so there is one per core. `WEB_WORKERS` and
-`WEB_THREADS` override both. Measured with scripts/bench_load.py (README, "Many tabs").
+The app reads its own settings in `create_app`; this file reads them once too, for the
+address and to know whether the database is embedded. On the embedded default, the
+database runs in its own process (`python app.py database`, started before the workers
+and stopped after them): a grant costs the engine hundreds of ms of CPU on a large
+collection, and in a web worker's interpreter that time would be taken from every poll.
+The workers join it over loopback; its fair line serves them all. If that process dies, a
+worker takes the folder over on the same address (core.storage.db) and serves on.
+
+Workers and threads: one worker with 32 threads, measured with scripts/bench_load.py
+(README, "Production server"); `WEB_WORKERS` and `WEB_THREADS` override them.
 """
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8050')}"
+from settings import load_settings
+
+_settings = load_settings()
+_database: subprocess.Popen | None = None
+
+bind = f"{_settings.host}:{_settings.port}"
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_WORKERS") or (os.cpu_count() or 1 if os.environ.get("MONGODB_URI") else 1))
+workers = int(os.environ.get("WEB_WORKERS") or 1)
 threads = int(os.environ.get("WEB_THREADS") or 32)
-# gthread workers report in while requests run; this bounds a worker that hangs, and its
-# first start, which seeds the demo data before the worker reports in
-timeout = 300
+# gthread workers report in while requests run: this bounds a worker that hangs
+timeout = 120
 graceful_timeout = 20
 keepalive = 15  # each open tab polls every second over one kept-alive connection
 accesslog = None
@@ -24,6 +35,31 @@ errorlog = "-"
 loglevel = "info"
 
 
+def on_starting(server):
+    """Start the embedded database's own process and wait until it serves (demo data loaded)."""
+    global _database
+    if _settings.mongodb_uri:
+        return
+    from app import READY
+
+    _database = subprocess.Popen([sys.executable, "app.py", "database"], cwd=Path(__file__).parent,
+                                 stdout=subprocess.PIPE, text=True)
+    for line in _database.stdout:
+        print(line, end="", flush=True)  # the demo accounts' passwords, on first start
+        if line.startswith(READY):
+            return
+    raise RuntimeError(f"the embedded database did not start (exit status {_database.wait()})")
+
+
 def post_worker_init(worker):
-    """Say where the dashboard is once a worker has built the app (and seeded the demo data)."""
     print(f"Dashboard on http://{bind}/  (gunicorn worker {worker.pid}, {threads} threads)", flush=True)
+
+
+def on_exit(server):
+    """Stop the database after the workers."""
+    if _database is not None and _database.poll() is None:
+        _database.terminate()
+        try:
+            _database.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _database.kill()

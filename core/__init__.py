@@ -16,6 +16,7 @@ from core.audit import SOURCES, get_audit_log
 from core.changes import FEED_SIZE, get_data_version, get_recent_activity
 from core.errors import (
     AlreadyPurchasedError,
+    DatabaseUnavailableError,
     ItemNotFoundError,
     NotPurchasedError,
     PurchaseError,
@@ -33,6 +34,7 @@ __all__ = [
     "SOURCES",
     "AlreadyPurchasedError",
     "CoreSettings",
+    "DatabaseUnavailableError",
     "ItemNotFoundError",
     "NotPurchasedError",
     "OpenDatabase",

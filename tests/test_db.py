@@ -1,6 +1,8 @@
 """Opening the database: embedded by default, indexes, joining a running server, bulk loads."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 from bson import ObjectId
@@ -27,6 +29,34 @@ def test_embedded_server_stores_under_data_dir_and_others_join_it(tmp_path):
     with open_database(data_dir=str(tmp_path / "d"), db_name="app") as again:
         assert again.server is not None
         assert again.db.things.find_one({"_id": 1}) == {"_id": 1}
+
+
+@embedded_only
+def test_a_new_owner_serves_on_the_dead_owners_address_so_joined_clients_carry_on(tmp_path):
+    folder = str(tmp_path / "d")
+    owner_script = (f"import sys, time\nfrom core import open_database\nopened = open_database(data_dir={folder!r})\n"
+                    "print(opened.uri, flush=True)\ntime.sleep(120)\n")
+
+    def start_owner():
+        process = subprocess.Popen([sys.executable, "-c", owner_script], stdout=subprocess.PIPE, text=True)
+        return process, process.stdout.readline().strip()
+
+    first, first_uri = start_owner()
+    try:
+        with open_database(data_dir=folder) as joined:
+            assert joined.server is None and joined.uri == first_uri
+            joined.db.things.insert_one({"_id": 1})
+            first.kill()  # SIGKILL: no clean shutdown, the lock file still names its address
+            first.wait()
+            second, second_uri = start_owner()
+            try:
+                assert second_uri == first_uri
+                assert joined.db.things.find_one({"_id": 1}) == {"_id": 1}  # the same client, reconnected
+            finally:
+                second.kill()
+                second.wait()
+    finally:
+        first.kill()
 
 
 def test_indexes_are_created_idempotently(db):

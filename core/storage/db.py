@@ -6,6 +6,8 @@ decides what follows from it (unique guard indexes, the bulk-load path).
 
 import atexit
 import fcntl
+import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -20,6 +22,8 @@ from core.storage.schema import AUDIT, PURCHASES, REVOKED
 DEFAULT_DB_NAME = "learning"
 SQLITE_NAME = "purchases.sqlite"
 LOCK_NAME = "embedded.lock"
+SUCCESSION_CHECK_SECONDS = 1.0
+log = logging.getLogger(__name__)
 CLIENT_OPTIONS = {"tz_aware": True, "tzinfo": UTC, "serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
 
 # Embedded servers started by this process, by (host, port): bulk_insert uses their
@@ -36,6 +40,7 @@ class OpenDatabase:
     uri: str  # how another client reaches the same server
     server: EmbeddedServer | None = None
     _lock_file: object = field(default=None, repr=False)
+    _successor: object = field(default=None, repr=False)  # a joined process's watch on the owner
     on_close: list = field(default_factory=list, repr=False)  # callables: others' clients to close first
 
     @property
@@ -43,6 +48,9 @@ class OpenDatabase:
         return self.db.client
 
     def close(self) -> None:
+        if self._successor is not None:
+            self._successor.stop()
+            self._successor = None
         while self.on_close:
             self.on_close.pop()()
         self.db.client.close()
@@ -104,23 +112,93 @@ def _open_embedded(data_dir: Path, name: str) -> OpenDatabase:
         uri = lock_file.read().strip()
         lock_file.close()
         client = MongoClient(uri, **CLIENT_OPTIONS)
-        return OpenDatabase(client[name], f"embedded mongoeco at {sqlite_path} (served by another process at {uri})", uri)
-    server = EmbeddedServer(sqlite_path)
-    uri = server.start()
-    lock_file.seek(0)
-    lock_file.truncate()
-    lock_file.write(uri)
-    lock_file.flush()
-    _LOCAL_SERVERS[server.address] = server
+        opened = OpenDatabase(client[name], f"embedded mongoeco at {sqlite_path} (served by another process at {uri})",
+                              uri)
+        opened._successor = _Successor(opened, data_dir)
+        atexit.register(opened.close)
+        return opened
+    server = _serve(sqlite_path, lock_file)
     opened = OpenDatabase(
-        MongoClient(uri, **CLIENT_OPTIONS)[name],
+        MongoClient(server.uri, **CLIENT_OPTIONS)[name],
         f"embedded mongoeco at {sqlite_path}",
-        uri,
+        server.uri,
         server=server,
         _lock_file=lock_file,
     )
     atexit.register(opened.close)
     return opened
+
+
+def _serve(sqlite_path: Path, lock_file) -> EmbeddedServer:
+    """Start the server of a folder whose lock this process holds; name it in the lock file."""
+    lock_file.seek(0)
+    server = _start_on_previous_address(sqlite_path, lock_file.read().strip())
+    lock_file.seek(0)
+    lock_file.truncate()
+    lock_file.write(server.uri)
+    lock_file.flush()
+    _LOCAL_SERVERS[server.address] = server
+    return server
+
+
+class _Successor(threading.Thread):
+    """In a process that joined another's embedded server: when that process is gone (its
+    lock is free), serve the folder from here, on the same address, so that every client
+    of it, in every process, carries on without a restart."""
+
+    def __init__(self, opened: OpenDatabase, data_dir: Path):
+        super().__init__(name="embedded-successor", daemon=True)
+        self._opened, self._data_dir = opened, data_dir
+        self._stopped = threading.Event()
+        self.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if threading.current_thread() is not self:
+            self.join()  # a takeover in progress finishes first, so close() stops what it started
+
+    def run(self) -> None:
+        while not self._stopped.wait(SUCCESSION_CHECK_SECONDS):
+            lock_file = open(self._data_dir / LOCK_NAME, "a+")  # noqa: SIM115 - kept open while we serve
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock_file.close()  # the owner lives
+                continue
+            if self._stopped.is_set():
+                lock_file.close()
+                return
+            try:
+                server = _serve(self._data_dir / SQLITE_NAME, lock_file)
+            except Exception:  # noqa: BLE001 - logged; the next check tries again
+                log.exception("taking over the embedded server of %s failed", self._data_dir)
+                lock_file.close()
+                continue
+            log.warning("the process serving %s is gone: serving it from this process at %s", self._data_dir,
+                        server.uri)
+            self._opened.server, self._opened._lock_file = server, lock_file
+            self._opened.description = f"embedded mongoeco at {self._data_dir / SQLITE_NAME}"
+            return
+
+
+def _start_on_previous_address(sqlite_path: Path, previous_uri: str) -> EmbeddedServer:
+    """Serve on the address the folder's last server had, when it is free.
+
+    Processes that joined a server that then died (its process killed, a gunicorn worker
+    replaced) keep its address: a new owner on the same port is found again by their
+    clients, without a restart. Another port only when that one is taken.
+    """
+    host, _, port = previous_uri.removeprefix("mongodb://").split("/", 1)[0].rpartition(":")
+    if host == "127.0.0.1" and port.isdigit():
+        server = EmbeddedServer(sqlite_path, port=int(port))
+        try:
+            server.start()
+            return server
+        except OSError:
+            pass  # taken by something else since: any free port
+    server = EmbeddedServer(sqlite_path)
+    server.start()
+    return server
 
 
 def is_embedded(db: Database) -> bool:

@@ -1,17 +1,24 @@
-"""Bounded, jittered retry of operations the database refused because it was busy.
+"""Every database call of core/ ends within a bound, and fails with one error when it must.
 
-The embedded engine (mongoeco) runs one transaction at a time and refuses every other
-operation meanwhile, with an error that is not labelled transient, so pymongo does not
-retry it. MongoDB never sends these errors, so on a replica set this code never waits.
+`retry_when_busy` retries, jittered, what the database refused because it was busy: mongoeco
+refuses every other operation while a transaction is open (with an error not labelled
+transient, so pymongo does not retry it). The embedded server's fair line
+(core.storage.engine_queue) makes such refusals rare (the in-process bulk path still meets
+them); MongoDB never sends them, so on a replica set this code never waits. A database
+that cannot be reached, or does not answer in time, surfaces as DatabaseUnavailableError.
 """
 
 import random
 import time
 
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
+
+from core.errors import DatabaseUnavailableError
+
 # mongoeco's refusal while another session's transaction is open, and SQLite's own
 # "database is locked" when its busy timeout runs out under load
 BUSY_MESSAGES = ("active transaction bound to another session", "database is locked")
-DEADLINE_SECONDS = 30.0
+DEADLINE_SECONDS = 10.0
 FIRST_DELAY = 0.002
 MAX_DELAY = 0.1
 
@@ -22,14 +29,30 @@ def is_busy(error: Exception) -> bool:
 
 
 def retry_when_busy(operation, *, deadline: float = DEADLINE_SECONDS):
-    """Call `operation()` until it does not fail with a busy error, for at most `deadline` s."""
+    """Call `operation()` until it does not fail with a busy error, for at most `deadline` s.
+
+    Raises DatabaseUnavailableError when the database stays busy that long, cannot be
+    reached, or does not answer within the operation's time limit.
+    """
     give_up_at = time.monotonic() + deadline
     delay = FIRST_DELAY
     while True:
         try:
             return operation()
+        except DatabaseUnavailableError:
+            raise
+        except (ConnectionFailure, ExecutionTimeout) as error:
+            raise unavailable(error) from error
         except Exception as error:  # noqa: BLE001 - pymongo's and mongoeco's own error types
-            if not is_busy(error) or time.monotonic() >= give_up_at:
+            if not is_busy(error):
                 raise
+            if time.monotonic() >= give_up_at:
+                raise DatabaseUnavailableError(
+                    f"The database stayed busy for {deadline:g} s ({error}); try again in a moment") from error
         time.sleep(random.uniform(0, delay))
         delay = min(MAX_DELAY, delay * 2)
+
+
+def unavailable(error: Exception) -> DatabaseUnavailableError:
+    """The driver's error as ours, its message kept (it says refused, reset or timed out)."""
+    return DatabaseUnavailableError(f"The database did not answer: {error}. Check that it is running, then try again")

@@ -1,18 +1,24 @@
 """The one way core/ writes: a function run inside a single MongoDB transaction."""
 
+import pymongo
 from pymongo.database import Database
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from core.storage.retry import retry_when_busy
 
+# pymongo's with_transaction would retry for 120 s; a caller (an admin's form, an API
+# request) wants an answer well before that
+TIMEOUT_SECONDS = 10.0
 
-def run_in_transaction(db: Database, work):
-    """Run `work(session)` in one transaction and return its result.
+
+def run_in_transaction(db: Database, work, *, timeout: float = TIMEOUT_SECONDS):
+    """Run `work(session)` in one transaction and return its result, within `timeout` seconds.
 
     Everything `work` writes commits together or not at all. pymongo's
     `with_transaction` retries transient conflicts; `retry_when_busy` adds the
-    embedded engine's "another transaction is open" refusal.
+    embedded engine's "another transaction is open" refusal, and turns a database that
+    is down or too slow into DatabaseUnavailableError.
     """
 
     def attempt():
@@ -23,4 +29,5 @@ def run_in_transaction(db: Database, work):
                 write_concern=WriteConcern("majority"),
             )
 
-    return retry_when_busy(attempt)
+    with pymongo.timeout(timeout):
+        return retry_when_busy(attempt, deadline=timeout)

@@ -1,0 +1,78 @@
+"""The production server as `make run` starts it: gunicorn, the embedded database in its own
+process, a worker that takes the database over when that process dies."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from core import open_database
+from core.storage.db import LOCK_NAME
+from scripts.chrome import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="about the embedded default")
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    port = free_port()
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "PORT": str(port), "SEED_DEMO": "0", "HEALTH_CHECK_SECONDS": "0"}
+    env.pop("MONGODB_URI", None)
+    log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        give_up = time.monotonic() + 90
+        while True:
+            try:
+                if requests.get(base + "/login", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert process.poll() is None and time.monotonic() < give_up, (tmp_path / "gunicorn.log").read_text()
+            time.sleep(0.3)
+        yield process, base, tmp_path
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        log.close()
+
+
+def database_process(gunicorn_process) -> psutil.Process:
+    found = [p for p in psutil.Process(gunicorn_process.pid).children() if "database" in p.cmdline()]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_the_database_has_its_own_process_and_a_worker_takes_over_when_it_dies(gunicorn):
+    process, base, data_dir = gunicorn
+    database = database_process(process)
+    with open_database(data_dir=data_dir) as joined:
+        assert joined.server is None  # the folder is served by the database process
+        address = joined.uri
+        joined.db.notes.insert_one({"_id": "before"})
+        database.kill()
+        database.wait(10)
+        time.sleep(3)  # a worker notices within a second that the folder's lock is free
+        # the same address answers again, served by the worker, with the data intact
+        assert joined.db.notes.find_one({"_id": "before"}) == {"_id": "before"}
+        assert (data_dir / LOCK_NAME).read_text().strip() == address
+    assert requests.get(base + "/login", timeout=10).status_code == 200
+
+
+def test_stopping_gunicorn_stops_the_database_process(gunicorn):
+    process, _, data_dir = gunicorn
+    database = database_process(process)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    database.wait(30)
+    with open_database(data_dir=data_dir) as reopened:
+        assert reopened.server is not None  # nobody else holds the folder
