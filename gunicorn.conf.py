@@ -8,7 +8,7 @@ collection, and in a web worker's interpreter that time would be taken from ever
 The workers join it over loopback; its fair line serves them all. If that process dies, a
 worker takes the folder over on the same address (core.storage.db) and serves on.
 
-Workers and threads: one worker with 32 threads, measured with scripts/bench_load.py
+Workers and threads: one worker with 128 threads, measured with scripts/bench_load.py
 (README, "Production server"); `WEB_WORKERS` and `WEB_THREADS` override them.
 """
 
@@ -25,7 +25,9 @@ _database: subprocess.Popen | None = None
 bind = f"{_settings.host}:{_settings.port}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_WORKERS") or 1)
-threads = int(os.environ.get("WEB_THREADS") or 32)
+# polls wait (without CPU) for the render of a new sale or the buyers pipeline: threads are
+# cheap while they wait, and with 32 a hundred tabs queued behind the waiting ones
+threads = int(os.environ.get("WEB_THREADS") or 128)
 # gthread workers report in while requests run: this bounds a worker that hangs
 timeout = 120
 graceful_timeout = 20

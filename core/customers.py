@@ -10,6 +10,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from core.errors import UserNotFoundError, ValidationError
+from core.storage.db import deployment
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import USERS
@@ -175,7 +176,7 @@ class _Indexes:
         self._by_db: dict[tuple, CustomerIndex] = {}
 
     def get(self, db: Database) -> CustomerIndex:
-        key = (db.client.address, db.name)
+        key = deployment(db)
         with self._lock:
             if key not in self._by_db:
                 self._by_db[key] = CustomerIndex(db)

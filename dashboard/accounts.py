@@ -18,7 +18,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from core.storage import retry_when_busy
+from core.storage import deployment, retry_when_busy
 
 ACCOUNTS = "staff_accounts"
 ROLES = ("viewer", "admin")
@@ -110,44 +110,44 @@ def get_account(db: Database, email: str) -> Account | None:
     return _account(doc) if doc else None
 
 
-def account_for_session(db: Database, session_id: str) -> Account | None:
-    """The account a session cookie names, if it is still valid (same token, not disabled)."""
-    email, _, token = (session_id or "").partition("|")
-    account = get_account(db, email)
-    if account is None or account.disabled or not secrets.compare_digest(account.session_token, token):
-        return None
-    return account
-
-
 class SessionCache:
-    """Sessions checked against the database at most every `max_age` seconds.
+    """Sessions checked against their account, read from the database at most every `max_age` s.
 
-    A poll every second from every tab need not read the account each time; a disabled
-    account or a changed password ends its sessions within `max_age`. While the database
-    cannot be reached, the last answer stands: nothing can be read or written then anyway,
-    and the page can say that the database is down instead of failing to sign in.
+    A poll every second from every tab need not read the account each time: each account
+    is read once per `max_age` for all its sessions (a team may share one viewer account);
+    a disabled account or a changed password ends its sessions within `max_age`. While the
+    database cannot be reached, the last answer stands: nothing can be read or written then
+    anyway, and the page can say that the database is down instead of failing to sign in.
     """
 
     def __init__(self, max_age: float = 5.0, size: int = 10_000, timeout: float = 0.5):
-        self._entries: OrderedDict[str, tuple[float, Account | None]] = OrderedDict()
+        self._entries: OrderedDict[tuple, tuple[float, Account | None]] = OrderedDict()
         self._lock = threading.Lock()
         self.max_age, self.size, self.timeout = max_age, size, timeout
 
     def account(self, db: Database, session_id: str) -> Account | None:
+        email, _, token = (session_id or "").partition("|")
+        account = self._account(db, email)
+        if account is None or account.disabled or not secrets.compare_digest(account.session_token, token):
+            return None
+        return account
+
+    def _account(self, db: Database, email: str) -> Account | None:
+        key = (deployment(db), email)
         with self._lock:
-            checked_at, known = self._entries.get(session_id, (None, None))
+            checked_at, known = self._entries.get(key, (None, None))
         if checked_at is not None and time.monotonic() - checked_at < self.max_age:
             return known
         try:
             with pymongo.timeout(self.timeout):
-                known = account_for_session(db, session_id)
+                known = get_account(db, email)
         except PyMongoError:
             if checked_at is None:
                 raise
             return known
         with self._lock:
-            self._entries[session_id] = (time.monotonic(), known)
-            self._entries.move_to_end(session_id)
+            self._entries[key] = (time.monotonic(), known)
+            self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return known
@@ -211,7 +211,7 @@ class StaffNames:
         return f"{name} ({actor})" if name and name != actor else actor
 
     def _current(self, db: Database) -> dict[str, str]:
-        key = (db.client.address, db.name)
+        key = deployment(db)
         with self._lock:
             read_at, names = self._names.get(key, (float("-inf"), {}))
         if time.monotonic() - read_at < self.max_age:

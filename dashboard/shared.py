@@ -16,46 +16,59 @@ import pymongo
 
 # renders of every app in the process; two, so one slow view does not hold up the others
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="render")
+# shared reads of small values (the data version): never queued behind a render
+_READS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shared-read")
 RENDER_TIMEOUT = 30.0  # a render's own bound, apart from the polls that wait for it: slow under load is still worth finishing
 CACHE_SIZE = 32  # views; each holds one rendered reply (a few hundred kB at most)
 
 
 class SharedReading:
-    """A value read from the database at most once per `fresh` seconds, by one caller at a time.
+    """A value read from the database at most once per `fresh` seconds, for every caller.
 
-    Callers that arrive while a read is in flight wait for it instead of reading again.
-    A failed read is shared for `backoff` seconds: while the database is down, the polls
-    of every tab cost one attempt per `backoff`, not one each.
+    The read runs on its own thread. While it runs, callers get the last value read (at
+    most one read's time older than `fresh`) instead of waiting in the database's line
+    behind a sale; only a caller with nothing to show yet waits, up to `wait`. A failed
+    read is shared for `backoff` seconds: while the database is down, the polls of every
+    tab cost one attempt per `backoff`, not one each. A read that fails without being an
+    outage (`is_outage` says which; a slow answer is not one) leaves the last value standing.
     """
 
-    def __init__(self, read, *, fresh: float = 0.2, backoff: float = 1.0):
-        self._read, self._fresh, self._backoff = read, fresh, backoff
+    def __init__(self, read, *, fresh: float = 0.2, backoff: float = 1.0, timeout: float = 0.5,
+                 is_outage=lambda error: True):
+        self._read, self._fresh, self._backoff, self._timeout = read, fresh, backoff, timeout
+        self._is_outage = is_outage
         self._lock = threading.Lock()
-        self._done: Future | None = None
+        self._done: Future | None = None  # the last finished read
         self._done_at = 0.0
         self._flight: Future | None = None
 
     def get(self, wait: float):
-        """The value, or the shared error; TimeoutError when the read in flight takes longer than `wait`."""
+        """The value, or the shared error; TimeoutError when there is none yet within `wait`."""
         with self._lock:
-            done = self._done
-            if done is not None:
-                age = time.monotonic() - self._done_at
-                if age < (self._backoff if done.exception() else self._fresh):
-                    return done.result()
-            flight, leader = self._flight, self._flight is None
-            if leader:
-                flight = self._flight = Future()
-        if not leader:
-            return flight.result(timeout=wait)
+            done, flight = self._done, self._flight
+            stale = done is None or time.monotonic() - self._done_at >= (
+                self._backoff if done.exception() else self._fresh)
+            if stale and flight is None:
+                flight = self._flight = _READS.submit(self._refresh)
+        if done is None or (stale and done.exception()):
+            return flight.result(timeout=wait)  # nothing to show yet, or the database was down: wait for news
+        return done.result()
+
+    def _refresh(self):
+        outcome = Future()
         try:
-            with pymongo.timeout(wait):
-                flight.set_result(self._read())
-        except BaseException as error:  # noqa: BLE001 - handed to every waiting caller, then raised
-            flight.set_exception(error)
+            with pymongo.timeout(self._timeout):
+                outcome.set_result(self._read())
+        except BaseException as error:  # noqa: BLE001 - kept for every caller, then raised to the first
+            outcome.set_exception(error)
         with self._lock:
-            self._done, self._done_at, self._flight = flight, time.monotonic(), None
-        return flight.result()
+            previous = self._done
+            if outcome.exception() and not self._is_outage(outcome.exception()) and previous is not None and \
+                    not previous.exception():
+                self._flight = None  # slow, not down: the last value stands, the next caller reads again
+            else:
+                self._done, self._done_at, self._flight = outcome, time.monotonic(), None
+        return outcome.result()
 
 
 class RenderCache:

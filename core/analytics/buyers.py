@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from pymongo.database import Database
 
+from core.storage.db import deployment
 from core.storage.retry import retry_when_busy
 from core.storage.schema import PURCHASES
 
@@ -63,8 +64,12 @@ class BuyerCache:
         self._size = size
 
     def figures(self, db: Database, filters: tuple, version: int, max_age: float) -> dict:
-        """Cached figures if still valid, else a fresh run of the pipeline, shared by concurrent callers."""
-        cache_key = (db.client.address, db.name, filters)
+        """Cached figures if still valid, else a fresh run of the pipeline, shared by concurrent callers.
+
+        One caller runs it; the others get the previous figures meanwhile, or wait for the
+        run when there are none yet.
+        """
+        cache_key = (deployment(db), filters)
         with self._lock:
             entry = self._entries.get(cache_key)
             if entry is not None:
@@ -76,6 +81,8 @@ class BuyerCache:
             if leader:
                 flight = self._flights[cache_key] = Future()
         if not leader:
+            if entry is not None:
+                return entry[2]  # the last figures while the run in progress finishes: nobody queues
             return flight.result()  # bounded by the leader's own time limit
         try:
             result = compute_buyers(db, *filters)

@@ -1,7 +1,9 @@
 """Storage: opening the database, the embedded server, transactions, retry, names.
 
 - `db`: `open_database` (a MongoDB URI, or the embedded mongoeco server under a data
-  folder), `ensure_indexes`, `bulk_insert` (the one bulk-load path), `is_embedded`.
+  folder), `ensure_indexes`, `bulk_insert` (the one bulk-load path), `is_embedded`,
+  `deployment` (a cache key naming the database without contacting it).
+- `engine_queue`: the embedded server's fair line and transaction lifetime.
 - `embedded`: mongoeco's wire server on loopback, in a thread.
 - `transactions`: `run_in_transaction`, the one way core writes.
 - `retry`: bounded retry of the embedded engine's "busy" refusals.
@@ -10,7 +12,7 @@
 """
 
 from core.storage import schema
-from core.storage.db import OpenDatabase, bulk_insert, ensure_indexes, is_embedded, open_database
+from core.storage.db import OpenDatabase, bulk_insert, deployment, ensure_indexes, is_embedded, open_database
 from core.storage.documents import utc
 from core.storage.embedded import EmbeddedServer
 from core.storage.retry import retry_when_busy
@@ -20,6 +22,7 @@ __all__ = [
     "EmbeddedServer",
     "OpenDatabase",
     "bulk_insert",
+    "deployment",
     "ensure_indexes",
     "is_embedded",
     "open_database",

@@ -201,6 +201,15 @@ def _start_on_previous_address(sqlite_path: Path, previous_uri: str) -> Embedded
     return server
 
 
+def deployment(db: Database) -> tuple:
+    """Which database a handle names, for cache keys: its servers' addresses and its name.
+
+    Unlike `client.address`, this never waits for a server, so a cache lookup still answers
+    while the database is down.
+    """
+    return (frozenset(db.client.topology_description.server_descriptions()), db.name)
+
+
 def is_embedded(db: Database) -> bool:
     """True when the server is mongoeco, whose unique secondary indexes scan on every write."""
     hello = retry_when_busy(lambda: db.client.admin.command("hello"))

@@ -252,7 +252,8 @@ def register(app, context: DashboardContext) -> None:
         }
 
     # shared by every tab this process serves: one version read at a time, one render per change
-    versions = SharedReading(lambda: get_data_version(db), fresh=VERSION_FRESH)
+    versions = SharedReading(lambda: get_data_version(db), fresh=VERSION_FRESH, timeout=poll_timeout,
+                             is_outage=lambda error: isinstance(error, PyMongoError) and unreachable(error))
     renders = RenderCache()
     app.server.extensions["live_renders"] = renders
 
