@@ -91,7 +91,12 @@ class RenderCache:
 
     def get(self, key: str, version, render, wait: float) -> tuple:
         """(version rendered, reply): `render()` for `key` at `version`, or the view's last render
-        when that is not ready within `wait` s; TimeoutError when there is none yet."""
+        when that is not ready in time; TimeoutError when there is none yet.
+
+        The request that starts a render waits up to `wait` s for it (one tab alone sees a sale
+        in the same tick); the others, arriving while it runs, take the last render at once
+        and the new one on their next tick, so a hundred tabs do not all hold a thread waiting.
+        """
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] == version:
@@ -100,6 +105,8 @@ class RenderCache:
             flight = self._flights.get(key)
             if flight is None:
                 flight = self._flights[key] = _POOL.submit(self._render, key, version, render)
+            elif entry is not None:
+                wait = 0
         try:
             return flight.result(timeout=wait)
         except TimeoutError:

@@ -108,11 +108,15 @@ def test_data_changing_faster_than_a_render_still_moves_the_page():
     time.sleep(0.4)
     # version 2 arrived: while it renders, a caller that cannot wait gets version 1's render
     assert cache.get("v", 2, lambda: slow(2), 0.05) == (1, "drawn at 1")
-    # versions 3 and 4 arrive while 2 renders: nobody starts another render of this view
-    assert cache.get("v", 3, lambda: slow(3), 0.05) == (1, "drawn at 1")
+    # version 3 arrives while 2 renders: nobody starts another render of this view, and
+    # nobody but the request that started it waits for it
+    assert cache.get("v", 3, lambda: slow(3), 1.0) == (1, "drawn at 1")
+    time.sleep(0.35)
+    assert cache.get("v", 3, lambda: slow(3), 0.0) == (2, "drawn at 2")  # 2 done: 3 starts
     assert cache.get("v", 4, lambda: slow(4), 1.0) == (2, "drawn at 2")
+    time.sleep(0.35)
     assert cache.get("v", 4, lambda: slow(4), 1.0) == (4, "drawn at 4")
-    assert calls == [1, 2, 4]
+    assert calls == [1, 2, 3, 4]
 
 
 def test_many_tabs_polling_after_a_sale_cost_one_render(app):

@@ -276,9 +276,7 @@ def register(app, context: DashboardContext) -> None:
             version = versions.get(poll_timeout)
             if version == state.get("version") and key == state.get("key") and not state.get("downSince"):
                 raise PreventUpdate
-            # a tab with figures on screen does not wait for a render in flight: it takes it next tick
-            wait = poll_timeout if key != state.get("key") or "version" not in state else 0
-            version, (outputs, feed) = renders.get(key, version, lambda: render(context, view, now), wait)
+            version, (outputs, feed) = renders.get(key, version, lambda: render(context, view, now), poll_timeout)
             if _not_newer(version, state.get("version")) and key == state.get("key") and not state.get("downSince"):
                 raise PreventUpdate  # the only render ready is one this tab has (or an older one)
         except PreventUpdate:
