@@ -86,18 +86,18 @@ class BuyerCache:
             return flight.result()  # bounded by the leader's own time limit
         try:
             result = compute_buyers(db, *filters)
-            flight.set_result(result)
         except BaseException as error:
-            flight.set_exception(error)
-            raise
-        finally:
             with self._lock:
                 self._flights.pop(cache_key, None)
-                if flight.done() and not flight.exception():
-                    self._entries[cache_key] = (version, time.monotonic(), flight.result())
-                    self._entries.move_to_end(cache_key)
-                    while len(self._entries) > self._size:
-                        self._entries.popitem(last=False)
+            flight.set_exception(error)
+            raise
+        with self._lock:
+            self._flights.pop(cache_key, None)
+            self._entries[cache_key] = (version, time.monotonic(), result)
+            self._entries.move_to_end(cache_key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        flight.set_result(result)
         return result
 
 

@@ -274,10 +274,10 @@ def register(app, context: DashboardContext) -> None:
         key = f"{to_query(view)}|{now:%Y-%m-%dT%H}"
         try:
             version = versions.get(poll_timeout)
-            if version == state.get("version") and key == state.get("key") and not state.get("downSince"):
+            if _tab_shows(state, key, version):
                 raise PreventUpdate
             version, (outputs, feed) = renders.get(key, version, lambda: render(context, view, now), poll_timeout)
-            if _not_newer(version, state.get("version")) and key == state.get("key") and not state.get("downSince"):
+            if _tab_shows(state, key, version):
                 raise PreventUpdate  # the only render ready is one this tab has (or an older one)
         except PreventUpdate:
             raise
@@ -367,8 +367,10 @@ def in_parallel(*calls):
     return [future.result() for future in futures]
 
 
-def _not_newer(version, shown) -> bool:
-    return shown is not None and version <= shown
+def _tab_shows(state: dict, key: str, version) -> bool:
+    """True when the tab shows this view at this version or a newer one, and no outage banner."""
+    shown = state.get("version")
+    return shown is not None and version <= shown and key == state.get("key") and not state.get("downSince")
 
 
 def unreachable(error: PyMongoError) -> bool:
@@ -378,7 +380,7 @@ def unreachable(error: PyMongoError) -> bool:
 
 
 def render(context: DashboardContext, view: View, now: datetime) -> tuple[dict, list[dict]]:
-    """The figure outputs of a poll that found new data, by name , and the feed rows."""
+    """The figure outputs of a poll that found new data, by name, and the feed rows."""
     db, currency, tz = context.db, context.currency, context.settings.timezone
     # three independent groups of reads at once: on the embedded engine each read may wait
     # behind a sale in the database's line, and reads sent together wait together
