@@ -7,6 +7,7 @@ needed for correctness: a miss only costs time, and each process keeps its own c
 keyed by the data version every process reads from the database.
 """
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -25,9 +26,9 @@ CACHE_SIZE = 32  # views; each holds one rendered reply (a few hundred kB at mos
 class SharedReading:
     """A value read from the database at most once per `fresh` seconds, for every caller.
 
-    The read runs on its own thread. While it runs, callers get the last value read (at
-    most one read's time older than `fresh`) instead of waiting in the database's line
-    behind a sale; only a caller with nothing to show yet waits, up to `wait`. A failed
+    The read runs on its own thread. The caller that starts it waits for it, up to `wait`;
+    callers that arrive while it runs get the last value read (at most one read's time
+    older than `fresh`) instead of waiting in the database's line behind a sale. A failed
     read is shared for `backoff` seconds: while the database is down, the polls of every
     tab cost one attempt per `backoff`, not one each. A read that fails without being an
     outage (`is_outage` says which; a slow answer is not one) leaves the last value standing.
@@ -48,10 +49,16 @@ class SharedReading:
             done, flight = self._done, self._flight
             stale = done is None or time.monotonic() - self._done_at >= (
                 self._backoff if done.exception() else self._fresh)
-            if stale and flight is None:
+            started = stale and flight is None
+            if started:
                 flight = self._flight = _READS.submit(self._refresh)
         if done is None or (stale and done.exception()):
             return flight.result(timeout=wait)  # nothing to show yet, or the database was down: wait for news
+        if started:
+            # the caller that asks for the new read waits for it (one tab alone sees a sale in
+            # the same tick); if it is slow, the last value
+            with contextlib.suppress(Exception):  # too slow, or failed: the next callers get that news
+                return flight.result(timeout=wait)
         return done.result()
 
     def _refresh(self):
