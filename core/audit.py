@@ -17,7 +17,7 @@ from core.storage.schema import AUDIT, kind_of
 from core.validation import date_range, known_options, to_object_id
 
 SOURCES = ("admin", "bulk", "api", "migration", "script")
-ACTIONS = ("grant", "revoke")
+ACTIONS = ("grant", "revoke", "fix")  # fix: a record corrected without a change of access (migrations)
 FILTER_NAMES = {"actor", "user", "item", "source", "action", "startDate", "endDate", "limit", "skip"}
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000

@@ -7,9 +7,11 @@ a user or item that does not exist, two purchases of one item) are reported and 
 
 from collections import defaultdict
 
+from bson import ObjectId
 from pymongo.database import Database
 
 from core.analytics.rollups import well_formed
+from core.operations.joined import users_with_purchases
 from core.operations.rebuild import rollup_differences
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
@@ -22,50 +24,91 @@ PROBLEMS = {
     "purchase_of_unknown_user": "purchase pointing at a user that does not exist",
     "purchase_of_unknown_item": "purchase pointing at a course or test that does not exist",
     "array_entry_of_unknown_item": "user array entry pointing at a course or test that does not exist",
+    "array_not_a_list": "user array field that is neither an array nor missing",
+    "array_entry_not_an_object_id": "user array entry that is not an ObjectId (a string id, or not an id)",
+    "duplicate_array_entries": "user array holding one id more than once",
     "purchase_without_single_item": "purchase with both or neither of course and test",
+    "purchase_id_not_an_object_id": "purchase whose user, course or test is not an ObjectId",
     "purchase_with_bad_fields": "purchase without a datetime purchasedAt, a numeric amount or a paymentMethod",
     "duplicate_purchases": "more than one purchase of one item by one user",
     "rollup_mismatch": "rollup counter that differs from a fresh aggregation of purchases",
 }
 REPAIRABLE = {"array_entry_without_purchase", "purchase_missing_from_array"}
+_PURCHASE_FIELDS = {"user": 1, "course": 1, "test": 1, "purchasedAt": 1, "amount": 1, "paymentMethod": 1}
 
 
 def check_consistency(db: Database) -> dict[str, list[dict]]:
-    """Return every problem found, by kind (keys of PROBLEMS); empty lists when all is well."""
+    """Return every problem found, by kind (keys of PROBLEMS); empty lists when all is well.
+
+    Reads users and purchases once each, merged in user order (core.operations.joined), so
+    memory stays flat as they grow; only the catalog's ids are held.
+    """
     db = utc(db)
     found = {name: [] for name in PROBLEMS}
     items = {kind: _ids(db, catalog(kind)) for kind in KINDS}
-    owned_by_purchases = defaultdict(list)  # (user, kind, item) -> purchase ids
-    for purchase in _all(db, PURCHASES, {"user": 1, "course": 1, "test": 1, "purchasedAt": 1, "amount": 1, "paymentMethod": 1}):
-        kinds = [kind for kind in KINDS if kind in purchase]
-        if len(kinds) != 1:
-            found["purchase_without_single_item"].append({"purchase": purchase["_id"]})
+    stray = {"user": {"$not": {"$type": "objectId"}}}
+    for purchase in retry_when_busy(lambda: list(db[PURCHASES].find(stray, _PURCHASE_FIELDS))):
+        _check_purchase(purchase, items, found)
+    arrays = {user_array(kind): 1 for kind in KINDS}
+    for user, purchases in users_with_purchases(db, user_fields=arrays, purchase_fields=_PURCHASE_FIELDS):
+        owned = defaultdict(list)  # (kind, item) -> purchase ids
+        for purchase in purchases:
+            kind = _check_purchase(purchase, items, found)
+            if kind is not None:
+                owned[(kind, purchase[kind])].append(purchase["_id"])
+        if user is None:
+            found["purchase_of_unknown_user"].extend({"purchase": p["_id"], "user": p["user"]} for p in purchases)
             continue
-        if not well_formed(purchase):
-            found["purchase_with_bad_fields"].append({"purchase": purchase["_id"]})
-        kind = kinds[0]
-        owned_by_purchases[(purchase.get("user"), kind, purchase[kind])].append(purchase["_id"])
-        if purchase[kind] not in items[kind]:
-            found["purchase_of_unknown_item"].append({"purchase": purchase["_id"], kind: purchase[kind]})
-    arrays, users = {}, set()
-    for user in _all(db, USERS, {array: 1 for array in (user_array(k) for k in KINDS)}):
-        users.add(user["_id"])
-        for kind in KINDS:
-            for item in user.get(user_array(kind)) or []:
-                arrays[(user["_id"], kind, item)] = True
-                if item not in items[kind]:
-                    found["array_entry_of_unknown_item"].append({"user": user["_id"], kind: item})
-                if (user["_id"], kind, item) not in owned_by_purchases:
-                    found["array_entry_without_purchase"].append({"user": user["_id"], kind: item})
-    for (user, kind, item), purchase_ids in owned_by_purchases.items():
-        if user not in users:
-            found["purchase_of_unknown_user"].extend({"purchase": p, "user": user} for p in purchase_ids)
-        elif (user, kind, item) not in arrays:
-            found["purchase_missing_from_array"].extend({"purchase": p, "user": user, kind: item} for p in purchase_ids)
-        if len(purchase_ids) > 1:
-            found["duplicate_purchases"].append({"user": user, kind: item, "purchases": purchase_ids})
+        _check_user(user, owned, items, found)
     found["rollup_mismatch"] = rollup_differences(db)
     return found
+
+
+def _check_purchase(purchase: dict, items: dict, found: dict) -> str | None:
+    """Record a purchase's own problems; return its kind when it names one item by ObjectId."""
+    kinds = [kind for kind in KINDS if kind in purchase]
+    if len(kinds) != 1:
+        found["purchase_without_single_item"].append({"purchase": purchase["_id"]})
+        return None
+    kind = kinds[0]
+    if not all(isinstance(purchase.get(name), ObjectId) for name in ("user", kind)):
+        found["purchase_id_not_an_object_id"].append({"purchase": purchase["_id"]})
+        return None
+    if not well_formed(purchase):
+        found["purchase_with_bad_fields"].append({"purchase": purchase["_id"]})
+    if purchase[kind] not in items[kind]:
+        found["purchase_of_unknown_item"].append({"purchase": purchase["_id"], kind: purchase[kind]})
+    return kind
+
+
+def _check_user(user: dict, owned: dict, items: dict, found: dict) -> None:
+    uid, listed = user["_id"], set()
+    for kind in KINDS:
+        entries = user.get(user_array(kind))
+        if entries is None:
+            entries = []
+        elif not isinstance(entries, list):
+            found["array_not_a_list"].append({"user": uid, "array": user_array(kind)})
+            continue
+        seen = set()
+        for item in entries:
+            if not isinstance(item, ObjectId):
+                found["array_entry_not_an_object_id"].append({"user": uid, "array": user_array(kind), "entry": item})
+                continue
+            if item in seen:
+                found["duplicate_array_entries"].append({"user": uid, kind: item})
+                continue
+            seen.add(item)
+            listed.add((kind, item))
+            if item not in items[kind]:
+                found["array_entry_of_unknown_item"].append({"user": uid, kind: item})
+            if (kind, item) not in owned:
+                found["array_entry_without_purchase"].append({"user": uid, kind: item})
+    for (kind, item), purchase_ids in owned.items():
+        if (kind, item) not in listed:
+            found["purchase_missing_from_array"].extend({"purchase": p, "user": uid, kind: item} for p in purchase_ids)
+        if len(purchase_ids) > 1:
+            found["duplicate_purchases"].append({"user": uid, kind: item, "purchases": purchase_ids})
 
 
 def repair_arrays(db: Database, problems: dict[str, list[dict]]) -> list[str]:

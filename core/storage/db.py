@@ -240,22 +240,46 @@ def _create_indexes(db: Database, *, unique_guards: bool) -> None:
             )
 
 
-def bulk_insert(db: Database, collection: str, documents: list[dict]) -> int:
-    """Insert many documents at once, outside any transaction; return how many.
+def bulk_insert(db: Database, collection: str, documents: list[dict], *, skip_existing: bool = False) -> int:
+    """Insert many documents at once, outside any transaction; return how many were inserted.
 
-    On an embedded server of this process, mongoeco's in-process insert_many; elsewhere
-    pymongo's insert_many. The caller keeps the data consistent.
+    With `skip_existing`, documents whose `_id` is already there are left out instead of
+    failing the batch: a re-run after a crash inserts only what is missing. On an embedded
+    server of this process, mongoeco's in-process insert_many; elsewhere pymongo's
+    insert_many. The caller keeps the data consistent.
     """
     if not documents:
         return 0
+
+    try:
+        _bulk(db, collection, "insert_many", documents, ordered=not skip_existing)
+        return len(documents)
+    except Exception as error:  # noqa: BLE001 - pymongo's and mongoeco's BulkWriteError
+        errors = (getattr(error, "details", None) or {}).get("writeErrors") or [{}]
+        if not skip_existing or any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return len(documents) - len(errors)
+
+
+def bulk_write(db: Database, collection: str, requests: list) -> int:
+    """Apply many pymongo write models (UpdateOne, DeleteOne, ...) at once, unordered,
+    outside any transaction, by the same path as bulk_insert; return how many."""
+    if requests:
+        _bulk(db, collection, "bulk_write", requests, ordered=False)
+    return len(requests)
+
+
+DUPLICATE_KEY = 11000
+
+
+def _bulk(db: Database, collection: str, method: str, *args, **kwargs):
+    """`collection.method(*args, **kwargs)` on the in-process client of a local embedded server, else pymongo's."""
     server = _LOCAL_SERVERS.get(db.client.address)
-    if server is not None:
-        name = db.name
+    if server is None:
+        return retry_when_busy(lambda: getattr(db[collection], method)(*args, **kwargs))
+    name = db.name
 
-        async def insert(client):
-            await client[name][collection].insert_many(documents)
+    async def run(client):
+        return await getattr(client[name][collection], method)(*args, **kwargs)
 
-        retry_when_busy(lambda: server.run_in_process(insert))
-    else:
-        retry_when_busy(lambda: db[collection].insert_many(documents, ordered=True))
-    return len(documents)
+    return retry_when_busy(lambda: server.run_in_process(run))

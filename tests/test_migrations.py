@@ -1,0 +1,196 @@
+"""The two migration scripts, run as a user runs them, on messy legacy data (tests/legacy_data.py)."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bson import ObjectId
+
+from core import open_database
+from core.operations import check_consistency, rollup_differences
+from core.storage.schema import AUDIT, COURSES, PURCHASES, TESTS, USERS
+from tests import legacy_data
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = {"from_purchases": "scripts/migrate_purchases.py", "from_arrays": "scripts/implement_hybrid_purchases.py"}
+COMPARED = (USERS, PURCHASES, COURSES, TESTS)
+
+
+class Deployment:
+    """A database of its own in a folder of its own, as a script sees it (DATA_DIR / MONGODB_DB)."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.name = folder, f"legacy_{ObjectId()}"
+        self.env = {**os.environ, "DATA_DIR": str(folder), "MONGODB_DB": self.name}
+
+    def open(self):
+        return open_database(uri=os.environ.get("MONGODB_URI", ""), data_dir=self.folder, db_name=self.name)
+
+    def load(self, collections: dict) -> None:
+        with self.open() as opened:
+            legacy_data.load(opened.db, collections)
+
+    def run(self, script: str, *args) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, script, *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              timeout=300, check=False)
+
+    def state(self) -> dict:
+        """Every document that matters, comparable between two runs: audit entries without their ids and times."""
+        with self.open() as opened:
+            db = opened.db
+            found = {name: sorted(db[name].find(), key=lambda d: str(d["_id"])) for name in COMPARED}
+            found[AUDIT] = sorted((e["action"], e["source"], str(e["user"]), e["kind"], str(e["item"]), str(e["purchase"]),
+                                   e["note"]) for e in db[AUDIT].find())
+            return found
+
+    def everything(self) -> dict:
+        with self.open() as opened:
+            db = opened.db
+            return {name: sorted(db[name].find(), key=lambda d: str(d["_id"])) for name in db.list_collection_names()}
+
+    def check(self) -> dict:
+        with self.open() as opened:
+            return {kind: found for kind, found in check_consistency(opened.db).items() if found}
+
+    def drop(self) -> None:
+        if os.environ.get("MONGODB_URI"):
+            with self.open() as opened:
+                opened.client.drop_database(self.name)
+
+
+@pytest.fixture
+def deployments(tmp_path):
+    made = []
+
+    def make(label: str) -> Deployment:
+        made.append(Deployment(tmp_path / label))
+        return made[-1]
+
+    yield make
+    for deployment in made:
+        deployment.drop()
+
+
+@pytest.mark.parametrize("direction", ["from_purchases", "from_arrays"])
+def test_a_run_fixes_what_is_certain_reports_the_rest_and_a_second_run_changes_nothing(deployments, direction):
+    data, expected = getattr(legacy_data, direction)()
+    deployment = deployments("one")
+    deployment.load(data)
+
+    first = deployment.run(SCRIPTS[direction])
+
+    assert first.returncode == 1, first.stdout + first.stderr  # the reported problems remain
+    assert "Reported and left alone" in first.stdout and "Rebuilt the rollups" in first.stdout
+    found = deployment.check()
+    assert set(found) == expected, first.stdout
+    assert "rollup_mismatch" not in found
+    before = deployment.everything()
+    second = deployment.run(SCRIPTS[direction])
+    assert second.returncode == 1
+    assert "Nothing to change" in second.stdout
+    assert deployment.everything() == before  # not a document written, not even a checkpoint
+
+
+def test_migrate_purchases_makes_each_array_the_set_of_its_users_purchases(deployments):
+    data, _ = legacy_data.from_purchases()
+    deployment = deployments("one")
+    deployment.load(data)
+    c0, c1, c2, _ = (c["_id"] for c in data[COURSES])
+    t0, t1 = (t["_id"] for t in data[TESTS])
+    users = [u["_id"] for u in data[USERS]]
+
+    deployment.run(SCRIPTS["from_purchases"])
+
+    with deployment.open() as opened:
+        db = opened.db
+        arrays = {u["_id"]: (u.get("purchasedCourses"), u.get("purchasedTests")) for u in db[USERS].find()}
+        assert arrays[users[0]] == ([c0], [t1])  # missing arrays; a purchase with string ids, converted
+        assert arrays[users[1]] == ([c0, c1], None)  # duplicates and a string id
+        assert arrays[users[2]] == (None, [t0])  # a string instead of an array
+        assert arrays[users[3]][0] == [c0]  # entries with no purchase (one of a deleted course) removed
+        assert arrays[users[4]][0] == [c1, c2]  # the purchase recorded twice is kept once
+        assert len(list(db[PURCHASES].find({"user": users[4], "course": c1}))) == 1
+        assert len(list(db[PURCHASES].find({"user": users[4], "course": c2}))) == 2  # differing: both kept, reported
+        converted = db[PURCHASES].find_one({"user": users[0], "test": t1})
+        assert converted["amount"] == 9.99
+        assert all(isinstance(p["user"], ObjectId) for p in db[PURCHASES].find())
+        dated = db[PURCHASES].find_one({"user": users[2]})
+        assert dated["purchasedAt"].year == 2024
+        assert "test" not in db[PURCHASES].find_one({"user": users[3]})  # the null beside the course
+        audit = list(db[AUDIT].find({"source": "migration"}))
+        assert {e["action"] for e in audit} == {"grant", "revoke", "fix"}
+        assert {(e["user"], e["item"]) for e in audit if e["action"] == "revoke"} == {
+            (users[3], c2), (users[3], data[PURCHASES][6]["course"])}
+        assert rollup_differences(db) == []
+
+
+def test_implement_hybrid_creates_marked_purchases_from_the_best_evidence(deployments):
+    data, _ = legacy_data.from_arrays()
+    deployment = deployments("one")
+    deployment.load(data)
+    c0, c1, c2, free = (c["_id"] for c in data[COURSES])
+    t0, t1 = (t["_id"] for t in data[TESTS])
+    users = [u["_id"] for u in data[USERS]]
+
+    result = deployment.run(SCRIPTS["from_arrays"])
+
+    assert "purchases created from array entries" in result.stdout
+    with deployment.open() as opened:
+        db = opened.db
+        created = {(p["user"], p.get("course") or p.get("test")): p for p in db[PURCHASES].find({"metadata.migrated": True})}
+        plain = created[(users[0], c0)]
+        assert plain["paymentMethod"] == "migrated" and plain["amount"] == 19.99
+        # the later of the user's creation (10 days before BASE) and the course's (30 days before)
+        assert plain["purchasedAt"] == legacy_data.BASE - legacy_data.timedelta(days=10)
+        assert plain["metadata"] == {"migrated": True, "amountFrom": "course.price", "purchasedAtFrom": "user.createdAt"}
+        assert created[(users[0], t0)]["amount"] == 9.99  # a price stored as a string
+        assert created[(users[3], t0)]["metadata"]["purchasedAtFrom"] in ("user._id", "test._id")
+        assert created[(users[4], free)]["amount"] == 0 and created[(users[4], free)]["metadata"]["amountFrom"] == "none"
+        assert db[USERS].find_one({"_id": users[1]})["purchasedCourses"] == [c2]  # duplicates, strings
+        assert db[USERS].find_one({"_id": users[1]})["purchasedTests"] == [t1]
+        assert db[USERS].find_one({"_id": users[3]})["purchasedCourses"] == "oops"  # reported, left alone
+        assert (users[5], c0) not in created and (users[5], c1) not in created  # their purchases existed
+        assert db[PURCHASES].count_documents({"user": users[5]}) == 2
+        assert db[AUDIT].count_documents({"source": "migration", "action": "fix"}) >= len(created)
+        assert rollup_differences(db) == []
+
+
+@pytest.mark.parametrize("direction", ["from_purchases", "from_arrays"])
+def test_dry_run_writes_nothing(deployments, direction):
+    data, _ = getattr(legacy_data, direction)(filler_users=10)
+    deployment = deployments("one")
+    deployment.load(data)
+    before = deployment.everything()
+
+    result = deployment.run(SCRIPTS[direction], "--dry-run")
+
+    assert result.returncode == 0, result.stderr
+    assert "Would change" in result.stdout and "Dry run: nothing was written" in result.stdout
+    assert deployment.everything() == before
+
+
+@pytest.mark.parametrize("direction", ["from_purchases", "from_arrays"])
+def test_a_run_killed_at_any_moment_and_run_again_ends_as_one_clean_run(deployments, direction):
+    data, _ = getattr(legacy_data, direction)(filler_users=60)
+    clean, killed = deployments("clean"), deployments("killed")
+    clean.load(data)
+    killed.load(data)
+
+    assert clean.run(SCRIPTS[direction], "--batch-size", "4").returncode == 1
+    for lines in (15, 60):  # killed early, then again after it resumed
+        process = subprocess.Popen([sys.executable, SCRIPTS[direction], "--batch-size", "4", "--verbose"], cwd=ROOT,
+                                   env=killed.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for _ in range(lines):
+            if not process.stdout.readline():
+                break
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    resumed = killed.run(SCRIPTS[direction], "--batch-size", "4")
+
+    assert resumed.returncode == 1, resumed.stdout + resumed.stderr
+    assert "Resumed the run" in resumed.stdout
+    assert killed.state() == clean.state()
+    assert set(killed.check()) == set(clean.check())
