@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+import time
 
 from tqdm import tqdm
 
@@ -57,6 +58,7 @@ def main(migrate, description: str, argv=None) -> int:
                 bars[phase] = tqdm(total=total, desc=phase, unit="doc", disable=None, leave=False)
             bars[phase].update(count)
 
+        started = time.perf_counter()
         log = (lambda line: tqdm.write("  " + line)) if args.verbose else None
         run = migrate(db, dry_run=args.dry_run, progress=progress, log=log, settings=settings.core,
                       batch=max(1, args.batch_size))
@@ -71,7 +73,9 @@ def main(migrate, description: str, argv=None) -> int:
         problems = run.finish()
         if changed:
             print("\nRebuilt the rollups.")
-        return print_check(problems, args.examples)
+        status = print_check(problems, args.examples)
+        print_timings(run.timings, time.perf_counter() - started)
+        return status
 
 
 def print_summary(summary, examples: int, dry_run: bool) -> int:
@@ -93,6 +97,13 @@ def print_summary(summary, examples: int, dry_run: bool) -> int:
             for example in summary.examples.get(kind, [])[:examples]:
                 print(f"              {example}")
     return changed
+
+
+def print_timings(timings, elapsed: float) -> None:
+    """Where the time went: reading is what the writes, the rebuild and the check leave."""
+    parts = [f"{what} {seconds:.1f} s" for what, seconds in timings.items()]
+    reading = elapsed - sum(timings.values())
+    print(f"\nTime: {elapsed:.1f} s (reading and deciding {reading:.1f} s, " + ", ".join(parts) + ")")
 
 
 def print_check(problems: dict, examples: int) -> int:

@@ -11,7 +11,9 @@ writes nothing, not even a checkpoint.
 """
 
 import hashlib
+import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -89,6 +91,7 @@ class Run:
             self.summary = Summary()
         self.summary.log = log
         self.checkpointed = self.resumed
+        self.timings = Counter()  # seconds spent writing, rebuilding and checking: where the time goes
 
     def start(self, phase: str):
         """Where `phase` starts: (True, last `_id` done or None), or (False, None) when it is done."""
@@ -128,12 +131,14 @@ class Run:
         self.after = last_id
         if self.dry_run or batch.empty:
             return  # a batch that changes nothing moves no checkpoint: a run with no change writes nothing
-        bulk_insert(self.db, AUDIT, batch.audit, skip_existing=True)
-        for collection, documents in batch.inserts.items():
-            bulk_insert(self.db, collection, documents, skip_existing=True)
-        for collection, requests in batch.updates.items():
-            bulk_write(self.db, collection, requests)
-        self._checkpoint()
+        with self._timed("writing audit entries"):
+            bulk_insert(self.db, AUDIT, batch.audit, skip_existing=True)
+        with self._timed("writing changes"):
+            for collection, documents in batch.inserts.items():
+                bulk_insert(self.db, collection, documents, skip_existing=True)
+            for collection, requests in batch.updates.items():
+                bulk_write(self.db, collection, requests)
+            self._checkpoint()
 
     def _checkpoint(self, **more) -> None:
         state = {"runId": self.run_id, "startedAt": self.started_at, "phase": self.phase, "after": self.after,
@@ -145,9 +150,19 @@ class Run:
         """Rebuild the rollups when anything changed (or they disagree), mark the run done,
         and return what the consistency checker finds."""
         if not self.dry_run and (self.checkpointed or rollup_differences(self.db)):
-            rebuild_rollups(self.db, progress)
+            with self._timed("rebuilding rollups"):
+                rebuild_rollups(self.db, progress)
             self._checkpoint(finishedAt=datetime.now(UTC))
-        return check_consistency(self.db)
+        with self._timed("consistency check"):
+            return check_consistency(self.db)
+
+    @contextmanager
+    def _timed(self, what: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[what] += time.perf_counter() - started
 
 
 @dataclass
