@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from bson import ObjectId
 
-from core import open_database
+from core import create_purchase, open_database
 from core.operations import check_consistency, rollup_differences
+from core.operations.arrays_from_purchases import migrate_purchases
 from core.storage.schema import AUDIT, COURSES, PURCHASES, TESTS, USERS
 from tests import legacy_data
 
@@ -194,3 +195,22 @@ def test_a_run_killed_at_any_moment_and_run_again_ends_as_one_clean_run(deployme
     assert "Resumed the run" in resumed.stdout
     assert killed.state() == clean.state()
     assert set(killed.check()) == set(clean.check())
+
+
+def test_a_purchase_made_while_the_migration_runs_is_never_overwritten(db):
+    data, _ = legacy_data.from_purchases()
+    legacy_data.load(db, data)
+    user = data[USERS][0]["_id"]  # arrays missing: the migration will set them
+    bought = data[COURSES][2]["_id"]
+    made = []
+
+    def buy_once(line):
+        if not made and line.startswith(f"array_entries_added: user {user}"):  # read, not yet written
+            made.append(create_purchase(db, user, course_id=bought, purchase_data={"amount": 5, "paymentMethod": "paypal"}))
+
+    migrate_purchases(db, log=buy_once).finish()
+
+    assert made and bought in db[USERS].find_one({"_id": user})["purchasedCourses"]
+    migrate_purchases(db).finish()  # the next run completes that user
+    courses = db[USERS].find_one({"_id": user})["purchasedCourses"]
+    assert bought in courses and data[COURSES][0]["_id"] in courses

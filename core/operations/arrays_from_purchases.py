@@ -9,13 +9,12 @@ that are null or not arrays are rewritten (audited as fixes).
 
 from datetime import UTC, datetime
 
-from pymongo import UpdateOne
 from pymongo.database import Database
 
 from core.operations import legacy
 from core.operations.joined import users_with_purchases
 from core.operations.legacy_purchases import deduplicate, load_catalog, normalise_purchases, single_item
-from core.operations.migration import BATCH, Batch, Run
+from core.operations.migration import BATCH, Batch, Run, unchanged_since_read
 from core.storage.schema import KINDS, USERS, user_array
 
 NAME = "migrate_purchases"
@@ -89,7 +88,7 @@ def _user_arrays(run: Run, batch: Batch, user: dict, purchases: list[dict], item
                                          note=f"{array} rewritten: {cleaned}"))
             run.summary.changed("arrays_normalised", f"user {uid} {array}: {cleaned}")
     if touched:
-        batch.update(USERS, UpdateOne({"_id": uid}, {"$set": update}))
+        batch.update(USERS, unchanged_since_read(user, update))
         run.summary.changed("users_touched", f"user {uid}")
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bson import ObjectId
+from pymongo import UpdateOne
 from pymongo.database import Database
 
 from core.operations.consistency import check_consistency
@@ -163,6 +164,14 @@ class Run:
             yield
         finally:
             self.timings[what] += time.perf_counter() - started
+
+
+def unchanged_since_read(user: dict, update: dict) -> UpdateOne:
+    """Set the user's arrays only if they still hold what was read: a purchase made by the
+    app while the migration runs is never overwritten (that user is left to the next run,
+    and the checker at the end names them)."""
+    guard = {array: user.get(array) for array in update}
+    return UpdateOne({"_id": user["_id"], **guard}, {"$set": update})
 
 
 @dataclass

@@ -12,7 +12,6 @@ reported (migrate_purchases.py adds it), an entry of a deleted item is reported.
 from datetime import UTC, datetime
 
 from bson import ObjectId
-from pymongo import UpdateOne
 from pymongo.database import Database
 
 from core.operations import legacy
@@ -24,7 +23,7 @@ from core.operations.legacy_purchases import (
     normalise_purchases,
     single_item,
 )
-from core.operations.migration import BATCH, Batch, Run, derived_id
+from core.operations.migration import BATCH, Batch, Run, derived_id, unchanged_since_read
 from core.settings import DEFAULT_SETTINGS, CoreSettings
 from core.storage.schema import KINDS, PURCHASES, USERS, user_array
 
@@ -98,7 +97,7 @@ def _user(run: Run, batch: Batch, user: dict, purchases: list[dict], items: dict
                 continue
             _create(run, batch, user, kind, item, items[kind][item], now, settings)
     if update:
-        batch.update(USERS, UpdateOne({"_id": uid}, {"$set": update}))
+        batch.update(USERS, unchanged_since_read(user, update))
         run.summary.changed("users_touched", f"user {uid}")
 
 
