@@ -167,11 +167,18 @@ class Run:
 
 
 def unchanged_since_read(user: dict, update: dict) -> UpdateOne:
-    """Set the user's arrays only if they still hold what was read: a purchase made by the
-    app while the migration runs is never overwritten (that user is left to the next run,
-    and the checker at the end names them)."""
-    guard = {array: user.get(array) for array in update}
-    return UpdateOne({"_id": user["_id"], **guard}, {"$set": update})
+    """Set the user's arrays only where they still hold what was read: a purchase made by
+    the app while the migration runs is never overwritten (that user is left to the next
+    run, and the checker at the end names them).
+
+    The condition is in the update, not the filter: a filter on more than `_id` costs the
+    embedded engine a collection scan per update (1.5 s at 20,000 users, against 5 ms).
+    """
+    def kept_if_changed(array, value):
+        read = {"$literal": user.get(array)}
+        return {"$cond": [{"$eq": [{"$ifNull": [f"${array}", None]}, read]}, {"$literal": value}, f"${array}"]}
+
+    return UpdateOne({"_id": user["_id"]}, [{"$set": {array: kept_if_changed(array, value) for array, value in update.items()}}])
 
 
 @dataclass
