@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from bson import ObjectId
@@ -13,8 +14,10 @@ from core import create_purchase, open_database
 from core.operations import check_consistency, rollup_differences
 from core.operations.arrays_from_purchases import migrate_purchases
 from core.storage.schema import AUDIT, COURSES, PURCHASES, TESTS, USERS
+from dashboard.pages.audit import audit_csv, audit_rows
 from tests import legacy_data
 
+UTC_ZONE = ZoneInfo("UTC")
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"from_purchases": "scripts/migrate_purchases.py", "from_arrays": "scripts/implement_hybrid_purchases.py"}
 COMPARED = (USERS, PURCHASES, COURSES, TESTS)
@@ -123,6 +126,8 @@ def test_migrate_purchases_makes_each_array_the_set_of_its_users_purchases(deplo
         assert "test" not in db[PURCHASES].find_one({"user": users[3]})  # the null beside the course
         audit = list(db[AUDIT].find({"source": "migration"}))
         assert {e["action"] for e in audit} == {"grant", "revoke", "fix"}
+        # the audit page shows and exports them all, those that name no item or amount included
+        assert len(audit_rows(audit, UTC_ZONE, "USD")) == len(audit) == audit_csv(audit, UTC_ZONE, "USD").count("migration")
         assert {(e["user"], e["item"]) for e in audit if e["action"] == "revoke"} == {
             (users[3], c2), (users[3], data[PURCHASES][6]["course"])}
         assert rollup_differences(db) == []

@@ -161,16 +161,23 @@ def audit_rows(entries: list[dict], tz: ZoneInfo, currency: str, staff=lambda ac
             "actor": staff(entry.get("actor")) or DASH,
             "user": f"[{_markdown_text(name)}](/customers/{user})",
             "userId": user,
-            "item": entry.get("title") or f"(deleted {entry['kind']})",
+            "item": _item_text(entry),
             "kind": entry["kind"],
             "amount": entry["amount"],
             "currency": entry.get("currency") or currency,
-            "method": method_label(entry["paymentMethod"]),
+            "method": method_label(entry["paymentMethod"]) if entry.get("paymentMethod") else "",
             "reason": entry.get("reason") or "",
             "note": entry.get("note") or "",
             "idempotencyKey": entry.get("idempotencyKey") or "",
         })
     return rows
+
+
+def _item_text(entry: dict) -> str:
+    """The item's title; a migration's fix of a whole array names no item."""
+    if entry.get("item") is None:
+        return f"(all {entry.get('kind') or 'item'}s)"
+    return entry.get("title") or f"(deleted {entry['kind']})"
 
 
 def _markdown_text(text: str) -> str:
@@ -190,9 +197,10 @@ def audit_csv(entries: list[dict], tz: ZoneInfo, currency: str) -> str:
     for e in entries:
         writer.writerow([
             e["at"].astimezone(tz).isoformat(timespec="seconds"), e["action"], e["source"], e.get("actor") or "",
-            e["user"], e.get("userName") or "", e["kind"], e["item"], e.get("title") or "", f"{e['amount']:.2f}",
-            e.get("currency") or currency, e["paymentMethod"], e.get("discountCode") or "", e.get("reason") or "",
-            e.get("note") or "", e.get("idempotencyKey") or "", e["purchase"],
+            e["user"], e.get("userName") or "", e["kind"], e.get("item") or "", e.get("title") or "",
+            "" if e.get("amount") is None else f"{e['amount']:.2f}", e.get("currency") or currency,
+            e.get("paymentMethod") or "", e.get("discountCode") or "", e.get("reason") or "",
+            e.get("note") or "", e.get("idempotencyKey") or "", e.get("purchase") or "",
         ])
     return out.getvalue()
 
