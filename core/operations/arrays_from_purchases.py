@@ -95,7 +95,7 @@ def _user_arrays(run: Run, batch: Batch, user: dict, purchases: list[dict], item
 def _cleaning(stored, current: list, junk: list) -> str:
     """What rewriting the array fixes besides adding and removing items, in words; "" for nothing."""
     if stored is None:
-        return "was missing or null"
+        return ""  # a missing array is only filled: its grants are audited one by one
     if not isinstance(stored, list):
         return f"was not an array: {stored!r}"[:200]
     said = []

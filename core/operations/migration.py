@@ -28,6 +28,7 @@ from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import AUDIT
 
+_AUDIT_KEPT = {"user", "kind", "item", "purchase", "amount", "paymentMethod"}
 MIGRATIONS = "migrations"  # one checkpoint document per migration script
 BATCH = 500
 EXAMPLES = 5  # ids kept per kind of problem or change
@@ -106,7 +107,7 @@ class Run:
     def audit(self, action: str, *, user, kind: str | None, item, note: str, purchase: dict | None = None,
               user_name: str | None = None, title: str | None = None) -> dict:
         """An audit entry (source `migration`) of one change, with an id derived from it."""
-        return {
+        entry = {
             "_id": derived_id(self.started_at, self.run_id, action, user, kind, item, note),
             "at": datetime.now(UTC),
             "action": action,
@@ -121,11 +122,11 @@ class Run:
             "amount": (purchase or {}).get("amount"),
             "currency": (purchase or {}).get("currency"),
             "paymentMethod": (purchase or {}).get("paymentMethod"),
-            "idempotencyKey": None,
-            "discountCode": None,
-            "reason": None,
             "note": note,
         }
+        # tens of thousands of entries, each field encoded one by one by the embedded
+        # engine: optional fields left out when empty, as readers use .get for them
+        return {name: value for name, value in entry.items() if value is not None or name in _AUDIT_KEPT}
 
     def write(self, batch: "Batch", last_id) -> None:
         """Write a batch (audit entries, inserts, updates), then the checkpoint after `last_id`."""

@@ -7,7 +7,10 @@ collection scan that the wire path costs (see `core.storage.db.bulk_insert`).
 
 import asyncio
 import concurrent.futures
+import contextlib
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from mongoeco import AsyncMongoClient
@@ -65,11 +68,27 @@ class EmbeddedServer:
             if not self._ready.done():
                 self._ready.set_exception(error)
 
+    async def _connected_engine(self) -> SQLiteEngine:
+        """The engine, connected; SQLite may answer "database is locked" for a moment after
+        a big write by the file's previous process (measured: right after a migration of
+        20,000 users), so a locked file is tried again until START_TIMEOUT."""
+        give_up_at = time.monotonic() + START_TIMEOUT * 0.8
+        while True:
+            engine = SQLiteEngine(str(self.sqlite_path))
+            try:
+                await engine.connect()
+                return engine
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > give_up_at:
+                    raise
+            with contextlib.suppress(Exception):
+                await engine.disconnect()
+            await asyncio.sleep(0.2)
+
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        engine = SQLiteEngine(str(self.sqlite_path))
-        await engine.connect()
+        engine = await self._connected_engine()
         self._client = AsyncMongoClient(engine)
         if self._fair_queue:
             proxy = QueuedProxyServer(client=self._client, host=self._host, port=self._port,

@@ -163,7 +163,7 @@ def audit_rows(entries: list[dict], tz: ZoneInfo, currency: str, staff=lambda ac
             "userId": user,
             "item": _item_text(entry),
             "kind": entry["kind"],
-            "amount": entry["amount"],
+            "amount": entry.get("amount"),
             "currency": entry.get("currency") or currency,
             "method": method_label(entry["paymentMethod"]) if entry.get("paymentMethod") else "",
             "reason": entry.get("reason") or "",
@@ -175,7 +175,7 @@ def audit_rows(entries: list[dict], tz: ZoneInfo, currency: str, staff=lambda ac
 
 def _item_text(entry: dict) -> str:
     """The item's title; a migration's fix of a whole array names no item."""
-    if entry.get("item") is None:
+    if "item" in entry and entry["item"] is None:
         return f"(all {entry.get('kind') or 'item'}s)"
     return entry.get("title") or f"(deleted {entry['kind']})"
 
