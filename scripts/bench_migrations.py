@@ -97,12 +97,15 @@ def run(folder: Path, script: str) -> tuple[float, float, int, str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20000:60000,100000:300000", help="users:purchases, comma-separated")
+    parser.add_argument("--only", choices=("purchases", "arrays"), help="one direction only")
     args = parser.parse_args(argv)
     sizes = [tuple(int(n) for n in size.split(":")) for size in args.sizes.split(",")]
     rows = []
     for users, purchases in sizes:
         for direction, script in (("purchases", "scripts/migrate_purchases.py"),
                                   ("arrays", "scripts/implement_hybrid_purchases.py")):
+            if args.only and direction != args.only:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp)
                 started = time.perf_counter()
