@@ -13,6 +13,7 @@ import time
 from flask import Flask
 
 from core.operations import is_empty, seed_demo
+from core.operations.rebuild import ensure_rollups_current
 from dashboard import accounts, cli, init_dashboard
 from dashboard.context import DashboardContext
 from dashboard.health import start_health_checks
@@ -29,7 +30,7 @@ def create_app(config=None) -> Flask:
     """
     settings = load_settings(config)
     opened = settings.open_database()
-    prepare_demo(settings, opened)
+    prepare_database(settings, opened)
     server = Flask(__name__)
     server.config.update(settings.values)
     server.extensions["settings"] = settings
@@ -40,6 +41,14 @@ def create_app(config=None) -> Flask:
         opened.on_close.append(start_health_checks(context, settings.health_check_seconds).stop)
     cli.register(server)
     return server
+
+
+def prepare_database(settings, opened) -> None:
+    """Demo data on first start; rollups an older release wrote, rebuilt once."""
+    prepare_demo(settings, opened)
+    started = time.perf_counter()
+    if ensure_rollups_current(opened.db):
+        log.warning("rebuilt the rollups (older format, or a rebuild that died) in %.1f s", time.perf_counter() - started)
 
 
 def prepare_demo(settings, opened) -> None:
@@ -64,7 +73,7 @@ def serve_database(config=None) -> int:
         print(f"{READY} (already served by another process: {opened.uri})", flush=True)
         opened.close()
         return 0
-    prepare_demo(settings, opened)
+    prepare_database(settings, opened)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -269,7 +269,8 @@ def test_rebuild_after_a_bulk_import(db):
 def test_readers_wait_while_rollups_are_rebuilt(db):
     world = make_world(db)
     buy(db, world["users"][0], "course", world["course"][0], 100, "paypal", T0)
-    db[DATA_VERSION].update_one({"_id": "purchases"}, {"$set": {"rebuilding": True}})
+    until = datetime.now(UTC) + timedelta(seconds=30)  # a rebuild whose lease runs: alive
+    db[DATA_VERSION].update_one({"_id": "purchases"}, {"$set": {"rebuilding": True, "rebuildingUntil": until}})
     timer = threading.Timer(0.8, lambda: db[DATA_VERSION].update_one({"_id": "purchases"}, {"$set": {"rebuilding": False}}))
     timer.start()
     started = datetime.now(UTC)

@@ -1,5 +1,6 @@
 """Purchase analytics answered from rollups, exact as of the data version they were read at."""
 
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from core.analytics.periods import (
     levels_for,
     step,
 )
-from core.analytics.rollups import bucket_id, key, unkey, well_formed
+from core.analytics.rollups import bucket_id, from_units, key, money_units, unkey, well_formed
 from core.changes import read_version
 from core.errors import PurchaseError, ValidationError
 from core.settings import DEFAULT_SETTINGS, CoreSettings
@@ -30,7 +31,8 @@ from core.validation import date_range, kind_option, known_options
 FILTER_NAMES = {"startDate", "endDate", "kind", "paymentMethod", "granularity", "top"}
 # a series has at most a few thousand points: hours for a month, days for ten years
 MAX_SPAN = {"hour": timedelta(days=31), "day": timedelta(days=3660)}
-READ_ATTEMPTS = 20
+MOVED_ATTEMPTS = 3
+REBUILD_WAIT_SECONDS = 30.0  # a live rebuild of 60,000 purchases takes ~25 s on the embedded engine
 _BUYERS = BuyerCache()
 
 
@@ -113,11 +115,21 @@ def buyer_figures(db: Database, filters=None, version: int | None = None, *, set
 
 
 def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot:
-    """Read rollups (and raw slivers shorter than an hour) until the data version holds still."""
-    for _ in range(READ_ATTEMPTS):
+    """Read rollups (and raw slivers shorter than an hour): figures at least as new as the
+    data version read first, whose version they carry.
+
+    The read is repeated while the version moves, so the figures usually come from one
+    version; under continuous writes (sixteen writers) the last read is kept after
+    MOVED_ATTEMPTS, carrying the version read before it, so a poller sees the version move
+    on and reads again: the page keeps up instead of failing. While a rebuild runs (its
+    lease bounds the wait) readers wait; a rebuild whose lease ran out died, and the
+    reader rebuilds.
+    """
+    moved, give_up_at = 0, time.monotonic() + REBUILD_WAIT_SECONDS
+    while True:
         before = read_version(db)
         if before.get("rebuilding"):
-            time.sleep(0.5)
+            _wait_for_rebuild(db, before, give_up_at)
             continue
         start = f.start or _earliest_period(db)
         now = datetime.now(UTC)
@@ -134,9 +146,25 @@ def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot
                 raw_sales += _between(db, PURCHASES, "purchasedAt", low, high)
                 raw_revoked += _between(db, REVOKED, "revokedAt", low, high)
         after = read_version(db)
-        if after["version"] == before["version"] and not after.get("rebuilding"):
-            return Snapshot(after["version"], datetime.now(UTC), start, granularity, series, detail_docs, raw_sales, raw_revoked)
-    raise PurchaseError("purchases kept changing while the analytics were read; try again")
+        if after.get("rebuilding"):
+            continue  # read while the rollups were being replaced: not figures at all
+        moved += after["version"] != before["version"]
+        if after["version"] == before["version"] or moved >= MOVED_ATTEMPTS:
+            return Snapshot(before["version"], datetime.now(UTC), start, granularity, series, detail_docs, raw_sales,
+                            raw_revoked)
+
+
+def _wait_for_rebuild(db: Database, state: dict, give_up_at: float) -> None:
+    # the rebuild is an operation over the whole database (core.operations), above this layer
+    from core.operations.rebuild import rebuild_is_dead, rebuild_rollups
+
+    if rebuild_is_dead(state):
+        with contextlib.suppress(PurchaseError):  # another reader claimed it first: wait for that one
+            rebuild_rollups(db)
+        return
+    if time.monotonic() > give_up_at:
+        raise PurchaseError("the rollups are being rebuilt and it is taking long; try again in a minute")
+    time.sleep(0.25)
 
 
 def _read_rollups(db: Database, pieces, part: str, projection: dict) -> list[dict]:
@@ -213,26 +241,27 @@ def _records(snap: Snapshot, f: Filters):
         for kind, by_method in doc.get("sales", {}).items():
             for field, c in by_method.items():
                 if wanted(kind, unkey(field)):
-                    sales.append((doc["period"], kind, unkey(field), c.get("count", 0), c.get("revenue", 0), c.get("comped", 0)))
+                    sales.append((doc["period"], kind, unkey(field), c.get("count", 0), c.get("revenueMilli", 0), c.get("comped", 0)))
     for doc in snap.details:
         for kind, by_item in doc.get("items", {}).items():
-            items += [(kind, item, c.get("count", 0), c.get("revenue", 0)) for item, c in by_item.items()]
+            items += [(kind, item, c.get("count", 0), c.get("revenueMilli", 0)) for item, c in by_item.items()]
         for kind, by_method in doc.get("itemsByMethod", {}).items():
             for by_item in by_method.values():
-                items += [(kind, item, c.get("count", 0), c.get("revenue", 0)) for item, c in by_item.items()]
+                items += [(kind, item, c.get("count", 0), c.get("revenueMilli", 0)) for item, c in by_item.items()]
         for kind, by_method in doc.get("revoked", {}).items():
             for field, c in by_method.items():
                 if wanted(kind, unkey(field)):
-                    revoked.append((kind, unkey(field), c.get("count", 0), c.get("revenue", 0)))
+                    revoked.append((kind, unkey(field), c.get("count", 0), c.get("revenueMilli", 0)))
     for p in snap.raw_sales:
         kind = kind_of(p)
         if well_formed(p) and wanted(kind, p["paymentMethod"]):
-            sales.append((p["purchasedAt"], kind, p["paymentMethod"], 1, p["amount"], int(p["amount"] == 0)))
-            items.append((kind, str(p[kind]), 1, p["amount"]))
+            units = money_units(p["amount"])
+            sales.append((p["purchasedAt"], kind, p["paymentMethod"], 1, units, int(units == 0)))
+            items.append((kind, str(p[kind]), 1, units))
     for r in snap.raw_revoked:
         kind = kind_of(r)
         if well_formed(r, "revokedAt") and wanted(kind, r["paymentMethod"]):
-            revoked.append((kind, r["paymentMethod"], 1, r["amount"]))
+            revoked.append((kind, r["paymentMethod"], 1, money_units(r["amount"])))
     return sales, items, revoked
 
 
@@ -242,7 +271,7 @@ def _series(sales, snap: Snapshot, f: Filters) -> list[dict]:
     totals = {}
     for period, _, _, count, revenue, _ in sales:
         bucket = floor(period, unit)
-        c, r = totals.get(bucket, (0, 0.0))
+        c, r = totals.get(bucket, (0, 0))
         totals[bucket] = (c + count, r + revenue)
     busy = [bucket for bucket, (count, _) in totals.items() if count]
     # an open start begins at the first bucket with sales, not at the month it falls in
@@ -251,7 +280,7 @@ def _series(sales, snap: Snapshot, f: Filters) -> list[dict]:
         return []
     end = f.end or max([snap.as_of, *(step(b, unit) for b in busy)])
     return [
-        {"period": bucket, "revenue": money(totals.get(bucket, (0, 0.0))[1]), "count": totals.get(bucket, (0, 0.0))[0]}
+        {"period": bucket, "revenue": money(totals.get(bucket, (0, 0))[1]), "count": totals.get(bucket, (0, 0))[0]}
         for bucket in buckets(start, end, unit)
     ]
 
@@ -260,7 +289,7 @@ def _popular(items, kind: str, titles: dict, top: int) -> list[dict]:
     totals = {}
     for item_kind, item, count, revenue in items:
         if item_kind == kind:
-            c, r = totals.get(item, (0, 0.0))
+            c, r = totals.get(item, (0, 0))
             totals[item] = (c + count, r + revenue)
     names = titles.get(kind, {})
     rows = [
@@ -275,16 +304,16 @@ def _popular(items, kind: str, titles: dict, top: int) -> list[dict]:
 def _methods(sales) -> list[dict]:
     totals = {}
     for _, _, method, count, revenue, _ in sales:
-        c, r = totals.get(method, (0, 0.0))
+        c, r = totals.get(method, (0, 0))
         totals[method] = (c + count, r + revenue)
     rows = [{"paymentMethod": m, "count": c, "revenue": money(r)} for m, (c, r) in totals.items() if c > 0]
     rows.sort(key=lambda row: (-row["count"], -row["revenue"], row["paymentMethod"]))
     return rows
 
 
-def money(total: float) -> float:
-    """A sum of amounts without float noise: +x then -x must read 0.0, not -1e-18."""
-    return round(total, 6) + 0.0
+def money(units: int) -> float:
+    """A sum of integer thousandths as an amount: exact, never float noise or -0.0."""
+    return from_units(units)
 
 
 def _earliest_period(db: Database) -> datetime | None:

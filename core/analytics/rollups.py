@@ -5,11 +5,18 @@ every update is a point write, a time range is an `_id` range, and the number of
 grows with time, not with sales. Each bucket has two parts in two collections
 (`core.storage.schema.stats_collection`), so that a query reads only small documents:
 
-    sales part:    {level, period, sales: {<kind>: {<method>: {count, revenue, comped}}}}
+    sales part:    {level, period, sales: {<kind>: {<method>: {count, revenueMilli, comped}}}}
     details part:  {level, period,
-                    items:         {<kind>: {<item>: {count, revenue}}},
-                    itemsByMethod: {<kind>: {<method>: {<item>: {count, revenue}}}},
-                    revoked:       {<kind>: {<method>: {count, revenue}}}}
+                    items:         {<kind>: {<item>: {count, revenueMilli}}},
+                    itemsByMethod: {<kind>: {<method>: {<item>: {count, revenueMilli}}}},
+                    revoked:       {<kind>: {<method>: {count, revenueMilli}}}}
+
+Money is kept in integer thousandths of the major unit (`revenueMilli`), exact for every
+currency's minor unit (0, 2 or 3 decimals): any sequence of grants and revocations leaves
+every figure exact, where sums of floats drift (1e15 granted and revoked left 240.0 where
+239.97 was due). Purchases keep `amount` a number, as the original design has it. Rollups
+written by a release that summed floats (`revenue`) are rebuilt once at start
+(`core.operations.rebuild.ensure_rollups_current`).
 
 Sales and items count active purchases by purchasedAt; revocations count by revokedAt.
 Weeks keep the sales part only: they serve weekly series, and everything else is read
@@ -18,7 +25,9 @@ from months, days and hours, which nest.
 Rebuilding them from the purchases is an operation: `core.operations.rebuild`.
 """
 
+import math
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from urllib.parse import unquote
 
 from pymongo.database import Database
@@ -27,6 +36,18 @@ from core.analytics.periods import ROLLUP_LEVELS, floor
 from core.storage.schema import ROLLUP_COLLECTIONS, kind_of, stats_collection
 
 COUNTER_FIELDS = ("sales", "items", "itemsByMethod", "revoked")
+MILLI = 1000
+ROLLUP_FORMAT = 2  # 2: money in integer thousandths; 1 (no mark): sums of floats
+
+
+def money_units(amount) -> int:
+    """An amount in integer thousandths, from its shortest decimal form (29.99 -> 29990)."""
+    return int((Decimal(repr(amount)) * MILLI).to_integral_value(ROUND_HALF_EVEN))
+
+
+def from_units(units: int) -> float:
+    """Integer thousandths back to an amount: the float nearest the exact decimal."""
+    return float(Decimal(units) / MILLI) + 0.0
 
 
 def key(name: str) -> str:
@@ -45,24 +66,24 @@ def bucket_id(level: str, period: datetime) -> str:
 
 def sale_increments(purchase: dict, sign: int) -> dict:
     """The $inc of one active purchase (sign 1) or of its removal (sign -1)."""
-    kind, method, amount = kind_of(purchase), key(purchase["paymentMethod"]), purchase["amount"]
+    kind, method, units = kind_of(purchase), key(purchase["paymentMethod"]), money_units(purchase["amount"])
     item = str(purchase[kind])
     inc = {
         f"sales.{kind}.{method}.count": sign,
-        f"sales.{kind}.{method}.revenue": sign * amount,
+        f"sales.{kind}.{method}.revenueMilli": sign * units,
         f"items.{kind}.{item}.count": sign,
-        f"items.{kind}.{item}.revenue": sign * amount,
+        f"items.{kind}.{item}.revenueMilli": sign * units,
         f"itemsByMethod.{kind}.{method}.{item}.count": sign,
-        f"itemsByMethod.{kind}.{method}.{item}.revenue": sign * amount,
+        f"itemsByMethod.{kind}.{method}.{item}.revenueMilli": sign * units,
     }
-    if amount == 0:
+    if units == 0:
         inc[f"sales.{kind}.{method}.comped"] = sign
     return inc
 
 
 def revocation_increments(revoked: dict) -> dict:
     kind, method = kind_of(revoked), key(revoked["paymentMethod"])
-    return {f"revoked.{kind}.{method}.count": 1, f"revoked.{kind}.{method}.revenue": revoked["amount"]}
+    return {f"revoked.{kind}.{method}.count": 1, f"revoked.{kind}.{method}.revenueMilli": money_units(revoked["amount"])}
 
 
 def record_sale(db: Database, session, purchase: dict, sign: int) -> None:
@@ -102,10 +123,12 @@ def _increment(db: Database, session, moment: datetime, inc: dict) -> None:
 
 def well_formed(purchase: dict, time_field: str = "purchasedAt") -> bool:
     """True when a purchase has what rollups need; others are reported by the checker."""
+    amount = purchase.get("amount")
     return (
         isinstance(purchase.get(time_field), datetime)
-        and isinstance(purchase.get("amount"), int | float)
-        and not isinstance(purchase.get("amount"), bool)
+        and isinstance(amount, int | float)
+        and not isinstance(amount, bool)
+        and (isinstance(amount, int) or math.isfinite(amount))
         and isinstance(purchase.get("paymentMethod"), str)
         and ("course" in purchase) != ("test" in purchase)
     )
@@ -143,7 +166,7 @@ def _add_path(doc: dict, path: str, value) -> None:
     doc[leaf] = doc.get(leaf, 0) + value
 
 
-def rollup_counters(doc: dict) -> dict[str, float]:
+def rollup_counters(doc: dict) -> dict[str, int]:
     """Flatten a rollup document to {path: value}, dropping zeros, for comparisons."""
     flat = {}
 

@@ -1,0 +1,125 @@
+"""Money exact to the cent: any grants and revocations leave every figure equal to a Decimal sum."""
+
+import uuid
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from bson import ObjectId
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core import DEFAULT_SETTINGS, create_purchase, ensure_indexes, get_purchase_analytics, remove_purchase
+from core.analytics.rollups import rollup_counters
+from core.operations import rollup_differences
+from core.storage.schema import COURSES, ROLLUP_COLLECTIONS, TESTS, USERS
+
+MAX_CENTS = int(DEFAULT_SETTINGS.max_amount * 100)
+ITEMS = 3
+METHODS = ("paypal", "stripe")
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+sales = st.lists(
+    st.tuples(
+        st.one_of(st.integers(0, MAX_CENTS), st.sampled_from([1, 3, 99, MAX_CENTS, MAX_CENTS - 1])),  # cents
+        st.integers(0, ITEMS - 1),  # item: course 0..2 or test (odd index) below
+        st.sampled_from(METHODS),
+        st.integers(1, 24 * 40),  # hours ago: hours, days, weeks and months of rollups
+        st.booleans(),  # revoked afterwards
+    ),
+    min_size=1, max_size=8,
+)
+
+
+def money(amount) -> Decimal:
+    """A figure as the exact decimal it prints as; the check is that it equals the Decimal sum."""
+    return Decimal(repr(amount))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sales=sales, order=st.randoms(use_true_random=False))
+def test_every_figure_equals_a_decimal_sum(opened_database, sales, order):
+    db = opened_database.client[f"money_{uuid.uuid4().hex[:12]}"]
+    try:
+        ensure_indexes(db)
+        items = [("course" if i % 2 == 0 else "test", ObjectId()) for i in range(ITEMS)]
+        for kind, item in items:
+            db[COURSES if kind == "course" else TESTS].insert_one({"_id": item, "title": f"{kind} {item}"})
+        granted = []
+        for cents, i, method, hours, revoke in sales:
+            user = ObjectId()
+            db[USERS].insert_one({"_id": user, "name": "Buyer", "purchasedCourses": [], "purchasedTests": []})
+            kind, item = items[i]
+            amount = cents / 100  # what a caller sends: 29.99, not Decimal
+            create_purchase(db, user, *((item, None) if kind == "course" else (None, item)),
+                            {"amount": amount, "paymentMethod": method, "purchasedAt": NOW - timedelta(hours=hours)})
+            granted.append((user, kind, item, Decimal(cents) / 100, method, revoke))
+        order.shuffle(granted)
+        for user, kind, item, _, _, revoke in granted:
+            if revoke:
+                remove_purchase(db, user, *((item, None) if kind == "course" else (None, item)))
+
+        figures = get_purchase_analytics(db, {"startDate": (NOW - timedelta(days=60)).date().isoformat(), "top": 10})
+
+        active = [g for g in granted if not g[5]]
+        total = sum((g[3] for g in active), Decimal(0))
+        assert money(figures["totalRevenue"]) == total
+        assert figures["totalPurchases"] == len(active)
+        assert money(figures["revoked"]["revenue"]) == sum((g[3] for g in granted if g[5]), Decimal(0))
+        assert sum((money(row["revenue"]) for row in figures["revenueByPeriod"]), Decimal(0)) == total
+        by_method, by_item = defaultdict(Decimal), defaultdict(Decimal)
+        for _, _kind, item, amount, method, _ in active:
+            by_method[method] += amount
+            by_item[item] += amount
+        assert {row["paymentMethod"]: money(row["revenue"]) for row in figures["paymentMethods"]} == {
+            m: v for m, v in by_method.items() if any(g[4] == m for g in active)}
+        shown = {row["id"]: money(row["revenue"]) for row in figures["popularCourses"] + figures["popularTests"]}
+        assert shown == {item: amount for item, amount in by_item.items()}
+        assert rollup_differences(db) == []  # exact: no tolerance
+        assert all(isinstance(value, int) for doc in _rollups(db) for value in rollup_counters(doc).values())
+    finally:
+        opened_database.client.drop_database(db.name)
+
+
+@pytest.mark.parametrize("largest", [DEFAULT_SETTINGS.max_amount, 1e14])
+def test_the_largest_amount_granted_and_revoked_leaves_the_cents(db, catalog, largest):
+    """The issue's case: a huge amount beside cents; floats summed left 240.0 for 239.97.
+
+    MAX_AMOUNT may be set up to 1e15: at 1e14 a float sum has no cents left to keep."""
+    allowed = replace(DEFAULT_SETTINGS, max_amount=largest)
+    other = catalog["other_user"]
+    course, test = catalog["courses"][0], catalog["tests"][0]
+    at = {"purchasedAt": NOW - timedelta(hours=2)}
+    create_purchase(db, catalog["user"], course, None, {"amount": largest, "paymentMethod": "paypal", **at},
+                    settings=allowed)
+    create_purchase(db, other, course, None, {"amount": 239.97, "paymentMethod": "paypal", **at})
+    create_purchase(db, other, None, test, {"amount": 0.01, "paymentMethod": "paypal", **at})
+    remove_purchase(db, catalog["user"], course)
+
+    figures = get_purchase_analytics(db, {"startDate": (NOW - timedelta(days=1)).date().isoformat()})
+
+    assert figures["totalRevenue"] == 239.98
+    assert [row["revenue"] for row in figures["revenueByPeriod"] if row["count"]] == [239.98]
+    assert figures["revoked"]["revenue"] == largest
+    assert rollup_differences(db) == []
+    assert all(isinstance(value, int) for doc in _rollups(db) for value in rollup_counters(doc).values())
+
+
+def _rollups(db):
+    return [doc for name in ROLLUP_COLLECTIONS for doc in db[name].find()]
+
+
+@pytest.mark.parametrize(("currency", "amount"), [("JPY", 1500), ("KWD", 12.345), ("EUR", 0.1)])
+def test_every_minor_unit_is_exact(db, catalog, currency, amount):
+    for _ in range(3):
+        user = ObjectId()
+        db[USERS].insert_one({"_id": user, "name": "Buyer", "purchasedCourses": [], "purchasedTests": []})
+        create_purchase(db, user, catalog["courses"][0], None,
+                        {"amount": amount, "currency": currency, "paymentMethod": "paypal",
+                         "purchasedAt": NOW - timedelta(hours=3)})
+
+    figures = get_purchase_analytics(db, {"startDate": (NOW - timedelta(days=1)).date().isoformat()})
+
+    assert money(figures["totalRevenue"]) == 3 * Decimal(repr(amount))
