@@ -15,11 +15,9 @@ MAX_ITEMS = 50_000
 def list_items(db: Database, kind: str | None = None) -> list[dict]:
     """Every course and test: {kind, _id, title, price}, sorted by kind then title."""
     db = utc(db)
-    kinds = [kind] if kind else list(KINDS)
+    kinds = [_kind(kind)] if kind is not None and kind != "" else list(KINDS)
     items = []
     for name in kinds:
-        if name not in KINDS:
-            raise ValidationError(f"kind must be 'course' or 'test', got {name!r}")
         docs = retry_when_busy(lambda n=name: list(db[catalog(n)].find({}, {"title": 1, "price": 1}).limit(MAX_ITEMS)))
         items += [{"kind": name, "_id": d["_id"], "title": d.get("title") or f"(untitled {name} {d['_id']})",
                    "price": d.get("price")} for d in docs]
@@ -29,14 +27,19 @@ def list_items(db: Database, kind: str | None = None) -> list[dict]:
 
 def get_item(db: Database, kind: str, item_id) -> dict:
     """One course or test by id; ItemNotFoundError when there is none."""
-    if kind not in KINDS:
-        raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}")
+    kind = _kind(kind)
     item = to_object_id(item_id, f"{kind}_id")
     doc = retry_when_busy(lambda: utc(db)[catalog(kind)].find_one({"_id": item}, {"title": 1, "price": 1}))
     if doc is None:
         raise ItemNotFoundError(f"no {kind} with id {item}")
     return {"kind": kind, "_id": doc["_id"], "title": doc.get("title") or f"(untitled {kind} {item})",
             "price": doc.get("price")}
+
+
+def _kind(kind) -> str:
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}"[:300])
+    return kind
 
 
 def title_key(title) -> str:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pymongo import ReturnDocument
 from pymongo.database import Database
 
+from core.errors import ValidationError
 from core.storage.db import bulk_insert
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
@@ -69,6 +70,8 @@ def record_activity(db: Database, session, event: str, purchase: dict, at: datet
 
 def get_recent_activity(db: Database, limit: int = 20) -> list[dict]:
     """The latest purchases and revocations, newest first (at most FEED_SIZE)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= FEED_SIZE:
+        raise ValidationError(f"limit must be an integer between 1 and {FEED_SIZE}, got {limit!r}")
     entries = retry_when_busy(lambda: list(utc(db)[ACTIVITY].find({}, {"_id": 0})))
     entries.sort(key=lambda e: e["version"], reverse=True)
     return entries[:limit]
