@@ -20,6 +20,11 @@ from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 from core.storage.engine_queue import DEFAULT_LIFETIME, QueuedProxyServer
 
 START_TIMEOUT = 15.0
+# SQLite finishes a big write at close (its last checkpoint: seconds after a migration of
+# 20,000 users); a close cut short leaves the next start to recover the file, locked
+# meanwhile. So a stop waits for the engine, and a start waits for a locked file.
+STOP_TIMEOUT = 120.0
+LOCKED_FILE_WAIT = 60.0
 
 
 class EmbeddedServer:
@@ -47,14 +52,14 @@ class EmbeddedServer:
         """Start serving and return the connection URI."""
         self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         self._thread.start()
-        self.uri = self._ready.result(timeout=START_TIMEOUT)
+        self.uri = self._ready.result(timeout=START_TIMEOUT + LOCKED_FILE_WAIT)
         return self.uri
 
     def stop(self) -> None:
         """Close every connection, then the engine; safe to call twice."""
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout=START_TIMEOUT)
+            self._thread.join(timeout=STOP_TIMEOUT)
 
     def run_in_process(self, coroutine_factory):
         """Run `coroutine_factory(client)` on the server's own loop with its in-process client."""
@@ -69,10 +74,10 @@ class EmbeddedServer:
                 self._ready.set_exception(error)
 
     async def _connected_engine(self) -> SQLiteEngine:
-        """The engine, connected; SQLite may answer "database is locked" for a moment after
-        a big write by the file's previous process (measured: right after a migration of
-        20,000 users), so a locked file is tried again until START_TIMEOUT."""
-        give_up_at = time.monotonic() + START_TIMEOUT * 0.8
+        """The engine, connected; SQLite answers "database is locked" while it recovers a file
+        that its previous process left mid-write (measured: 10 to 15 s right after a migration
+        of 20,000 users), so a locked file is tried again for LOCKED_FILE_WAIT."""
+        give_up_at = time.monotonic() + LOCKED_FILE_WAIT
         while True:
             engine = SQLiteEngine(str(self.sqlite_path))
             try:
