@@ -37,7 +37,7 @@ def bump_version(db: Database, session) -> int:
 def read_version(db: Database) -> dict:
     """The data version document: one point read; version 0 before the first change."""
     doc = retry_when_busy(lambda: utc(db)[DATA_VERSION].find_one({"_id": VERSION_ID}))
-    return doc or {"_id": VERSION_ID, "version": 0, "rebuilding": False}
+    return {"version": 0, "rebuilding": False, **(doc or {"_id": VERSION_ID})}
 
 
 def get_data_version(db: Database) -> int:

@@ -13,7 +13,7 @@ from pymongo.database import Database
 from core import CoreSettings, buyer_figures, get_recent_activity, purchase_figures
 from core.customers import warm_customer_index
 from dashboard.figures import method_label, money_text
-from dashboard.filters import View, analytics_filters, describe
+from dashboard.filters import NOT_MIGRATED, View, analytics_filters, describe
 
 FEED_ROWS = 15
 log = logging.getLogger(__name__)
@@ -56,11 +56,20 @@ def warm_up(db: Database, tz: ZoneInfo, settings: CoreSettings | None = None) ->
         log.warning("warming up the default view failed", exc_info=True)
 
 
+METHOD_AND_KIND = ("kind", "paymentMethod", "excludePaymentMethod")
+
+
+def _method_shown(view: View, method: str) -> bool:
+    if view.method == NOT_MIGRATED:
+        return method != NOT_MIGRATED[1:]
+    return not view.method or method == view.method
+
+
 def kpis(db: Database, view: View, tz: ZoneInfo, now: datetime) -> Kpis:
     """Today, the last 24 hours and the 24 before, from 48 hourly rollups (kind and method apply)."""
     start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=47)
     filters = {"startDate": start, "granularity": "hour"}
-    filters |= {k: v for k, v in (("kind", view.kind), ("paymentMethod", view.method)) if v}
+    filters |= {k: v for k, v in analytics_filters(view, today_in(tz, now)).items() if k in METHOD_AND_KIND}
     rows = purchase_figures(db, filters, details=False)["revenueByPeriod"][-48:]
     midnight = datetime.combine(today_in(tz, now), datetime.min.time(), tzinfo=tz).astimezone(UTC)
     today = [r for r in rows if r["period"] >= midnight]
@@ -91,7 +100,7 @@ def feed_rows(db: Database, view: View, tz: ZoneInfo, currency: str) -> list[dic
     """The latest purchases and revocations that match the view's kind and method."""
     rows = []
     for entry in get_recent_activity(db, limit=50):
-        if (view.kind and entry["kind"] != view.kind) or (view.method and entry["paymentMethod"] != view.method):
+        if (view.kind and entry["kind"] != view.kind) or not _method_shown(view, entry["paymentMethod"]):
             continue
         revoked = entry["event"] == "revocation"
         rows.append({

@@ -4,16 +4,18 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from bson import ObjectId
 
-from core import create_purchase, open_database
+from core import create_purchase, get_purchase_analytics, open_database
 from core.operations import check_consistency, rollup_differences
 from core.operations.arrays_from_purchases import migrate_purchases
 from core.storage.schema import AUDIT, COURSES, PURCHASES, TESTS, USERS
+from dashboard.filters import NOT_MIGRATED, analytics_filters, parse_query
 from dashboard.pages.audit import audit_csv, audit_rows
 from tests import legacy_data
 
@@ -219,3 +221,26 @@ def test_a_purchase_made_while_the_migration_runs_is_never_overwritten(db):
     migrate_purchases(db).finish()  # the next run completes that user
     courses = db[USERS].find_one({"_id": user})["purchasedCourses"]
     assert bought in courses and data[COURSES][0]["_id"] in courses
+
+
+def test_analytics_and_the_live_page_can_leave_migrated_records_out(deployments):
+    data, _ = legacy_data.from_arrays()
+    deployment = deployments("one")
+    deployment.load(data)
+    deployment.run(SCRIPTS["from_arrays"])
+    view = parse_query(f"?range=custom&start=2000-01-01&end={datetime.now(UTC).date()}&method={NOT_MIGRATED}", set())
+    filters = analytics_filters(view, datetime.now(UTC).date())
+
+    with deployment.open() as opened:
+        db = opened.db
+        everything = get_purchase_analytics(db, {"startDate": "2000-01-01", "top": 100})
+        real = get_purchase_analytics(db, filters)
+        migrated = db[PURCHASES].count_documents({"metadata.migrated": True})
+        legacy = [p for p in db[PURCHASES].find({"metadata.migrated": {"$ne": True}})]
+
+    assert filters["excludePaymentMethod"] == "migrated"
+    assert everything["totalPurchases"] == migrated + len(legacy) and migrated > 0
+    assert real["totalPurchases"] == len(legacy)
+    assert real["totalRevenue"] == round(sum(p["amount"] for p in legacy), 2)
+    assert "migrated" not in {row["paymentMethod"] for row in real["paymentMethods"]}
+    assert sum(row["count"] for row in real["popularCourses"] + real["popularTests"]) == len(legacy)

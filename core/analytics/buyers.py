@@ -21,7 +21,7 @@ from core.storage.schema import PURCHASES
 CACHE_SIZE = 128
 
 
-def match_stage(start, end, kind, payment_method) -> dict:
+def match_stage(start, end, kind, payment_method, exclude_method=None) -> dict:
     """$match for active purchases inside the filters; `end` is exclusive."""
     query = {}
     window = {**({"$gte": start} if start else {}), **({"$lt": end} if end else {})}
@@ -31,6 +31,8 @@ def match_stage(start, end, kind, payment_method) -> dict:
         query[kind] = {"$exists": True}
     if payment_method:
         query["paymentMethod"] = payment_method
+    elif exclude_method:
+        query["paymentMethod"] = {"$ne": exclude_method}
     return {"$match": query}
 
 
@@ -38,8 +40,8 @@ def group_by_user_stage() -> dict:
     return {"$group": {"_id": "$user", "purchases": {"$sum": 1}}}
 
 
-def buyers_pipeline(start, end, kind, payment_method) -> list[dict]:
-    return [match_stage(start, end, kind, payment_method), group_by_user_stage()]
+def buyers_pipeline(start, end, kind, payment_method, exclude_method=None) -> list[dict]:
+    return [match_stage(start, end, kind, payment_method, exclude_method), group_by_user_stage()]
 
 
 def summarize_buyers(purchases_per_user: list[int]) -> dict:
@@ -101,8 +103,9 @@ class BuyerCache:
         return result
 
 
-def compute_buyers(db: Database, start, end, kind, payment_method) -> dict:
+def compute_buyers(db: Database, start, end, kind, payment_method, exclude_method=None) -> dict:
     """Run the buyer pipeline now; the result's `asOf` is when it ran."""
     as_of = datetime.now(UTC)
-    rows = retry_when_busy(lambda: list(db[PURCHASES].aggregate(buyers_pipeline(start, end, kind, payment_method))))
+    pipeline = buyers_pipeline(start, end, kind, payment_method, exclude_method)
+    rows = retry_when_busy(lambda: list(db[PURCHASES].aggregate(pipeline)))
     return {**summarize_buyers([row["purchases"] for row in rows]), "asOf": as_of}

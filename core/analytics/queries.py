@@ -28,7 +28,7 @@ from core.storage.retry import retry_when_busy
 from core.storage.schema import KINDS, PURCHASES, REVOKED, catalog, kind_of, stats_collection
 from core.validation import date_range, kind_option, known_options
 
-FILTER_NAMES = {"startDate", "endDate", "kind", "paymentMethod", "granularity", "top"}
+FILTER_NAMES = {"startDate", "endDate", "kind", "paymentMethod", "excludePaymentMethod", "granularity", "top"}
 # a series has at most a few thousand points: hours for a month, days for ten years
 MAX_SPAN = {"hour": timedelta(days=31), "day": timedelta(days=3660)}
 MOVED_ATTEMPTS = 3
@@ -44,6 +44,7 @@ class Filters:
     payment_method: str | None
     granularity: str | None
     top: int
+    exclude_method: str | None = None  # e.g. "migrated": figures without what a migration created
 
 
 def parse_analytics_filters(filters) -> Filters:
@@ -51,16 +52,21 @@ def parse_analytics_filters(filters) -> Filters:
     filters = known_options(filters, FILTER_NAMES, "analytics filters")
     start, end = date_range(filters)
     kind = kind_option(filters)
-    method = filters.get("paymentMethod")
-    if method is not None and (not isinstance(method, str) or not method):
-        raise ValidationError(f"paymentMethod must be a non-empty string, got {method!r}")
+    method, exclude = _method(filters, "paymentMethod"), _method(filters, "excludePaymentMethod")
     granularity = filters.get("granularity")
     if granularity is not None and granularity not in GRANULARITIES:
         raise ValidationError(f"granularity must be one of {list(GRANULARITIES)}, got {granularity!r}")
     top = filters.get("top", 10)
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
         raise ValidationError(f"top must be an integer between 1 and 100, got {top!r}")
-    return Filters(start, end, kind, method, granularity, top)
+    return Filters(start, end, kind, method, granularity, top, None if method else exclude)
+
+
+def _method(filters: dict, name: str) -> str | None:
+    method = filters.get(name)
+    if method is not None and (not isinstance(method, str) or not method or len(method) > 200):
+        raise ValidationError(f"{name} must be a non-empty string, got {method!r}"[:300])
+    return method
 
 
 @dataclass
@@ -111,7 +117,7 @@ def buyer_figures(db: Database, filters=None, version: int | None = None, *, set
     f = parse_analytics_filters(filters)
     version = read_version(db)["version"] if version is None else version
     max_age = (settings or DEFAULT_SETTINGS).buyers_max_age
-    return _BUYERS.figures(db, (f.start, f.end, f.kind, f.payment_method), version, max_age)
+    return _BUYERS.figures(db, (f.start, f.end, f.kind, f.payment_method, f.exclude_method), version, max_age)
 
 
 def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot:
@@ -193,6 +199,8 @@ def _sales_projection(f: Filters) -> dict:
 def _detail_projection(f: Filters) -> dict:
     if f.payment_method:
         items = {f"itemsByMethod.{kind}.{key(f.payment_method)}": 1 for kind in _kinds(f)}
+    elif f.exclude_method:
+        items = {f"itemsByMethod.{kind}": 1 for kind in _kinds(f)}
     else:
         items = {f"items.{kind}": 1 for kind in _kinds(f)}
     return {**items, **{f"revoked.{kind}": 1 for kind in _kinds(f)}}
@@ -235,7 +243,7 @@ def _records(snap: Snapshot, f: Filters):
     sales, items, revoked = [], [], []
 
     def wanted(kind, method):
-        return f.kind in (None, kind) and f.payment_method in (None, method)
+        return f.kind in (None, kind) and f.payment_method in (None, method) and method != f.exclude_method
 
     for doc in snap.series:
         for kind, by_method in doc.get("sales", {}).items():
@@ -246,7 +254,9 @@ def _records(snap: Snapshot, f: Filters):
         for kind, by_item in doc.get("items", {}).items():
             items += [(kind, item, c.get("count", 0), c.get("revenueMilli", 0)) for item, c in by_item.items()]
         for kind, by_method in doc.get("itemsByMethod", {}).items():
-            for by_item in by_method.values():
+            for field, by_item in by_method.items():
+                if not wanted(kind, unkey(field)):
+                    continue
                 items += [(kind, item, c.get("count", 0), c.get("revenueMilli", 0)) for item, c in by_item.items()]
         for kind, by_method in doc.get("revoked", {}).items():
             for field, c in by_method.items():

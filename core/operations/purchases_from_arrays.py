@@ -25,11 +25,11 @@ from core.operations.legacy_purchases import (
 )
 from core.operations.migration import BATCH, Batch, Run, derived_id, unchanged_since_read
 from core.settings import DEFAULT_SETTINGS, CoreSettings
-from core.storage.schema import KINDS, PURCHASES, USERS, user_array
+from core.storage.schema import KINDS, MIGRATED_METHOD, PURCHASES, USERS, user_array
 
 NAME = "implement_hybrid_purchases"
 PHASES = ("purchases", "users", "done")
-PAYMENT_METHOD = "migrated"
+PAYMENT_METHOD = MIGRATED_METHOD
 USER_DATE_FIELDS = ("createdAt", "created_at", "registeredAt", "signupDate")
 PURCHASE_FIELDS = {"course": 1, "test": 1, "amount": 1, "paymentMethod": 1, "purchasedAt": 1, "currency": 1}
 

@@ -113,7 +113,8 @@ def ensure_rollups_current(db: Database) -> bool:
     has_rollups = any(retry_when_busy(lambda n=name: db[n].find_one({}, {"_id": 1})) for name in ROLLUP_COLLECTIONS)
     if not has_rollups and not state.get("rebuilding"):
         retry_when_busy(lambda: db[DATA_VERSION].update_one(
-            {"_id": VERSION_ID}, {"$set": {"rollupFormat": ROLLUP_FORMAT}}, upsert=True))
+            {"_id": VERSION_ID}, {"$set": {"rollupFormat": ROLLUP_FORMAT}, "$setOnInsert": {"version": 0}},
+            upsert=True))
         return False
     rebuild_rollups(db)
     return True

@@ -15,6 +15,9 @@ STATS_DETAILS_HOURLY = "purchase_stats_details_hourly"  # items and revocations 
 ROLLUP_COLLECTIONS = (STATS, STATS_HOURLY, STATS_DETAILS, STATS_DETAILS_HOURLY)
 
 
+MIGRATED_METHOD = "migrated"  # paymentMethod of purchases a migration created from user arrays
+
+
 def stats_collection(level: str, part: str) -> str:
     """Where the `part` ("sales" or "details") of a level's rollups lives."""
     if part == "sales":

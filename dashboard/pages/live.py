@@ -14,7 +14,17 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from core import PurchaseError, get_data_version
 from dashboard import data, figures, shell
 from dashboard.context import DashboardContext, current_context
-from dashboard.filters import GRANULARITIES, KINDS, PRESETS, View, describe, from_controls, parse_query, to_query
+from dashboard.filters import (
+    GRANULARITIES,
+    KINDS,
+    NOT_MIGRATED,
+    PRESETS,
+    View,
+    describe,
+    from_controls,
+    parse_query,
+    to_query,
+)
 from dashboard.shared import RenderCache, SharedReading
 
 PATH = "/"
@@ -170,7 +180,8 @@ def layout(path: str = PATH) -> html.Div:
 
 
 def _filters(payment_methods) -> html.Section:
-    methods = [{"label": "All payment methods", "value": ""}] + [
+    methods = [{"label": "All payment methods", "value": ""},
+               {"label": "All but migrated records", "value": NOT_MIGRATED}] + [
         {"label": figures.method_label(m), "value": m} for m in sorted(payment_methods)]
     return html.Section(className="filters", children=[
         dcc.RadioItems(id=PRESET, className="pills", inputClassName="pill-input", labelClassName="pill",
