@@ -139,24 +139,40 @@ def compute_rollups(purchases, revoked) -> dict[str, list[dict]]:
 
     Documents that are not well formed are left out.
     """
-    docs = {name: {} for name in ROLLUP_COLLECTIONS}
+    builder = RollupBuilder()
+    for purchase in purchases:
+        builder.add_sale(purchase)
+    for record in revoked:
+        builder.add_revocation(record)
+    return builder.documents()
 
-    def add(moment, inc):
+
+class RollupBuilder:
+    """Rollup documents built one purchase at a time, so that a pass over the purchases made
+    for another reason (the checker's) also yields their rollups; memory holds buckets only."""
+
+    def __init__(self):
+        self._docs = {name: {} for name in ROLLUP_COLLECTIONS}
+
+    def add_sale(self, purchase: dict) -> None:
+        if well_formed(purchase):
+            self._add(purchase["purchasedAt"], sale_increments(purchase, 1))
+
+    def add_revocation(self, record: dict) -> None:
+        if well_formed(record, "revokedAt"):
+            self._add(record["revokedAt"], revocation_increments(record))
+
+    def documents(self) -> dict[str, list[dict]]:
+        return {name: sorted(found.values(), key=lambda d: d["_id"]) for name, found in self._docs.items()}
+
+    def _add(self, moment: datetime, inc: dict) -> None:
         for level in ROLLUP_LEVELS:
             period = floor(moment, level)
             for collection, part_inc in split_increments(level, inc).items():
                 doc_id = bucket_id(level, period)
-                doc = docs[collection].setdefault(doc_id, {"_id": doc_id, "level": level, "period": period})
+                doc = self._docs[collection].setdefault(doc_id, {"_id": doc_id, "level": level, "period": period})
                 for path, value in part_inc.items():
                     _add_path(doc, path, value)
-
-    for purchase in purchases:
-        if well_formed(purchase):
-            add(purchase["purchasedAt"], sale_increments(purchase, 1))
-    for record in revoked:
-        if well_formed(record, "revokedAt"):
-            add(record["revokedAt"], revocation_increments(record))
-    return {name: sorted(found.values(), key=lambda d: d["_id"]) for name, found in docs.items()}
 
 
 def _add_path(doc: dict, path: str, value) -> None:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from bson import ObjectId
 from pymongo.database import Database
 
-from core.analytics.rollups import well_formed
+from core.analytics.rollups import RollupBuilder, well_formed
 from core.operations.joined import users_with_purchases
 from core.operations.rebuild import rollup_differences
 from core.storage.documents import utc
@@ -46,13 +46,16 @@ def check_consistency(db: Database) -> dict[str, list[dict]]:
     db = utc(db)
     found = {name: [] for name in PROBLEMS}
     items = {kind: _ids(db, catalog(kind)) for kind in KINDS}
+    sales = RollupBuilder()  # the rollups of this same pass, for the rollup check
     stray = {"user": {"$not": {"$type": "objectId"}}}
     for purchase in retry_when_busy(lambda: list(db[PURCHASES].find(stray, _PURCHASE_FIELDS))):
         _check_purchase(purchase, items, found)
+        sales.add_sale(purchase)
     arrays = {user_array(kind): 1 for kind in KINDS}
     for user, purchases in users_with_purchases(db, user_fields=arrays, purchase_fields=_PURCHASE_FIELDS):
         owned = defaultdict(list)  # (kind, item) -> purchase ids
         for purchase in purchases:
+            sales.add_sale(purchase)
             kind = _check_purchase(purchase, items, found)
             if kind is not None:
                 owned[(kind, purchase[kind])].append(purchase["_id"])
@@ -60,7 +63,7 @@ def check_consistency(db: Database) -> dict[str, list[dict]]:
             found["purchase_of_unknown_user"].extend({"purchase": p["_id"], "user": p["user"]} for p in purchases)
             continue
         _check_user(user, owned, items, found)
-    found["rollup_mismatch"] = rollup_differences(db)
+    found["rollup_mismatch"] = rollup_differences(db, sales)
     return found
 
 

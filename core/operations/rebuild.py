@@ -11,7 +11,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from core.analytics.rollups import ROLLUP_FORMAT, compute_rollups, rollup_counters
+from core.analytics.rollups import ROLLUP_FORMAT, RollupBuilder, compute_rollups, rollup_counters
 from core.changes import VERSION_ID, read_version
 from core.errors import PurchaseError
 from core.storage.db import bulk_insert
@@ -169,14 +169,19 @@ def _stream(db: Database, collection: str, fields: dict):
     return db[collection].find({}, fields).batch_size(1000)
 
 
-def rollup_differences(db: Database) -> list[dict]:
-    """Buckets whose stored counters differ from a fresh aggregation over the purchases; exact."""
+def rollup_differences(db: Database, sales: RollupBuilder | None = None) -> list[dict]:
+    """Buckets whose stored counters differ from a fresh aggregation over the purchases; exact.
+
+    `sales`: the rollups of every purchase, built by a caller that read them all already
+    (the checker), so that they are not read twice."""
     db = utc(db)
-    purchases = _stream(db, PURCHASES, _FIELDS)
-    revoked = _stream(db, REVOKED, {**_FIELDS, "revokedAt": 1})
-    expected = {
-        (name, d["_id"]): rollup_counters(d) for name, docs in compute_rollups(purchases, revoked).items() for d in docs
-    }
+    if sales is None:
+        sales = RollupBuilder()
+        for purchase in _stream(db, PURCHASES, _FIELDS):
+            sales.add_sale(purchase)
+    for record in _stream(db, REVOKED, {**_FIELDS, "revokedAt": 1}):
+        sales.add_revocation(record)
+    expected = {(name, d["_id"]): rollup_counters(d) for name, docs in sales.documents().items() for d in docs}
     stored = {
         (name, d["_id"]): rollup_counters(d)
         for name in ROLLUP_COLLECTIONS
