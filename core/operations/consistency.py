@@ -96,7 +96,9 @@ def _check_user(user: dict, owned: dict, items: dict, found: dict) -> None:
         seen = set()
         for item in entries:
             if not isinstance(item, ObjectId):
-                found["array_entry_not_an_object_id"].append({"user": uid, "array": user_array(kind), "entry": item})
+                # as text: the entry may be anything (a dict with "$" keys cannot be stored in a report)
+                found["array_entry_not_an_object_id"].append({"user": uid, "array": user_array(kind),
+                                                              "entry": repr(item)[:100]})
                 continue
             if item in seen:
                 found["duplicate_array_entries"].append({"user": uid, kind: item})
