@@ -53,18 +53,21 @@ def build(folder: Path, users: int, purchases: int, direction: str, seed: int = 
             owned = {kind: rng.sample(catalog[kind], per_user) for kind in ("course", "test")}
             bought = [("course", item) for item in owned["course"][: (per_user + 1) // 2]]
             bought += [("test", item) for item in owned["test"][: per_user // 2]]
+            if direction == "clean":  # both halves, consistent: what the checker reads after a migration
+                user["purchasedCourses"] = [item for kind, item in bought if kind == "course"]
+                user["purchasedTests"] = [item for kind, item in bought if kind == "test"]
             if direction == "arrays":
                 user["purchasedCourses"] = [item for kind, item in bought if kind == "course"]
                 tests = [item for kind, item in bought if kind == "test"]
                 user["purchasedTests"] = [str(item) for item in tests] if i % 100 == 0 else tests  # legacy strings
-            else:
-                if i % 2:  # half the users have a partial array, the others none
+            if direction != "arrays":
+                if direction == "purchases" and i % 2:  # half the users have a partial array, the others none
                     user["purchasedCourses"] = [bought[0][1]]
                 for n, (kind, item) in enumerate(bought):
                     at = START + timedelta(minutes=i, seconds=n)
                     doc = {"_id": ObjectId(), "user": uid, kind: item, "amount": 9.99, "paymentMethod": "credit_card",
                            "purchasedAt": at}
-                    if i % 100 == 0:  # legacy shapes: string ids, amounts and dates
+                    if i % 100 == 0 and direction == "purchases":  # legacy shapes: string ids, amounts and dates
                         doc.update(user=str(uid), amount="9.99", purchasedAt=at.isoformat())
                     purchase_docs.append(doc)
             user_docs.append(user)
@@ -97,24 +100,30 @@ def run(folder: Path, script: str) -> tuple[float, float, int, str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20000:60000,100000:300000", help="users:purchases, comma-separated")
-    parser.add_argument("--only", choices=("purchases", "arrays"), help="one direction only")
+    parser.add_argument("--only", choices=("purchases", "arrays", "check"), help="one step only (check: the checker on consistent data)")
     args = parser.parse_args(argv)
     sizes = [tuple(int(n) for n in size.split(":")) for size in args.sizes.split(",")]
     rows = []
     for users, purchases in sizes:
         for direction, script in (("purchases", "scripts/migrate_purchases.py"),
-                                  ("arrays", "scripts/implement_hybrid_purchases.py")):
+                                  ("arrays", "scripts/implement_hybrid_purchases.py"), ("check", None)):
             if args.only and direction != args.only:
                 continue
+            if direction == "check":
+                direction, script = "clean", "scripts/test_hybrid_system.py"
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp)
                 started = time.perf_counter()
                 build(folder, users, purchases, direction)
                 print(f"built {users:,} users / {purchases:,} purchases ({direction}) in "
                       f"{time.perf_counter() - started:.0f} s", flush=True)
+                label = Path(script).name
+                if direction == "clean":  # its rollups first, as a migration leaves them
+                    run(folder, "scripts/rebuild_rollups.py")
+                    label += " (consistent data)"
                 seconds, rss, status, timing = run(folder, script)
-                rows.append((users, purchases, Path(script).name, seconds, rss, status))
-                print(f"  {Path(script).name}: {seconds:.0f} s, {rss:.0f} MB, exit {status}. {timing}", flush=True)
+                rows.append((users, purchases, label, seconds, rss, status))
+                print(f"  {label}: {seconds:.0f} s, {rss:.0f} MB, exit {status}. {timing}", flush=True)
                 if direction == "purchases":
                     seconds, rss, status, _ = run(folder, "scripts/test_hybrid_system.py")
                     rows.append((users, purchases, "test_hybrid_system.py", seconds, rss, status))

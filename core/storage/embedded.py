@@ -20,6 +20,10 @@ from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 from core.storage.engine_queue import DEFAULT_LIFETIME, QueuedProxyServer
 
 START_TIMEOUT = 15.0
+# mongoeco 4.11 rebuilds every scalar index entry when it opens a file (its
+# backfill_scalar_indexes_sync): opening costs time in proportion to the data, minutes past
+# a few hundred thousand documents. A start waits for that; a failure is reported at once.
+OPEN_TIMEOUT = 900.0
 # SQLite finishes a big write at close (its last checkpoint: seconds after a migration of
 # 20,000 users); a close cut short leaves the next start to recover the file, locked
 # meanwhile. So a stop waits for the engine, and a start waits for a locked file.
@@ -52,7 +56,7 @@ class EmbeddedServer:
         """Start serving and return the connection URI."""
         self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         self._thread.start()
-        self.uri = self._ready.result(timeout=START_TIMEOUT + LOCKED_FILE_WAIT)
+        self.uri = self._ready.result(timeout=OPEN_TIMEOUT + LOCKED_FILE_WAIT)
         return self.uri
 
     def stop(self) -> None:
