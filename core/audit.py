@@ -14,18 +14,19 @@ from core.errors import ValidationError
 from core.storage.documents import insert_new, utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import AUDIT, kind_of
-from core.validation import date_range, known_options, to_object_id
+from core.validation import date_range, known_options, shown, to_object_id
 
 SOURCES = ("admin", "bulk", "api", "migration", "script")
 ACTIONS = ("grant", "revoke", "fix")  # fix: a record corrected without a change of access (migrations)
 FILTER_NAMES = {"actor", "user", "item", "source", "action", "startDate", "endDate", "limit", "skip"}
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
+MAX_SKIP = 2**31 - 1  # what every server takes as a skip (mongoeco refuses 2**63 - 1)
 
 
 def check_source(source) -> str:
     if source not in SOURCES:
-        raise ValidationError(f"source must be one of {list(SOURCES)}, got {source!r}")
+        raise ValidationError(f"source must be one of {list(SOURCES)}, got {shown(source)}")
     return source
 
 
@@ -64,7 +65,7 @@ def get_audit_log(db: Database, filters=None) -> list[dict]:
     db = utc(db)
     f = known_options(filters, FILTER_NAMES, "audit filters")
     query = _query(f)
-    limit, skip = _count(f.get("limit", DEFAULT_LIMIT), "limit", 1, MAX_LIMIT), _count(f.get("skip", 0), "skip", 0, None)
+    limit, skip = _count(f.get("limit", DEFAULT_LIMIT), "limit", 1, MAX_LIMIT), _count(f.get("skip", 0), "skip", 0, MAX_SKIP)
     return retry_when_busy(lambda: list(db[AUDIT].find(query).sort("at", DESCENDING).skip(skip).limit(limit)))
 
 
@@ -72,7 +73,7 @@ def _query(f: dict) -> dict:
     query = {}
     if f.get("actor") is not None:
         if not isinstance(f["actor"], str):
-            raise ValidationError(f"actor must be a string, got {f['actor']!r}")
+            raise ValidationError(f"actor must be a string, got {shown(f['actor'])}")
         query["actor"] = f["actor"]
     if f.get("user") is not None:
         query["user"] = to_object_id(f["user"], "user")
@@ -82,7 +83,7 @@ def _query(f: dict) -> dict:
         query["source"] = check_source(f["source"])
     if f.get("action") is not None:
         if f["action"] not in ACTIONS:
-            raise ValidationError(f"action must be one of {list(ACTIONS)}, got {f['action']!r}")
+            raise ValidationError(f"action must be one of {list(ACTIONS)}, got {shown(f['action'])}")
         query["action"] = f["action"]
     start, end = date_range(f)
     if start or end:
@@ -90,7 +91,7 @@ def _query(f: dict) -> dict:
     return query
 
 
-def _count(value, name: str, low: int, high: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        raise ValidationError(f"{name} must be an integer between {low} and {high or 'any'}, got {value!r}")
+def _count(value, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(f"{name} must be an integer between {low} and {high:,}, got {shown(value)}")
     return value

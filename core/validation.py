@@ -9,7 +9,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from core.errors import ValidationError
-from core.settings import CoreSettings
+from core.settings import DEFAULT_SETTINGS, CoreSettings
 from core.storage.schema import KINDS
 
 OPTIONAL_STRINGS = ("idempotencyKey", "discountCode", "actor")
@@ -21,6 +21,31 @@ MAX_METADATA_BYTES = 16_384
 MINOR_UNITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "UGX": 0, "XAF": 0, "XOF": 0, "PYG": 0,
                "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3, "LYD": 3, "IQD": 3}
 EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)  # no purchase or query before this
+SHOWN = 160  # characters of a refused value an error message quotes
+
+
+def shown(value) -> str:
+    """The value as a message quotes it: its repr, cut short when long."""
+    quoted = repr(value)
+    return quoted if len(quoted) <= SHOWN else f"{quoted[:SHOWN]}... ({len(quoted):,} characters)"
+
+
+def text(value: str, name: str) -> str:
+    """`value` when MongoDB can store it: UTF-8 has no lone surrogates ('\\ud800')."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{name} must be valid Unicode text (no lone surrogates), got {shown(value)}") from None
+    return value
+
+
+def core_settings(settings) -> CoreSettings:
+    """The settings given, or the defaults for None."""
+    if settings is None:
+        return DEFAULT_SETTINGS
+    if not isinstance(settings, CoreSettings):
+        raise ValidationError(f"settings must be a CoreSettings, got {type(settings).__name__}")
+    return settings
 
 
 # ids
@@ -35,7 +60,7 @@ def to_object_id(value, name: str) -> ObjectId:
             return ObjectId(value.strip())
         except InvalidId:
             pass
-    raise ValidationError(f"{name} must be an ObjectId or a 24-character hex string, got {value!r}")
+    raise ValidationError(f"{name} must be an ObjectId or a 24-character hex string, got {shown(value)}")
 
 
 def item_kind(course_id, test_id) -> tuple[str, ObjectId]:
@@ -43,7 +68,7 @@ def item_kind(course_id, test_id) -> tuple[str, ObjectId]:
     if (course_id is None) == (test_id is None):
         raise ValidationError(
             "give exactly one of course_id and test_id, "
-            f"got course_id={course_id!r}, test_id={test_id!r}"
+            f"got course_id={shown(course_id)}, test_id={shown(test_id)}"
         )
     if course_id is not None:
         return "course", to_object_id(course_id, "course_id")
@@ -69,20 +94,24 @@ def parse_date(value, name: str, *, end: bool = False) -> datetime | None:
     """
     if value is None:
         return None
-    if isinstance(value, datetime):
-        moment = utc_millis(value)
-        return moment + timedelta(milliseconds=1) if end else moment
-    if isinstance(value, date):
-        day = value
-    elif isinstance(value, str):
-        try:
-            day = date.fromisoformat(value.strip())
-        except ValueError:
-            raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {value!r}") from None
-    else:
-        raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {value!r}")
-    midnight = datetime.combine(day, time.min, tzinfo=UTC)
-    return midnight + timedelta(days=1) if end else midnight
+    try:
+        if isinstance(value, datetime):
+            moment = utc_millis(value)
+            return moment + timedelta(milliseconds=1) if end else moment
+        if isinstance(value, date):
+            day = value
+        elif isinstance(value, str):
+            try:
+                day = date.fromisoformat(value.strip())
+            except ValueError:
+                raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {shown(value)}") from None
+        else:
+            raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {shown(value)}")
+        midnight = datetime.combine(day, time.min, tzinfo=UTC)
+        return midnight + timedelta(days=1) if end else midnight
+    except OverflowError:  # the first or last day of the calendar, moved to UTC or past its end
+        raise ValidationError(f"{name} falls outside the calendar (years 1 to 9999) once moved to UTC, "
+                              f"got {shown(value)}") from None
 
 
 # options dicts (history, analytics)
@@ -94,10 +123,13 @@ def known_options(options, allowed: set[str], what: str) -> dict:
     if not isinstance(options, dict):
         raise ValidationError(f"{what} must be a dict, got {type(options).__name__}")
     if not all(isinstance(name, str) for name in options):
-        raise ValidationError(f"{what} names must be strings, got {list(options)!r}")
+        raise ValidationError(f"{what} names must be strings, got {shown(list(options))}")
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise ValidationError(f"unknown {what} {unknown}; allowed: {sorted(allowed)}")
+        raise ValidationError(f"unknown {what} {shown(unknown)}; allowed: {sorted(allowed)}")
+    for name, value in options.items():
+        if isinstance(value, str):
+            text(value, name)
     return options
 
 
@@ -112,16 +144,16 @@ def date_range(options: dict) -> tuple:
     for name, moment in (("startDate", start), ("endDate", end)):
         if moment is not None and not EARLIEST_DATE <= moment <= latest:
             raise ValidationError(f"{name} must be between {EARLIEST_DATE:%Y-%m-%d} and tomorrow, "
-                                  f"got {options[name]!r}")
+                                  f"got {shown(options[name])}")
     if start and end and end <= start:
-        raise ValidationError(f"endDate {options['endDate']!r} is before startDate {options['startDate']!r}")
+        raise ValidationError(f"endDate {shown(options['endDate'])} is before startDate {shown(options['startDate'])}")
     return start, end
 
 
 def kind_option(options: dict) -> str | None:
     kind = options.get("kind")
     if kind is not None and (not isinstance(kind, str) or kind not in KINDS):
-        raise ValidationError(f"kind must be 'course' or 'test', got {kind!r}")
+        raise ValidationError(f"kind must be 'course' or 'test', got {shown(kind)}")
     return kind
 
 
@@ -135,10 +167,10 @@ def validate_purchase_data(purchase_data, settings: CoreSettings, now: datetime)
     if not isinstance(purchase_data, dict):
         raise ValidationError(f"purchase_data must be a dict, got {type(purchase_data).__name__}")
     if not all(isinstance(name, str) for name in purchase_data):
-        raise ValidationError(f"purchase_data names must be strings, got {list(purchase_data)!r}")
+        raise ValidationError(f"purchase_data names must be strings, got {shown(list(purchase_data))}")
     unknown = sorted(set(purchase_data) - ALLOWED_FIELDS)
     if unknown:
-        raise ValidationError(f"unknown purchase_data fields {unknown}; allowed: {sorted(ALLOWED_FIELDS)}")
+        raise ValidationError(f"unknown purchase_data fields {shown(unknown)}; allowed: {sorted(ALLOWED_FIELDS)}")
     currency = _currency(purchase_data.get("currency", settings.currency))
     fields = {
         "purchasedAt": _purchased_at(purchase_data.get("purchasedAt"), now, settings),
@@ -161,8 +193,8 @@ def optional_string(value, name: str) -> str | None:
 
 def short_string(value, name: str) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_STRING:
-        raise ValidationError(f"{name} must be a non-empty string of at most {MAX_STRING} characters, got {value!r}")
-    return value
+        raise ValidationError(f"{name} must be a non-empty string of at most {MAX_STRING} characters, got {shown(value)}")
+    return text(value, name)
 
 
 def _amount(value, currency: str, settings: CoreSettings):
@@ -170,23 +202,23 @@ def _amount(value, currency: str, settings: CoreSettings):
     if value is None:
         raise ValidationError("amount is required")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"amount must be a number, got {value!r}")
+        raise ValidationError(f"amount must be a number, got {shown(value)}")
     if isinstance(value, float) and not math.isfinite(value) or value < 0:
-        raise ValidationError(f"amount must be a finite number >= 0, got {value!r}")
+        raise ValidationError(f"amount must be a finite number >= 0, got {shown(value)}")
     if value > settings.max_amount:
-        raise ValidationError(f"amount must be at most {settings.max_amount:,.0f} {currency}, got {value!r}")
+        raise ValidationError(f"amount must be at most {settings.max_amount:,.0f} {currency}, got {shown(value)}")
     digits = MINOR_UNITS.get(currency, 2)
     # a float's shortest repr is what the caller wrote: 29.99, not 29.989999999999998
     if Decimal(repr(value)).as_tuple().exponent < -digits:
-        raise ValidationError(f"amount in {currency} has at most {digits} decimals, got {value!r}")
+        raise ValidationError(f"amount in {currency} has at most {digits} decimals, got {shown(value)}")
     return value
 
 
 def _payment_method(value, settings: CoreSettings) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"paymentMethod is required and must be a non-empty string, got {value!r}")
+        raise ValidationError(f"paymentMethod is required and must be a non-empty string, got {shown(value)}")
     if value not in settings.payment_methods:
-        raise ValidationError(f"paymentMethod {value!r} is not allowed; allowed: {sorted(settings.payment_methods)}")
+        raise ValidationError(f"paymentMethod {shown(value)} is not allowed; allowed: {sorted(settings.payment_methods)}")
     return value
 
 
@@ -194,20 +226,20 @@ def _purchased_at(value, now: datetime, settings: CoreSettings) -> datetime:
     if value is None:
         return utc_millis(now)
     if not isinstance(value, datetime):
-        raise ValidationError(f"purchasedAt must be a datetime, got {value!r}")
+        raise ValidationError(f"purchasedAt must be a datetime, got {shown(value)}")
     try:
         moment = utc_millis(value)
     except (OverflowError, ValueError):
-        raise ValidationError(f"purchasedAt is outside the calendar once moved to UTC, got {value!r}") from None
+        raise ValidationError(f"purchasedAt is outside the calendar once moved to UTC, got {shown(value)}") from None
     if not settings.earliest_purchase <= moment <= now + timedelta(days=1):
         raise ValidationError(f"purchasedAt must be between {settings.earliest_purchase:%Y-%m-%d} and a day from "
-                              f"now, got {value!r}")
+                              f"now, got {shown(value)}")
     return moment
 
 
 def _currency(value) -> str:
     if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isalpha() or not value.isupper():
-        raise ValidationError(f"currency must be a 3-letter upper-case code such as 'USD', got {value!r}")
+        raise ValidationError(f"currency must be a 3-letter upper-case code such as 'USD', got {shown(value)}")
     return value
 
 
@@ -215,7 +247,7 @@ def _metadata(value) -> dict:
     """JSON-like values MongoDB stores as given: string keys without `$`, `.` or NUL,
     strings, 64-bit integers, finite numbers, booleans, None, lists and dicts; bounded."""
     if not isinstance(value, dict):
-        raise ValidationError(f"metadata must be a dict, got {value!r}")
+        raise ValidationError(f"metadata must be a dict, got {shown(value)}")
     _check_json_like(value, "metadata", 0)
     size = len(repr(value).encode("utf-8", "surrogatepass"))
     if size > MAX_METADATA_BYTES:
@@ -230,7 +262,8 @@ def _check_json_like(value, path: str, depth: int) -> None:
         for key, item in value.items():
             if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\x00" in key:
                 raise ValidationError(f"metadata keys must be non-empty strings without '$' at the start, '.' or "
-                                      f"NUL, got {key!r} in {path}")
+                                      f"NUL, got {shown(key)} in {path}")
+            text(key, f"a key in {path}")
             _check_json_like(item, f"{path}.{key}", depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -239,13 +272,14 @@ def _check_json_like(value, path: str, depth: int) -> None:
         return
     elif isinstance(value, int):
         if not -(2**63) <= value < 2**63:
-            raise ValidationError(f"metadata integers must fit in 64 bits, got {value!r} at {path}")
+            raise ValidationError(f"metadata integers must fit in 64 bits, got {shown(value)} at {path}")
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise ValidationError(f"metadata numbers must be finite, got {value!r} at {path}")
+            raise ValidationError(f"metadata numbers must be finite, got {shown(value)} at {path}")
     elif isinstance(value, str):
         if len(value) > MAX_METADATA_BYTES:
             raise ValidationError(f"metadata strings must be at most {MAX_METADATA_BYTES} characters at {path}")
+        text(value, path)
     else:
         raise ValidationError(f"metadata values must be JSON-like (str, number, bool, None, list, dict), "
                               f"got {type(value).__name__} at {path}")

@@ -15,12 +15,19 @@ from core.errors import (
     UserNotFoundError,
     ValidationError,
 )
-from core.settings import DEFAULT_SETTINGS, CoreSettings
+from core.settings import CoreSettings
 from core.storage.documents import insert_new, utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import IDEMPOTENCY, PURCHASES, REVOKED, USERS, catalog, kind_of, user_array
 from core.storage.transactions import run_in_transaction
-from core.validation import item_kind, optional_string, to_object_id, utc_millis, validate_purchase_data
+from core.validation import (
+    core_settings,
+    item_kind,
+    optional_string,
+    to_object_id,
+    utc_millis,
+    validate_purchase_data,
+)
 
 
 def create_purchase(
@@ -39,7 +46,7 @@ def create_purchase(
     db = utc(db)
     user = to_object_id(user_id, "user_id")
     kind, item = item_kind(course_id, test_id)
-    fields = validate_purchase_data(purchase_data, settings or DEFAULT_SETTINGS, datetime.now(UTC))
+    fields = validate_purchase_data(purchase_data, core_settings(settings), datetime.now(UTC))
     source, note = check_source(source), optional_string(note, "note")
     purchase = {"_id": ObjectId(), "user": user, kind: item, **fields}
     key = fields.get("idempotencyKey")

@@ -4,20 +4,28 @@
 refuses every other operation while a transaction is open (with an error not labelled
 transient, so pymongo does not retry it). The embedded server's fair line
 (core.storage.engine_queue) makes such refusals rare (the in-process bulk path still meets
-them); MongoDB never sends them, so on a replica set this code never waits. A database
-that cannot be reached, or does not answer in time, surfaces as DatabaseUnavailableError.
+them); MongoDB never sends them, so on a replica set this code never waits for that. It
+also retries what MongoDB calls passing (a primary stepping down, a host unreachable for a
+moment, an error labelled transient) once pymongo's own single retry of a read has failed
+too. A database that cannot be reached, or does not answer in time, surfaces as
+DatabaseUnavailableError.
 """
 
 import random
 import time
 
-from pymongo.errors import ConnectionFailure, ExecutionTimeout
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
 
 from core.errors import DatabaseUnavailableError
 
 # mongoeco's refusal while another session's transaction is open, and SQLite's own
 # "database is locked" when its busy timeout runs out under load
 BUSY_MESSAGES = ("active transaction bound to another session", "database is locked")
+# the retryable reads and writes specifications' codes (pymongo's helpers_shared); those
+# of a primary that is not one any more arrive as NotPrimaryError, a ConnectionFailure
+TRANSIENT_CODES = frozenset({6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+TRANSIENT_LABELS = ("TransientTransactionError", "RetryableWriteError")
+UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
 DEADLINE_SECONDS = 10.0
 FIRST_DELAY = 0.002
 MAX_DELAY = 0.1
@@ -28,11 +36,20 @@ def is_busy(error: Exception) -> bool:
     return any(message in str(error) for message in BUSY_MESSAGES)
 
 
+def is_transient(error: Exception) -> bool:
+    """True for a server error that says trying again may work, and that nothing was committed."""
+    if not isinstance(error, OperationFailure) or error.has_error_label(UNKNOWN_COMMIT):
+        return False
+    return error.code in TRANSIENT_CODES or any(error.has_error_label(label) for label in TRANSIENT_LABELS)
+
+
 def retry_when_busy(operation, *, deadline: float = DEADLINE_SECONDS):
-    """Call `operation()` until it does not fail with a busy error, for at most `deadline` s.
+    """Call `operation()` until it does not fail with a busy or transient error, for at most
+    `deadline` s.
 
     Raises DatabaseUnavailableError when the database stays busy that long, cannot be
-    reached, or does not answer within the operation's time limit.
+    reached, does not answer within the operation's time limit, or cannot say whether a
+    transaction committed (it is never run again then).
     """
     give_up_at = time.monotonic() + deadline
     delay = FIRST_DELAY
@@ -44,7 +61,9 @@ def retry_when_busy(operation, *, deadline: float = DEADLINE_SECONDS):
         except (ConnectionFailure, ExecutionTimeout) as error:
             raise unavailable(error) from error
         except Exception as error:  # noqa: BLE001 - pymongo's and mongoeco's own error types
-            if not is_busy(error):
+            if isinstance(error, PyMongoError) and error.has_error_label(UNKNOWN_COMMIT):
+                raise unavailable(error) from error
+            if not is_busy(error) and not is_transient(error):
                 raise
             if time.monotonic() >= give_up_at:
                 raise DatabaseUnavailableError(
@@ -55,4 +74,8 @@ def retry_when_busy(operation, *, deadline: float = DEADLINE_SECONDS):
 
 def unavailable(error: Exception) -> DatabaseUnavailableError:
     """The driver's error as ours, its message kept (it says refused, reset or timed out)."""
+    if isinstance(error, PyMongoError) and error.has_error_label(UNKNOWN_COMMIT):
+        return DatabaseUnavailableError(
+            f"The database did not confirm the change ({error}): it may or may not have been saved. "
+            "Retrying it with the same idempotencyKey is safe")
     return DatabaseUnavailableError(f"The database did not answer: {error}. Check that it is running, then try again")
