@@ -12,6 +12,7 @@ from pymongo import DeleteOne, UpdateOne
 from pymongo.database import Database
 
 from core.operations import legacy
+from core.operations.joined import users_with_purchases
 from core.operations.legacy import Unfixable
 from core.operations.migration import Batch, Run
 from core.storage.retry import retry_when_busy
@@ -111,6 +112,36 @@ def single_item(purchase: dict) -> str | None:
         return kinds[0] if legacy.object_id(purchase[kinds[0]]) == purchase[kinds[0]] else None
     except Unfixable:
         return None
+
+
+PURCHASE_FIELDS = {"course": 1, "test": 1, "amount": 1, "paymentMethod": 1, "purchasedAt": 1, "currency": 1}
+
+
+def each_user(run: Run, user_fields: dict, decide, progress=None) -> None:
+    """Phase "users": every user beside their purchases (each recorded once), `decide(batch,
+    user, purchases)` adding the writes; written and checkpointed every `run.batch` users.
+    Purchases of users that do not exist are reported."""
+    go, after = run.start("users")
+    if not go:
+        return
+    batch, count, last = Batch(), 0, after
+    for user, purchases in users_with_purchases(run.db, after=after, user_fields=user_fields,
+                                                purchase_fields=PURCHASE_FIELDS):
+        if user is None:
+            for purchase in purchases:
+                run.summary.problem("purchase_of_unknown_user", f"purchase {purchase['_id']}: user {purchase['user']}")
+            continue
+        decide(batch, user, deduplicate(run, batch, user, purchases))
+        count, last = count + 1, user["_id"]
+        if count % run.batch == 0:
+            run.write(batch, last)
+            batch = Batch()
+            if progress:
+                progress(run.batch)
+    run.write(batch, last)
+    if progress:
+        progress(count % run.batch)
+    run.start("done")
 
 
 SAME_PURCHASE = ("amount", "paymentMethod", "purchasedAt", "currency")

@@ -15,10 +15,9 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from core.operations import legacy
-from core.operations.joined import users_with_purchases
 from core.operations.legacy_purchases import (
     ITEM_DATE_FIELDS,
-    deduplicate,
+    each_user,
     load_catalog,
     normalise_purchases,
     single_item,
@@ -31,7 +30,6 @@ NAME = "implement_hybrid_purchases"
 PHASES = ("purchases", "users", "done")
 PAYMENT_METHOD = MIGRATED_METHOD
 USER_DATE_FIELDS = ("createdAt", "created_at", "registeredAt", "signupDate")
-PURCHASE_FIELDS = {"course": 1, "test": 1, "amount": 1, "paymentMethod": 1, "purchasedAt": 1, "currency": 1}
 
 
 def implement_hybrid_purchases(db: Database, *, dry_run: bool = False, settings: CoreSettings | None = None,
@@ -42,27 +40,9 @@ def implement_hybrid_purchases(db: Database, *, dry_run: bool = False, settings:
     now = datetime.now(UTC)
     items = load_catalog(run.db)
     normalise_purchases(run, items, now, progress and (lambda n: progress("purchases", n)))
-    go, after = run.start("users")
-    if go:
-        fields = {"name": 1, **dict.fromkeys(USER_DATE_FIELDS, 1), **{user_array(kind): 1 for kind in KINDS}}
-        batch, count, last = Batch(), 0, after
-        for user, purchases in users_with_purchases(run.db, after=after, user_fields=fields,
-                                                    purchase_fields=PURCHASE_FIELDS):
-            if user is None:
-                for purchase in purchases:
-                    run.summary.problem("purchase_of_unknown_user", f"purchase {purchase['_id']}: user {purchase['user']}")
-                continue
-            _user(run, batch, user, deduplicate(run, batch, user, purchases), items, now, settings)
-            count, last = count + 1, user["_id"]
-            if count % run.batch == 0:
-                run.write(batch, last)
-                batch = Batch()
-                if progress:
-                    progress("users", run.batch)
-        run.write(batch, last)
-        if progress:
-            progress("users", count % run.batch)
-        run.start("done")
+    fields = {"name": 1, **dict.fromkeys(USER_DATE_FIELDS, 1), **{user_array(kind): 1 for kind in KINDS}}
+    each_user(run, fields, lambda batch, user, purchases: _user(run, batch, user, purchases, items, now, settings),
+              progress and (lambda n: progress("users", n)))
     return run
 
 
