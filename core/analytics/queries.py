@@ -1,7 +1,5 @@
 """Purchase analytics answered from rollups, exact as of the data version they were read at."""
 
-import contextlib
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,20 +17,31 @@ from core.analytics.periods import (
     levels_for,
     step,
 )
-from core.analytics.rollups import bucket_id, from_units, key, money_units, unkey, well_formed
-from core.changes import read_version
+from core.analytics.rollups import (
+    active_set,
+    bucket_id,
+    from_units,
+    key,
+    money_units,
+    rollups_outdated,
+    set_collection,
+    unkey,
+    well_formed,
+)
+from core.changes import VERSION_ID, read_version
 from core.errors import PurchaseError, ValidationError
 from core.settings import DEFAULT_SETTINGS, CoreSettings
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
-from core.storage.schema import KINDS, PURCHASES, REVOKED, catalog, kind_of, stats_collection
+from core.storage.schema import DATA_VERSION, KINDS, PURCHASES, REVOKED, catalog, kind_of, stats_collection
+from core.storage.transactions import run_in_transaction
 from core.validation import date_range, kind_option, known_options
 
 FILTER_NAMES = {"startDate", "endDate", "kind", "paymentMethod", "excludePaymentMethod", "granularity", "top"}
 # a series has at most a few thousand points: hours for a month, days for ten years
 MAX_SPAN = {"hour": timedelta(days=31), "day": timedelta(days=3660)}
-MOVED_ATTEMPTS = 3
-REBUILD_WAIT_SECONDS = 30.0  # a live rebuild of 60,000 purchases takes ~25 s on the embedded engine
+OPTIMISTIC_READS = 2
+REBUILD_WAIT_SECONDS = 30.0  # for rollups of an older release that another process is rebuilding
 _BUYERS = BuyerCache()
 
 
@@ -121,23 +130,56 @@ def buyer_figures(db: Database, filters=None, version: int | None = None, *, set
 
 
 def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot:
-    """Read rollups (and raw slivers shorter than an hour): figures at least as new as the
-    data version read first, whose version they carry.
+    """Read rollups (and raw slivers shorter than an hour), all at one data version, which
+    the snapshot carries: at least the version a caller read before.
 
-    The read is repeated while the version moves, so the figures usually come from one
-    version; under continuous writes (sixteen writers) the last read is kept after
-    MOVED_ATTEMPTS, carrying the version read before it, so a poller sees the version move
-    on and reads again: the page keeps up instead of failing. While a rebuild runs (its
-    lease bounds the wait) readers wait; a rebuild whose lease ran out died, and the
-    reader rebuilds.
+    A plain read is kept when the data version did not move while it ran (always, when
+    purchases are not changing). After OPTIMISTIC_READS that saw it move (continuous
+    writes: sixteen writers) the read runs inside one snapshot transaction, which sees one
+    version by construction: on mongoeco it waits its turn among the writers' transactions
+    (a few of them), on MongoDB it takes no locks. Rollups that an older release wrote are
+    rebuilt first (core.operations.rebuild.ensure_rollups_current).
     """
-    moved, give_up_at = 0, time.monotonic() + REBUILD_WAIT_SECONDS
-    while True:
+    for _ in range(OPTIMISTIC_READS):
         before = read_version(db)
-        if before.get("rebuilding"):
-            _wait_for_rebuild(db, before, give_up_at)
+        if rollups_outdated(before):
+            _rebuild_outdated(db)
             continue
-        start = f.start or _earliest_period(db)
+        snap = _Reader(db).snapshot(before, f, details)
+        after = read_version(db)
+        if (after["version"], active_set(after)) == (before["version"], active_set(before)):
+            return snap
+    return run_in_transaction(db, lambda session: _in_transaction(db, session, f, details))
+
+
+def _in_transaction(db: Database, session, f: Filters, details: bool) -> Snapshot:
+    state = db[DATA_VERSION].find_one({"_id": VERSION_ID}, session=session) or {}
+    if rollups_outdated(state):
+        raise PurchaseError("the rollups are being rebuilt; try again in a minute")
+    return _Reader(db, session).snapshot({"version": 0, **state}, f, details)
+
+
+def _rebuild_outdated(db: Database) -> None:
+    # the rebuild is an operation over the whole database (core.operations), above this layer
+    from core.operations.rebuild import ensure_rollups_current
+
+    ensure_rollups_current(db, wait=REBUILD_WAIT_SECONDS)
+
+
+class _Reader:
+    """The reads of one snapshot, in one rollup set; inside a transaction when `session` is given."""
+
+    def __init__(self, db: Database, session=None):
+        self.db, self.session = db, session
+
+    def find(self, collection: str, query: dict, projection: dict | None = None) -> list[dict]:
+        if self.session is not None:  # a failure ends the transaction, which is run again whole
+            return list(self.db[collection].find(query, projection, session=self.session))
+        return retry_when_busy(lambda: list(self.db[collection].find(query, projection)))
+
+    def snapshot(self, state: dict, f: Filters, details: bool) -> Snapshot:
+        rollup_set = active_set(state)
+        start = f.start or self._earliest_period(rollup_set)
         now = datetime.now(UTC)
         granularity = f.granularity or default_granularity((f.end or now) - (start or now))
         if granularity in MAX_SPAN and start and (f.end or now) - start > MAX_SPAN[granularity]:
@@ -145,47 +187,40 @@ def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot
         series, detail_docs, raw_sales, raw_revoked = [], [], [], []
         if start is not None:
             series_pieces = cover(start, f.end, levels_for(granularity))
-            series = _read_rollups(db, series_pieces, "sales", _sales_projection(f))
+            series = self._rollups(rollup_set, series_pieces, "sales", _sales_projection(f))
             if details:
-                detail_docs = _read_rollups(db, cover(start, f.end, NESTED_LEVELS), "details", _detail_projection(f))
+                detail_docs = self._rollups(rollup_set, cover(start, f.end, NESTED_LEVELS), "details",
+                                            _detail_projection(f))
             for _, low, high in (p for p in series_pieces if p[0] == "raw"):
-                raw_sales += _between(db, PURCHASES, "purchasedAt", low, high)
-                raw_revoked += _between(db, REVOKED, "revokedAt", low, high)
-        after = read_version(db)
-        if after.get("rebuilding"):
-            continue  # read while the rollups were being replaced: not figures at all
-        moved += after["version"] != before["version"]
-        if after["version"] == before["version"] or moved >= MOVED_ATTEMPTS:
-            return Snapshot(before["version"], datetime.now(UTC), start, granularity, series, detail_docs, raw_sales,
-                            raw_revoked)
+                raw_sales += self._between(PURCHASES, "purchasedAt", low, high)
+                raw_revoked += self._between(REVOKED, "revokedAt", low, high)
+        return Snapshot(state["version"], datetime.now(UTC), start, granularity, series, detail_docs, raw_sales,
+                        raw_revoked)
 
+    def _rollups(self, rollup_set: str, pieces, part: str, projection: dict) -> list[dict]:
+        """Rollup documents of each piece, by a range of `_id`s (which sort by time within a level).
 
-def _wait_for_rebuild(db: Database, state: dict, give_up_at: float) -> None:
-    # the rebuild is an operation over the whole database (core.operations), above this layer
-    from core.operations.rebuild import rebuild_is_dead, rebuild_rollups
+        A range on `_id` is the primary index on MongoDB; on the embedded engine it also avoids
+        the scan that a filter on other fields costs after each write.
+        """
+        docs = []
+        for level, low, high in pieces:
+            if level != "raw":
+                ids = {"$gte": bucket_id(level, low), "$lt": bucket_id(level, high) if high else f"{level}|~"}
+                docs += self.find(set_collection(stats_collection(level, part), rollup_set), {"_id": ids}, projection)
+        return docs
 
-    if rebuild_is_dead(state):
-        with contextlib.suppress(PurchaseError):  # another reader claimed it first: wait for that one
-            rebuild_rollups(db)
-        return
-    if time.monotonic() > give_up_at:
-        raise PurchaseError("the rollups are being rebuilt and it is taking long; try again in a minute")
-    time.sleep(0.25)
+    def _earliest_period(self, rollup_set: str) -> datetime | None:
+        months = {"_id": {"$gte": "month|", "$lt": "month|~"}}
+        found = [
+            doc["period"]
+            for part in ("sales", "details")
+            for doc in self.find(set_collection(stats_collection("month", part), rollup_set), months, {"period": 1})
+        ]
+        return min(found, default=None)
 
-
-def _read_rollups(db: Database, pieces, part: str, projection: dict) -> list[dict]:
-    """Rollup documents of each piece, by a range of `_id`s (which sort by time within a level).
-
-    A range on `_id` is the primary index on MongoDB; on the embedded engine it also avoids
-    the scan that a filter on other fields costs after each write.
-    """
-    docs = []
-    for level, low, high in pieces:
-        if level != "raw":
-            ids = {"$gte": bucket_id(level, low), "$lt": bucket_id(level, high) if high else f"{level}|~"}
-            collection = db[stats_collection(level, part)]
-            docs += retry_when_busy(lambda c=collection, q=ids: list(c.find({"_id": q}, projection)))
-    return docs
+    def _between(self, collection: str, field: str, low: datetime, high: datetime | None) -> list[dict]:
+        return self.find(collection, {field: {"$gte": low, **({"$lt": high} if high else {})}})
 
 
 def _kinds(f: Filters) -> list[str]:
@@ -324,21 +359,6 @@ def _methods(sales) -> list[dict]:
 def money(units: int) -> float:
     """A sum of integer thousandths as an amount: exact, never float noise or -0.0."""
     return from_units(units)
-
-
-def _earliest_period(db: Database) -> datetime | None:
-    months = {"_id": {"$gte": "month|", "$lt": "month|~"}}
-    found = [
-        doc["period"]
-        for part in ("sales", "details")
-        for doc in retry_when_busy(lambda p=part: list(db[stats_collection("month", p)].find(months, {"period": 1})))
-    ]
-    return min(found, default=None)
-
-
-def _between(db: Database, collection: str, field: str, low: datetime, high: datetime | None) -> list[dict]:
-    window = {"$gte": low, **({"$lt": high} if high else {})}
-    return retry_when_busy(lambda: list(db[collection].find({field: window})))
 
 
 def _titles(db: Database, kind: str) -> dict[str, str]:

@@ -14,9 +14,15 @@ grows with time, not with sales. Each bucket has two parts in two collections
 Money is kept in integer thousandths of the major unit (`revenueMilli`), exact for every
 currency's minor unit (0, 2 or 3 decimals): any sequence of grants and revocations leaves
 every figure exact, where sums of floats drift (1e15 granted and revoked left 240.0 where
-239.97 was due). Purchases keep `amount` a number, as the original design has it. Rollups
-written by a release that summed floats (`revenue`) are rebuilt once at start
+239.97 was due). Purchases keep `amount` a number, as the original design has it. A
+counter is a 64-bit integer: up to 9.2e15 of the major unit per bucket. Rollups written by
+a release that summed floats (`revenue`) are rebuilt once
 (`core.operations.rebuild.ensure_rollups_current`).
+
+The four collections form a *rollup set*. The data version document names the one in use
+(`rollupSet`, absent: the plain names above); writers read it inside their transaction, and
+a rebuild fills a new set aside and switches to it with one update of that document, so
+that readers always find a complete set (`core.operations.rebuild`).
 
 Sales and items count active purchases by purchasedAt; revocations count by revokedAt.
 Weeks keep the sales part only: they serve weekly series, and everything else is read
@@ -30,14 +36,20 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from urllib.parse import unquote
 
+from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from core.analytics.periods import ROLLUP_LEVELS, floor
-from core.storage.schema import ROLLUP_COLLECTIONS, kind_of, stats_collection
+from core.changes import VERSION_ID
+from core.storage.retry import retry_when_busy
+from core.storage.schema import DATA_VERSION, ROLLUP_COLLECTIONS, kind_of, stats_collection
 
 COUNTER_FIELDS = ("sales", "items", "itemsByMethod", "revoked")
 MILLI = 1000
 ROLLUP_FORMAT = 2  # 2: money in integer thousandths; 1 (no mark): sums of floats
+# an amount's thousandths must fit a 64-bit counter many times over; settings cap amounts below this
+LARGEST_AMOUNT = 1e15
+SET_SEPARATOR = "__"  # "purchase_stats__<set>": no plain name is a prefix of another set's names
 
 
 def money_units(amount) -> int:
@@ -48,6 +60,38 @@ def money_units(amount) -> int:
 def from_units(units: int) -> float:
     """Integer thousandths back to an amount: the float nearest the exact decimal."""
     return float(Decimal(units) / MILLI) + 0.0
+
+
+def set_collection(base: str, rollup_set: str = "") -> str:
+    """The name in `rollup_set` of a plain rollup collection name ("" is the plain names)."""
+    return f"{base}{SET_SEPARATOR}{rollup_set}" if rollup_set else base
+
+
+def set_collections(rollup_set: str = "") -> tuple[str, ...]:
+    return tuple(set_collection(base, rollup_set) for base in ROLLUP_COLLECTIONS)
+
+
+def active_set(state: dict) -> str:
+    """The rollup set a data version document names."""
+    return state.get("rollupSet") or ""
+
+
+def active_collections(db: Database) -> tuple[str, ...]:
+    """The names of the rollup collections in use now (for the checker and tests)."""
+    doc = retry_when_busy(lambda: db[DATA_VERSION].find_one({"_id": VERSION_ID}, {"rollupSet": 1}))
+    return set_collections(active_set(doc or {}))
+
+
+def rollups_outdated(state: dict) -> bool:
+    """True when a data version document says the rollups need a rebuild before they are read.
+
+    Every write of this release marks the document with ROLLUP_FORMAT, so a document with
+    changes counted and no mark was written by a release that summed floats; `rebuilding`
+    is the flag of a release that rebuilt in place (the rollups may be half empty). This
+    release never sets it.
+    """
+    older = state.get("version", 0) > 0 and state.get("rollupFormat") != ROLLUP_FORMAT
+    return older or state.get("rebuilding") is True
 
 
 def key(name: str) -> str:
@@ -109,11 +153,30 @@ def split_increments(level: str, inc: dict) -> dict[str, dict]:
     return out
 
 
+def writing_set(db: Database, session) -> str:
+    """The rollup set to keep exact, read in the writer's transaction (and the format marked).
+
+    A rebuild's switch updates the same document: on MongoDB a transaction that read the
+    set before the switch fails with a write conflict when it bumps the data version, and
+    runs again; mongoeco runs one transaction at a time.
+    """
+    doc = db[DATA_VERSION].find_one_and_update(
+        {"_id": VERSION_ID},
+        {"$setOnInsert": {"rollupFormat": ROLLUP_FORMAT}},
+        projection={"rollupSet": 1},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    return active_set(doc)
+
+
 def _increment(db: Database, session, moment: datetime, inc: dict) -> None:
+    rollup_set = writing_set(db, session)
     for level in ROLLUP_LEVELS:
         period = floor(moment, level)
         for collection, part_inc in split_increments(level, inc).items():
-            db[collection].update_one(
+            db[set_collection(collection, rollup_set)].update_one(
                 {"_id": bucket_id(level, period)},
                 {"$inc": part_inc, "$setOnInsert": {"level": level, "period": period}},
                 upsert=True,
@@ -129,6 +192,7 @@ def well_formed(purchase: dict, time_field: str = "purchasedAt") -> bool:
         and isinstance(amount, int | float)
         and not isinstance(amount, bool)
         and (isinstance(amount, int) or math.isfinite(amount))
+        and abs(amount) < LARGEST_AMOUNT
         and isinstance(purchase.get("paymentMethod"), str)
         and ("course" in purchase) != ("test" in purchase)
     )

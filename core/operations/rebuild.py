@@ -2,16 +2,35 @@
 
 After a migration or a bulk import the rollups are rebuilt; the consistency checker compares
 them with a fresh aggregation of the purchases.
+
+A rebuild never touches the rollups in use: it fills a new rollup set aside
+(`core.analytics.rollups`) and switches to it with one update of the data version
+document, made only if no purchase changed since it read them. Readers and writers go on
+with the set in use meanwhile, so a rebuild killed at any moment leaves complete, exact
+rollups behind; what it half wrote is dropped by the next rebuild. Rebuilds take turns
+through a lease on the same document, renewed as the rebuild works: one whose process died
+holds it at most LEASE_SECONDS.
 """
 
 import time
 from datetime import UTC, datetime, timedelta
 
+from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from core.analytics.rollups import ROLLUP_FORMAT, RollupBuilder, compute_rollups, rollup_counters
+from core.analytics.rollups import (
+    ROLLUP_FORMAT,
+    SET_SEPARATOR,
+    RollupBuilder,
+    active_set,
+    compute_rollups,
+    rollup_counters,
+    rollups_outdated,
+    set_collection,
+    set_collections,
+)
 from core.changes import VERSION_ID, read_version
 from core.errors import PurchaseError
 from core.storage.db import bulk_insert
@@ -20,153 +39,217 @@ from core.storage.retry import retry_when_busy
 from core.storage.schema import DATA_VERSION, PURCHASES, REVOKED, ROLLUP_COLLECTIONS
 
 REBUILD_ATTEMPTS = 5
-# A rebuild holds a lease, renewed as it writes; a reader that finds the flag set with the
-# lease run out knows the rebuild died (its process killed) and rebuilds itself.
 LEASE_SECONDS = 15.0
 RENEW_SECONDS = 3.0
+BATCH = 1000
 _FIELDS = {"purchasedAt": 1, "amount": 1, "paymentMethod": 1, "course": 1, "test": 1}
+# what the version document's older releases used for an in-place rebuild: cleared at each switch
+_OLD_FLAGS = {"rebuilding": "", "rebuildingUntil": ""}
 
 
-def _write_rollups(db: Database, docs: dict[str, list[dict]], progress=None) -> int:
-    """Bulk-insert rollup documents into their collections; return how many."""
-    total, written = sum(len(d) for d in docs.values()), 0
-    for name, found in docs.items():
-        for start in range(0, len(found), 500):
-            written += bulk_insert(db, name, found[start : start + 500])
-            if progress is not None:
-                progress(written, total)
-    return total
+class RebuildRunning(PurchaseError):
+    """Another rebuild holds the lease and is alive."""
 
 
-def load_rollups(db: Database, purchases: list[dict], revoked: list[dict]) -> int:
-    """Bulk-write the rollups of freshly bulk-loaded documents into empty rollups."""
-    written = _write_rollups(db, compute_rollups(purchases, revoked))
-    retry_when_busy(
-        lambda: db[DATA_VERSION].update_one(
-            {"_id": VERSION_ID},
-            {"$inc": {"version": 1}, "$set": {"updatedAt": _now(), "rollupFormat": ROLLUP_FORMAT}},
-            upsert=True,
-        )
-    )
-    return written
-
-
-def rebuild_rollups(db: Database, progress=None) -> int:
+def rebuild_rollups(db: Database, progress=None, *, wait: float = LEASE_SECONDS + RENEW_SECONDS) -> int:
     """Replace the rollups with figures computed from `purchases` and `revoked_purchases`.
 
-    Readers wait while `rebuilding` is set and its lease (`rebuildingUntil`) runs; a rebuild
-    killed halfway leaves the lease to run out, and the next reader or rebuild starts over,
-    so the read side is never left unusable. A purchase committed during the rebuild
-    changes the data version, and the rebuild starts over (at most REBUILD_ATTEMPTS times).
-    `progress(written, total)` is called as documents are written. Returns how many.
+    Waits up to `wait` seconds for another rebuild's lease (a dead one's runs out within
+    LEASE_SECONDS), then raises RebuildRunning. A purchase committed while it reads makes
+    it start over, at most REBUILD_ATTEMPTS times, then PurchaseError; the rollups in use
+    stay as they were. `progress(written, total)` is called as documents are written.
+    Returns how many documents the new rollups have.
     """
     db = utc(db)
-    version = _claim(db)
-    lease = _Lease(db)
-    try:
+
+    def build(lease: _Lease) -> int:
         for _ in range(REBUILD_ATTEMPTS):
+            version = read_version(db)["version"]
             purchases = lease.renewing(_stream(db, PURCHASES, _FIELDS))
             revoked = lease.renewing(_stream(db, REVOKED, {**_FIELDS, "revokedAt": 1}))
             docs = compute_rollups(purchases, revoked)
-            for name in ROLLUP_COLLECTIONS:
-                retry_when_busy(lambda n=name: db[n].delete_many({}))
 
             def written_so_far(written, total):
                 lease.renew()
                 if progress is not None:
                     progress(written, total)
 
-            written = _write_rollups(db, docs, written_so_far)
-            done = retry_when_busy(
-                lambda v=version: db[DATA_VERSION].find_one_and_update(
-                    {"_id": VERSION_ID, "version": v},
-                    {"$inc": {"version": 1}, "$set": {"rebuilding": False, "updatedAt": _now(),
-                                                      "rollupFormat": ROLLUP_FORMAT},
-                     "$unset": {"rebuildingUntil": ""}},
-                )
-            )
-            if done is not None:
+            written = _write_set(db, lease.token, docs, written_so_far)
+            if _switch(db, lease.token, version):
                 return written
-            version = read_version(db)["version"]
+            _drop_set(db, lease.token)  # purchases changed meanwhile: start over
         raise PurchaseError(f"purchases kept changing during {REBUILD_ATTEMPTS} rebuilds of the rollups; try again")
-    except BaseException:
-        retry_when_busy(lambda: db[DATA_VERSION].update_one(
-            {"_id": VERSION_ID}, {"$set": {"rebuilding": False}, "$unset": {"rebuildingUntil": ""}}))
-        raise
+
+    return _holding_lease(db, wait, build)
 
 
-def rebuild_is_dead(state: dict) -> bool:
-    """True when the data version says a rebuild runs but its lease ran out: its process died."""
-    until = state.get("rebuildingUntil")
-    return bool(state.get("rebuilding")) and (until is None or until < _now())
+def load_rollups(db: Database, purchases: list[dict], revoked: list[dict]) -> int:
+    """Make the rollups those of freshly bulk-loaded documents (all the database has); return how many."""
+
+    def load(lease: _Lease) -> int:
+        written = _write_set(db, lease.token, compute_rollups(purchases, revoked))
+        _switch(db, lease.token, None)
+        return written
+
+    return _holding_lease(utc(db), LEASE_SECONDS + RENEW_SECONDS, load)
 
 
-def ensure_rollups_current(db: Database) -> bool:
-    """Rebuild rollups that an older release wrote (sums of floats), or that a rebuild
-    killed halfway left; True when it rebuilt. Cheap when they are current: one point read."""
-    db = utc(db)
-    state = read_version(db)
-    if state.get("rollupFormat") == ROLLUP_FORMAT and not rebuild_is_dead(state):
-        return False
-    if state.get("rebuilding") and not rebuild_is_dead(state):
-        return False  # another process is rebuilding them now
-    has_rollups = any(retry_when_busy(lambda n=name: db[n].find_one({}, {"_id": 1})) for name in ROLLUP_COLLECTIONS)
-    if not has_rollups and not state.get("rebuilding"):
-        retry_when_busy(lambda: db[DATA_VERSION].update_one(
-            {"_id": VERSION_ID}, {"$set": {"rollupFormat": ROLLUP_FORMAT}, "$setOnInsert": {"version": 0}},
-            upsert=True))
-        return False
-    rebuild_rollups(db)
-    return True
+def _holding_lease(db: Database, wait: float, work) -> int:
+    """Run `work(lease)`, which fills the set `lease.token` and switches to it, under the lease.
 
-
-def _claim(db: Database) -> int:
-    """Set `rebuilding` with a fresh lease unless a live rebuild holds one; return the new version."""
-    now = _now()
-    free = {"$or": [{"rebuilding": {"$ne": True}}, {"rebuildingUntil": {"$exists": False}},
-                    {"rebuildingUntil": {"$lt": now}}]}
+    Only the lease holder writes a set, switches or drops sets: no set being built is
+    dropped, and a rebuild that stalled past its lease can no longer switch.
+    """
+    lease = _Lease.claim(db, wait)
     try:
-        marked = retry_when_busy(
-            lambda: db[DATA_VERSION].find_one_and_update(
-                {"_id": VERSION_ID, **free},
-                {"$inc": {"version": 1},
-                 "$set": {"rebuilding": True, "rebuildingUntil": now + timedelta(seconds=LEASE_SECONDS), "updatedAt": now}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
+        _drop_other_sets(db, keep=active_set(read_version(db)))  # what killed rebuilds left
+        written = work(lease)
+    except BaseException:
+        _drop_set(db, lease.token, quietly=True)
+        lease.release(quietly=True)
+        raise
+    try:
+        _drop_other_sets(db, keep=lease.token)  # the set just left; readers still on it read again
+    finally:
+        lease.release()
+    return written
+
+
+def ensure_rollups_current(db: Database, *, wait: float = 30.0) -> bool:
+    """Rebuild rollups that an older release wrote (sums of floats, or an in-place rebuild
+    that died); True when it rebuilt. One point read when they are current.
+
+    For the app's start; readers call it too when they find such rollups. While another
+    process rebuilds them it waits, up to `wait` seconds, then raises PurchaseError.
+    """
+    db = utc(db)
+    give_up_at = time.monotonic() + wait
+    while rollups_outdated(read_version(db)):
+        try:
+            rebuild_rollups(db, wait=0)
+            return True
+        except RebuildRunning:
+            if time.monotonic() > give_up_at:
+                raise PurchaseError("the rollups are being rebuilt and it is taking long; try again in a minute") from None
+            time.sleep(0.5)
+    return False
+
+
+def _write_set(db: Database, rollup_set: str, docs: dict[str, list[dict]], progress=None) -> int:
+    """Bulk-insert rollup documents into the collections of `rollup_set`; return how many."""
+    total, written = sum(len(d) for d in docs.values()), 0
+    for base, found in docs.items():
+        for start in range(0, len(found), BATCH):
+            written += bulk_insert(db, set_collection(base, rollup_set), found[start : start + BATCH])
+            if progress is not None:
+                progress(written, total)
+    return total
+
+
+def _switch(db: Database, token: str, version: int | None) -> bool:
+    """Make the set `token` the one in use, if this rebuild still holds the lease and the data
+    version is still `version` (None: any); True when it did.
+
+    One update of one document: a reader or a writer sees the old set or the new one. The
+    data version moves, so pollers read the figures again.
+    """
+    match = {"_id": VERSION_ID, "rebuild.token": token}
+    if version is not None:
+        match["version"] = version if version else {"$in": [0, None]}  # 0: no change counted yet
+    done = retry_when_busy(
+        lambda: db[DATA_VERSION].find_one_and_update(
+            match,
+            {"$inc": {"version": 1}, "$unset": _OLD_FLAGS,
+             "$set": {"rollupSet": token, "rollupFormat": ROLLUP_FORMAT, "updatedAt": _now()}},
         )
-    except DuplicateKeyError:
-        marked = None  # the document exists and a live rebuild holds it
-    if marked is None:
-        raise PurchaseError("another rebuild of the rollups is running; try again when it ends")
-    return marked["version"]
+    )
+    return done is not None
+
+
+def _drop_set(db: Database, rollup_set: str, *, quietly: bool = False) -> None:
+    """Drop a set that a failed rebuild wrote; never the set in use (a switch whose answer was lost)."""
+    try:
+        if active_set(read_version(db)) == rollup_set:
+            return
+        for name in set_collections(rollup_set):
+            retry_when_busy(lambda n=name: db.drop_collection(n))
+    except Exception:  # noqa: BLE001 - cleaning up after a failure that is being raised
+        if not quietly:
+            raise
+
+
+def _drop_other_sets(db: Database, keep: str) -> None:
+    """Drop every rollup collection outside the set `keep`: earlier sets, and what killed
+    rebuilds half wrote. Only the lease holder (or a bulk load) calls this, so no set
+    being built is dropped; readers still on the old set see the version move and read again."""
+    names = retry_when_busy(db.list_collection_names)
+    for name in names:
+        base, _, rollup_set = name.partition(SET_SEPARATOR)
+        if base in ROLLUP_COLLECTIONS and rollup_set != keep:
+            retry_when_busy(lambda n=name: db.drop_collection(n))
 
 
 class _Lease:
-    """Renews the rebuild's lease at most every RENEW_SECONDS."""
+    """The right to rebuild, held in the version document (`rebuild: {token, until}`) and
+    renewed at most every RENEW_SECONDS; `token` also names the set being built."""
 
-    def __init__(self, db: Database):
-        self.db, self.renewed = db, time.monotonic()
+    def __init__(self, db: Database, token: str):
+        self.db, self.token, self.renewed = db, token, time.monotonic()
+
+    @classmethod
+    def claim(cls, db: Database, wait: float) -> "_Lease":
+        token, give_up_at = str(ObjectId()), time.monotonic() + wait
+        while not cls._take(db, token):
+            if time.monotonic() > give_up_at:
+                raise RebuildRunning("another rebuild of the rollups is running; try again when it ends")
+            time.sleep(0.25)
+        return cls(db, token)
+
+    @staticmethod
+    def _take(db: Database, token: str) -> bool:
+        now = _now()
+        free = {"$or": [{"rebuild.until": {"$exists": False}}, {"rebuild.until": {"$lt": now}}]}
+        try:
+            taken = retry_when_busy(lambda: db[DATA_VERSION].find_one_and_update(
+                {"_id": VERSION_ID, **free},
+                {"$set": {"rebuild": {"token": token, "until": now + timedelta(seconds=LEASE_SECONDS)}}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            ))
+        except DuplicateKeyError:
+            return False  # the document exists and a live rebuild holds it
+        return taken is not None and taken["rebuild"]["token"] == token
 
     def renew(self) -> None:
+        """Extend the lease; PurchaseError when another rebuild took it over (this one stalled)."""
         if time.monotonic() - self.renewed < RENEW_SECONDS:
             return
         self.renewed = time.monotonic()
         until = _now() + timedelta(seconds=LEASE_SECONDS)
-        retry_when_busy(lambda: self.db[DATA_VERSION].update_one(
-            {"_id": VERSION_ID, "rebuilding": True}, {"$set": {"rebuildingUntil": until}}))
+        kept = retry_when_busy(lambda: self.db[DATA_VERSION].update_one(
+            {"_id": VERSION_ID, "rebuild.token": self.token}, {"$set": {"rebuild.until": until}}))
+        if kept.matched_count == 0:
+            raise PurchaseError("this rebuild stalled longer than its lease and another took over")
 
     def renewing(self, documents):
         """`documents`, renewing the lease as they are read (300,000 purchases take ~45 s)."""
         for count, document in enumerate(documents):
-            if count % 1000 == 0:
+            if count % BATCH == 0:
                 self.renew()
             yield document
+
+    def release(self, *, quietly: bool = False) -> None:
+        try:
+            retry_when_busy(lambda: self.db[DATA_VERSION].update_one(
+                {"_id": VERSION_ID, "rebuild.token": self.token}, {"$unset": {"rebuild": ""}}))
+        except Exception:  # noqa: BLE001 - a failure is being raised; the lease runs out anyway
+            if not quietly:
+                raise
 
 
 def _stream(db: Database, collection: str, fields: dict):
     """Every document of a collection, read in batches: memory holds the rollups, not the purchases."""
-    return db[collection].find({}, fields).batch_size(1000)
+    return db[collection].find({}, fields).batch_size(BATCH)
 
 
 def rollup_differences(db: Database, sales: RollupBuilder | None = None) -> list[dict]:
@@ -182,9 +265,10 @@ def rollup_differences(db: Database, sales: RollupBuilder | None = None) -> list
     for record in _stream(db, REVOKED, {**_FIELDS, "revokedAt": 1}):
         sales.add_revocation(record)
     expected = {(name, d["_id"]): rollup_counters(d) for name, docs in sales.documents().items() for d in docs}
+    rollup_set = active_set(read_version(db))
     stored = {
-        (name, d["_id"]): rollup_counters(d)
-        for name in ROLLUP_COLLECTIONS
+        (base, d["_id"]): rollup_counters(d)
+        for base, name in zip(ROLLUP_COLLECTIONS, set_collections(rollup_set), strict=True)
         for d in retry_when_busy(lambda n=name: list(db[n].find()))
     }
     differences = []
