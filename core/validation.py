@@ -128,8 +128,8 @@ def known_options(options, allowed: set[str], what: str) -> dict:
     if unknown:
         raise ValidationError(f"unknown {what} {shown(unknown)}; allowed: {sorted(allowed)}")
     for name, value in options.items():
-        if isinstance(value, str):
-            text(value, name)
+        if isinstance(value, str) and "\x00" in text(value, name):  # nothing is stored or looked up by NUL
+            raise ValidationError(f"{name} must not contain NUL characters, got {shown(value)}")
     return options
 
 
