@@ -40,7 +40,7 @@ def deployment(tmp_path):
 
 
 @pytest.mark.parametrize("delays", [(0.3, 2.0)])
-def test_a_rebuild_killed_anywhere_is_redone_by_the_next_reader(deployment, delays):
+def test_a_rebuild_killed_anywhere_leaves_the_rollups_in_use_whole(deployment, delays):
     opened, uri, folder = deployment
     db = opened.db
     expected = get_purchase_analytics(db, {"startDate": "2000-01-01"})
@@ -51,12 +51,11 @@ def test_a_rebuild_killed_anywhere_is_redone_by_the_next_reader(deployment, dela
         time.sleep(delay)
         child.send_signal(signal.SIGKILL)
         child.wait()
-        assert read_version(db).get("rebuilding")  # killed in the middle of a rebuild
 
         started = time.monotonic()
         figures = get_purchase_analytics(db, {"startDate": "2000-01-01"})
 
-        assert time.monotonic() - started < LEASE + 30  # the lease runs out, the reader rebuilds
+        assert time.monotonic() - started < LEASE + 30  # the set in use stays whole: no waiting for a rebuild
         for name in ("totalRevenue", "totalPurchases", "revenueByPeriod", "paymentMethods", "popularCourses", "revoked"):
             assert figures[name] == expected[name], name
         assert rollup_differences(db) == []
