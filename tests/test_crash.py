@@ -37,6 +37,7 @@ from core.storage.schema import ACTIVITY, AUDIT, COURSES, IDEMPOTENCY, PURCHASES
 pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="kills the embedded server's process")
 ROOT = Path(__file__).resolve().parent.parent
 KILLS, THREADS = 6, 4
+START_TIMEOUT = 90.0
 
 
 def serve_and_write(folder: str, seed: int, threads: int) -> None:
@@ -109,11 +110,14 @@ def run_until_killed(folder: Path, seed: int, delay: float, acks: Acknowledged) 
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     said = []
     reader = threading.Thread(target=lambda: said.append(child.stdout.read()))  # the pipe never fills
+    stuck = threading.Timer(START_TIMEOUT, child.kill)  # a child that never gets ready fails the test
+    stuck.start()
     try:
         assert child.stdout.readline().strip() == "ready"
         reader.start()
         time.sleep(delay)
     finally:
+        stuck.cancel()
         child.send_signal(signal.SIGKILL)
         child.wait()
     reader.join()
