@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import DEFAULT_SETTINGS, create_purchase, ensure_indexes, get_purchase_analytics, remove_purchase
-from core.analytics.rollups import rollup_counters
+from core.analytics.rollups import active_collections, rollup_counters
 from core.operations import rollup_differences
-from core.storage.schema import COURSES, ROLLUP_COLLECTIONS, TESTS, USERS
+from core.operations.rebuild import ensure_rollups_current
+from core.storage.schema import COURSES, DATA_VERSION, TESTS, USERS
 
 MAX_CENTS = int(DEFAULT_SETTINGS.max_amount * 100)
 ITEMS = 3
@@ -38,7 +39,7 @@ def money(amount) -> Decimal:
     return Decimal(repr(amount))
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sales=sales, order=st.randoms(use_true_random=False))
 def test_every_figure_equals_a_decimal_sum(opened_database, sales, order):
     db = opened_database.client[f"money_{uuid.uuid4().hex[:12]}"]
@@ -55,9 +56,9 @@ def test_every_figure_equals_a_decimal_sum(opened_database, sales, order):
             amount = cents / 100  # what a caller sends: 29.99, not Decimal
             create_purchase(db, user, *((item, None) if kind == "course" else (None, item)),
                             {"amount": amount, "paymentMethod": method, "purchasedAt": NOW - timedelta(hours=hours)})
-            granted.append((user, kind, item, Decimal(cents) / 100, method, revoke))
+            granted.append((user, kind, item, Decimal(cents) / 100, method, revoke, hours))
         order.shuffle(granted)
-        for user, kind, item, _, _, revoke in granted:
+        for user, kind, item, _, _, revoke, _ in granted:
             if revoke:
                 remove_purchase(db, user, *((item, None) if kind == "course" else (None, item)))
 
@@ -68,11 +69,17 @@ def test_every_figure_equals_a_decimal_sum(opened_database, sales, order):
         assert money(figures["totalRevenue"]) == total
         assert figures["totalPurchases"] == len(active)
         assert money(figures["revoked"]["revenue"]) == sum((g[3] for g in granted if g[5]), Decimal(0))
-        assert sum((money(row["revenue"]) for row in figures["revenueByPeriod"]), Decimal(0)) == total
-        by_method, by_item = defaultdict(Decimal), defaultdict(Decimal)
-        for _, _kind, item, amount, method, _ in active:
+        assert money(figures["courseRevenue"]) == sum((g[3] for g in active if g[1] == "course"), Decimal(0))
+        assert money(figures["testRevenue"]) == sum((g[3] for g in active if g[1] == "test"), Decimal(0))
+        assert figures["comped"]["count"] == sum(1 for g in active if g[3] == 0)
+        by_day, by_method, by_item = defaultdict(Decimal), defaultdict(Decimal), defaultdict(Decimal)
+        for _, _kind, item, amount, method, _, hours in active:
+            by_day[(NOW - timedelta(hours=hours)).date()] += amount
             by_method[method] += amount
             by_item[item] += amount
+        assert figures["granularity"] == "day"
+        assert {row["period"].date(): money(row["revenue"]) for row in figures["revenueByPeriod"] if row["count"]} == {
+            day: amount for day, amount in by_day.items()}
         assert {row["paymentMethod"]: money(row["revenue"]) for row in figures["paymentMethods"]} == {
             m: v for m, v in by_method.items() if any(g[4] == m for g in active)}
         shown = {row["id"]: money(row["revenue"]) for row in figures["popularCourses"] + figures["popularTests"]}
@@ -108,7 +115,7 @@ def test_the_largest_amount_granted_and_revoked_leaves_the_cents(db, catalog, la
 
 
 def _rollups(db):
-    return [doc for name in ROLLUP_COLLECTIONS for doc in db[name].find()]
+    return [doc for name in active_collections(db) for doc in db[name].find()]
 
 
 @pytest.mark.parametrize(("currency", "amount"), [("JPY", 1500), ("KWD", 12.345), ("EUR", 0.1)])
@@ -123,3 +130,35 @@ def test_every_minor_unit_is_exact(db, catalog, currency, amount):
     figures = get_purchase_analytics(db, {"startDate": (NOW - timedelta(days=1)).date().isoformat()})
 
     assert money(figures["totalRevenue"]) == 3 * Decimal(repr(amount))
+
+
+def _as_an_older_release_left_them(db) -> None:
+    """Rollups as the release that summed floats wrote them: `revenue`, no format mark."""
+    for name in active_collections(db):
+        for doc in db[name].find():
+            db[name].replace_one({"_id": doc["_id"]}, _floats(doc))
+    db[DATA_VERSION].update_one({"_id": "purchases"}, {"$unset": {"rollupFormat": ""}})
+
+
+def _floats(node):
+    if not isinstance(node, dict):
+        return node
+    return {("revenue" if k == "revenueMilli" else k): (v / 1000 + 1e-9 if k == "revenueMilli" else _floats(v))
+            for k, v in node.items()}
+
+
+@pytest.mark.parametrize("repaired_by", ["start", "reader"])
+def test_rollups_of_an_older_release_are_rebuilt_once_and_never_read(db, catalog, repaired_by):
+    at = {"purchasedAt": NOW - timedelta(hours=5), "paymentMethod": "paypal"}
+    create_purchase(db, catalog["user"], catalog["courses"][0], None, {"amount": 239.97, **at})
+    create_purchase(db, catalog["other_user"], None, catalog["tests"][0], {"amount": 0.01, **at})
+    _as_an_older_release_left_them(db)
+    assert rollup_differences(db) != []  # they are not figures this release can read
+
+    if repaired_by == "start":
+        assert ensure_rollups_current(db) is True
+    figures = get_purchase_analytics(db, {"startDate": (NOW - timedelta(days=1)).date().isoformat()})
+
+    assert figures["totalRevenue"] == 239.98 and figures["totalPurchases"] == 2
+    assert rollup_differences(db) == []
+    assert ensure_rollups_current(db) is False  # once: now marked current
