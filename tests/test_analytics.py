@@ -18,8 +18,10 @@ from core import (
     ensure_indexes,
     get_data_version,
     get_purchase_analytics,
+    purchase_figures,
     remove_purchase,
 )
+from core.analytics import queries
 from core.operations import rebuild_rollups, rollup_differences
 from core.storage.schema import COURSES, PURCHASES, REVOKED, TESTS, USERS
 from tests.analytics_oracle import assert_figures_match, brute_force
@@ -293,3 +295,55 @@ def test_readers_and_writers_go_on_while_rollups_are_rebuilt_aside(db):
     assert outcome and get_data_version(db) == version + 2  # the sale, then the switch
     assert rollup_differences(db) == []  # the rebuild saw the version move and started over
     assert get_purchase_analytics(db, settings=FRESH)["totalRevenue"] == 1.5
+
+
+def test_readers_under_continuous_writes_get_figures_of_one_version_never_an_error(db, monkeypatch):
+    """Eight writers that never pause (the live page with 16 writers never updated before):
+    each read answers, at a version at least as new as the one read before it, with
+    figures of exactly that version (here every change is a sale, so count == version)."""
+    world = make_world(db, users=40, courses=3, tests=2)
+    items = [("course", c) for c in world["course"]] + [("test", t) for t in world["test"]]
+    stop, failures, reads, in_transaction = threading.Event(), [], [], []
+    real = queries.run_in_transaction
+    monkeypatch.setattr(queries, "run_in_transaction", lambda *a, **k: in_transaction.append(1) or real(*a, **k))
+
+    def write(n):
+        for i, user in enumerate(world["users"][n * 5:(n + 1) * 5] * 5):
+            kind, item = items[(i // 5) % len(items)]
+            if stop.is_set():
+                return
+            try:
+                buy(db, user, kind, item, 100 + n, METHODS[n % 4], T0 + timedelta(hours=i))
+            except Exception as error:  # noqa: BLE001 - any failure is what this test looks for
+                failures.append(repr(error))
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for writer in writers:
+        writer.start()
+    try:
+        while any(w.is_alive() for w in writers) and len(reads) < 25:
+            before = get_data_version(db)
+            figures = purchase_figures(db, {"startDate": "2025-01-01", "top": 100})
+            reads.append(figures["dataVersion"])
+            assert figures["dataVersion"] >= before
+            assert figures["totalPurchases"] == figures["dataVersion"]  # one version, not a mix
+            assert sum(r["count"] for r in figures["popularCourses"] + figures["popularTests"]) == figures["totalPurchases"]
+            assert sum(r["count"] for r in figures["revenueByPeriod"]) == figures["totalPurchases"]
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+    assert failures == []
+    assert len(reads) >= 5 and reads == sorted(reads) and reads[-1] > reads[0]
+    print(f"{len(reads)} reads, {len(in_transaction)} inside a snapshot transaction")
+
+
+def test_a_read_inside_a_snapshot_transaction_equals_a_plain_one(db, monkeypatch):
+    world = make_world(db)
+    buy(db, world["users"][0], "course", world["course"][0], 2999, "paypal", T0)
+    buy(db, world["users"][1], "test", world["test"][0], 1, "stripe", T0 + timedelta(minutes=90))
+    filters = {"startDate": T0 + timedelta(minutes=30), "top": 100}
+    plain = purchase_figures(db, filters)
+    monkeypatch.setattr(queries, "OPTIMISTIC_READS", 0)
+    inside = purchase_figures(db, filters)
+    assert {k: v for k, v in inside.items() if k != "asOf"} == {k: v for k, v in plain.items() if k != "asOf"}
