@@ -9,8 +9,9 @@ from pathlib import Path
 from bson import ObjectId
 
 from core import create_purchase, open_database
-from core.operations import check_consistency, rebuild_rollups, repair_arrays
-from core.storage.schema import PURCHASES, STATS, STATS_DETAILS_HOURLY, USERS
+from core.analytics.rollups import active_collections
+from core.operations import check_consistency, rebuild_rollups, repair_arrays, rollup_differences
+from core.storage.schema import PURCHASES, USERS
 from tests.conftest import owned
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,8 +119,10 @@ def test_scripts_seed_check_and_repair(tmp_path):
     assert f"Repaired {len(victim['purchasedCourses'])} array entries" in repaired.stdout
     with open_database(**env, db_name=name) as opened:
         assert opened.db[USERS].find_one({"_id": victim["_id"]})["purchasedCourses"] == victim["purchasedCourses"]
-        opened.db[STATS].delete_many({"level": "day"})
-        opened.db[STATS_DETAILS_HOURLY].delete_many({})
+        stats, _, _, details_hourly = active_collections(opened.db)  # the set the seed's bulk load switched to
+        opened.db[stats].delete_many({"level": "day"})
+        opened.db[details_hourly].delete_many({})
+        assert rollup_differences(opened.db) != []
     rebuilt = run_script("scripts/rebuild_rollups.py", data_dir=tmp_path, db_name=name)
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert "rollups match purchases" in rebuilt.stdout

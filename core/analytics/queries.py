@@ -136,9 +136,10 @@ def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot
     A plain read is kept when the data version did not move while it ran (always, when
     purchases are not changing). After OPTIMISTIC_READS that saw it move (continuous
     writes: sixteen writers) the read runs inside one snapshot transaction, which sees one
-    version by construction: on mongoeco it waits its turn among the writers' transactions
-    (a few of them), on MongoDB it takes no locks. Rollups that an older release wrote are
-    rebuilt first (core.operations.rebuild.ensure_rollups_current).
+    version by construction: on mongoeco it waits its turn behind the writers' transactions
+    (~2 s behind sixteen writers, as long as the plain reads that moved), on MongoDB it takes
+    no locks. Rollups that an older release wrote are rebuilt first
+    (core.operations.rebuild.ensure_rollups_current).
     """
     for _ in range(OPTIMISTIC_READS):
         before = read_version(db)
