@@ -10,7 +10,8 @@ import sys
 import threading
 import time
 
-from flask import Flask
+import pymongo
+from flask import Flask, g
 
 from core.operations import is_empty, seed_demo
 from core.operations.rebuild import ensure_rollups_current
@@ -35,12 +36,29 @@ def create_app(config=None) -> Flask:
     server.config.update(settings.values)
     server.extensions["settings"] = settings
     server.extensions["purchase_database"] = opened
+    bound_database_calls(server, settings.db_timeout)
     context = DashboardContext(opened.db, settings, opened.description, opened.uri)
     server.extensions["dash"] = init_dashboard(server, context)
     if settings.health_check_seconds:
         opened.on_close.append(start_health_checks(context, settings.health_check_seconds).stop)
     cli.register(server)
     return server
+
+
+def bound_database_calls(server: Flask, seconds: float) -> None:
+    """Every database call a request makes ends within `seconds` (DB_TIMEOUT), through
+    pymongo's own time limit, which core's retries and transactions take as their bound."""
+
+    @server.before_request
+    def start_bound():
+        g.database_bound = pymongo.timeout(seconds)
+        g.database_bound.__enter__()
+
+    @server.teardown_request
+    def end_bound(_error):
+        bound = g.pop("database_bound", None)
+        if bound is not None:
+            bound.__exit__(None, None, None)
 
 
 def prepare_database(settings, opened) -> None:

@@ -33,6 +33,7 @@ DEFAULTS = {
     "HEALTH_CHECK_SECONDS": "3600",
     "EARLIEST_PURCHASE": "2000-01-01",
     "MAX_AMOUNT": "1000000",
+    "DB_TIMEOUT": "10",
 }
 
 
@@ -52,6 +53,7 @@ class Settings:
     login_limit_account: str
     login_limit_address: str
     health_check_seconds: int  # 0: no scheduled consistency checks in this process
+    db_timeout: float  # seconds a request's database calls may take before DatabaseUnavailableError
     values: Mapping  # every merged key, for Flask's config
 
     def open_database(self, db_name: str | None = None) -> OpenDatabase:
@@ -78,6 +80,7 @@ def load_settings(config: Mapping | None = None, environ: Mapping | None = None)
         login_limit_account=_limit(values, "LOGIN_LIMIT_ACCOUNT"),
         login_limit_address=_limit(values, "LOGIN_LIMIT_ADDRESS"),
         health_check_seconds=_integer(values, "HEALTH_CHECK_SECONDS", 0, 366 * 86400),
+        db_timeout=_seconds(values, "DB_TIMEOUT", 0.5, 300),
         values=values,
     )
 
@@ -101,6 +104,16 @@ def _integer(values: Mapping, name: str, low: int, high: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {values[name]!r}") from None
     if not low <= number <= high:
         raise ValueError(f"{name} must be between {low} and {high}, got {number}")
+    return number
+
+
+def _seconds(values: Mapping, name: str, low: float, high: float) -> float:
+    try:
+        number = float(str(values[name]).strip())
+    except ValueError:
+        number = float("nan")
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be a number of seconds from {low:g} to {high:g}, got {values[name]!r}")
     return number
 
 

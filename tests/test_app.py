@@ -10,6 +10,7 @@ from bson import ObjectId
 from app import create_app
 from core import create_purchase, get_data_version
 from core.operations import rollup_differences, seed_demo
+from core.storage import retry
 from core.storage.schema import COURSES, PURCHASES, USERS
 from dashboard import shell
 from dashboard.pages import live
@@ -50,7 +51,7 @@ def test_seeding_can_be_turned_off(app):
 def test_a_setting_given_to_create_app_reaches_a_purchase(tmp_path):
     server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": os.environ.get("MONGODB_URI", ""),
                          "MONGODB_DB": f"settings_{ObjectId()}", "SEED_DEMO": "0",
-                         "PAYMENT_METHODS": "voucher", "CURRENCY": "EUR"})
+                         "PAYMENT_METHODS": "voucher", "CURRENCY": "EUR", "DB_TIMEOUT": "2.5"})
     try:
         db, settings = server.extensions["purchase_database"].db, server.extensions["settings"]
         user, course = ObjectId(), ObjectId()
@@ -62,6 +63,11 @@ def test_a_setting_given_to_create_app_reaches_a_purchase(tmp_path):
         assert server.config["CURRENCY"] == "EUR"
         methods = json.dumps(route(signed_in(server, "viewer"), server, "/"))
         assert '"voucher"' in methods and '"paypal"' not in methods  # the page offers what core accepts
+        with server.test_request_context("/"):
+            server.preprocess_request()
+            assert 2.0 < retry.bound() <= 2.5  # a request's database calls end within DB_TIMEOUT
+            server.do_teardown_request()
+        assert retry.bound() == retry.DEADLINE_SECONDS
     finally:
         server.extensions["purchase_database"].close()
 
@@ -71,6 +77,9 @@ def test_settings_are_checked_when_the_app_is_built(tmp_path):
         create_app({"DATA_DIR": str(tmp_path), "REFRESH_MS": "soon"})
     with pytest.raises(ValueError, match="TIMEZONE"):
         create_app({"DATA_DIR": str(tmp_path), "TIMEZONE": "Mars/Olympus"})
+    for bad in ("soon", "0", "nan", "1e9"):
+        with pytest.raises(ValueError, match="DB_TIMEOUT"):
+            create_app({"DATA_DIR": str(tmp_path), "DB_TIMEOUT": bad})
 
 
 def test_an_unknown_path_shows_not_found(viewer_client, app):

@@ -107,7 +107,7 @@ def fail_points_reach_commits(monkeypatch):
 def short_bounds(monkeypatch):
     """Writes give up after 2 s and reads after 0.3 s instead of 10 s: the same paths, sooner."""
     monkeypatch.setattr("core.purchases.commands.run_in_transaction", functools.partial(run_in_transaction, timeout=2.0))
-    monkeypatch.setitem(retry.retry_when_busy.__kwdefaults__, "deadline", 0.3)
+    monkeypatch.setattr(retry, "DEADLINE_SECONDS", 0.3)
 
 
 @contextmanager

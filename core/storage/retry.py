@@ -9,11 +9,15 @@ also retries what MongoDB calls passing (a primary stepping down, a host unreach
 moment, an error labelled transient) once pymongo's own single retry of a read has failed
 too. A database that cannot be reached, or does not answer in time, surfaces as
 DatabaseUnavailableError.
+
+The bound is the caller's: what remains of a `pymongo.timeout(...)` in force around the
+call (the app sets one per request from DB_TIMEOUT), else DEADLINE_SECONDS.
 """
 
 import random
 import time
 
+from pymongo import _csot  # the deadline of pymongo.timeout; pymongo has no public reader
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
 
 from core.errors import DatabaseUnavailableError
@@ -43,14 +47,22 @@ def is_transient(error: Exception) -> bool:
     return error.code in TRANSIENT_CODES or any(error.has_error_label(label) for label in TRANSIENT_LABELS)
 
 
-def retry_when_busy(operation, *, deadline: float = DEADLINE_SECONDS):
+def bound() -> float:
+    """Seconds a database call may still take: the rest of the caller's `pymongo.timeout`,
+    else DEADLINE_SECONDS."""
+    remaining = _csot.remaining()
+    return DEADLINE_SECONDS if remaining is None else max(remaining, 0.0)
+
+
+def retry_when_busy(operation, *, deadline: float | None = None):
     """Call `operation()` until it does not fail with a busy or transient error, for at most
-    `deadline` s.
+    `deadline` s (None: `bound()`).
 
     Raises DatabaseUnavailableError when the database stays busy that long, cannot be
     reached, does not answer within the operation's time limit, or cannot say whether a
     transaction committed (it is never run again then).
     """
+    deadline = bound() if deadline is None else deadline
     give_up_at = time.monotonic() + deadline
     delay = FIRST_DELAY
     while True:

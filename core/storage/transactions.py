@@ -5,15 +5,13 @@ from pymongo.database import Database
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from core.storage.retry import retry_when_busy
-
-# pymongo's with_transaction would retry for 120 s; a caller (an admin's form, an API
-# request) wants an answer well before that
-TIMEOUT_SECONDS = 10.0
+from core.storage.retry import bound, retry_when_busy
 
 
-def run_in_transaction(db: Database, work, *, timeout: float = TIMEOUT_SECONDS):
-    """Run `work(session)` in one transaction and return its result, within `timeout` seconds.
+def run_in_transaction(db: Database, work, *, timeout: float | None = None):
+    """Run `work(session)` in one transaction and return its result, within `timeout` seconds
+    (None: `retry.bound()`, the caller's pymongo.timeout or 10 s; pymongo's with_transaction
+    alone would retry for 120 s).
 
     Everything `work` writes commits together or not at all. pymongo's
     `with_transaction` retries transient conflicts; `retry_when_busy` adds the
@@ -29,5 +27,6 @@ def run_in_transaction(db: Database, work, *, timeout: float = TIMEOUT_SECONDS):
                 write_concern=WriteConcern("majority"),
             )
 
+    timeout = bound() if timeout is None else timeout
     with pymongo.timeout(timeout):
         return retry_when_busy(attempt, deadline=timeout)
