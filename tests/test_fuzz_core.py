@@ -401,10 +401,15 @@ def test_values_that_escaped_before_are_refused_by_name(guard, catalog):
         grant(db, user, "course", course)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason="core/analytics/queries.py uses `settings or "
-                   "DEFAULT_SETTINGS`; core.validation.core_settings refuses the rest by name")
 def test_analytics_settings_that_are_not_core_settings_are_refused_by_name(guard, catalog):
     for call in (lambda: get_purchase_analytics(guard.db, {}, settings={"buyers_max_age": 1}),
                  lambda: buyer_figures(guard.db, {}, settings="30")):
         with pytest.raises(ValidationError, match="settings"):
             call()
+    for version in (-1, 1.5, "3", True, {"$gt": 0}, 2**64):
+        with pytest.raises(ValidationError, match="version"):
+            buyer_figures(guard.db, {}, version)
+    for details in ("no", None, 0):
+        with pytest.raises(ValidationError, match="details"):
+            purchase_figures(guard.db, {}, details=details)
+    guard.unchanged("analytics refusals")

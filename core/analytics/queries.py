@@ -30,12 +30,12 @@ from core.analytics.rollups import (
 )
 from core.changes import VERSION_ID, read_version
 from core.errors import PurchaseError, ValidationError
-from core.settings import DEFAULT_SETTINGS, CoreSettings
+from core.settings import CoreSettings
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import DATA_VERSION, KINDS, PURCHASES, REVOKED, catalog, kind_of, stats_collection
 from core.storage.transactions import run_in_transaction
-from core.validation import date_range, kind_option, known_options
+from core.validation import core_settings, date_range, kind_option, known_options, shown
 
 FILTER_NAMES = {"startDate", "endDate", "kind", "paymentMethod", "excludePaymentMethod", "granularity", "top"}
 # a series has at most a few thousand points: hours for a month, days for ten years
@@ -97,6 +97,7 @@ def get_purchase_analytics(db: Database, filters=None, *, settings: CoreSettings
 
     `settings.buyers_max_age` bounds how old the cached buyer figures may be.
     """
+    core_settings(settings)  # refused before anything is read
     result = purchase_figures(db, filters)
     buyers = buyer_figures(db, filters, result["dataVersion"], settings=settings)
     result["uniqueBuyers"] = buyers["uniqueBuyers"]
@@ -109,6 +110,8 @@ def purchase_figures(db: Database, filters=None, *, details: bool = True) -> dic
 
     With details=False only the time series and totals are read: no items, no revocations.
     """
+    if not isinstance(details, bool):
+        raise ValidationError(f"details must be True or False, got {shown(details)}")
     db = utc(db)
     f = parse_analytics_filters(filters)
     snap = read_snapshot(db, f, details=details)
@@ -122,10 +125,12 @@ def buyer_figures(db: Database, filters=None, version: int | None = None, *, set
     Cached per filters: reused while the data version is unchanged, and for up to
     BUYERS_MAX_AGE seconds after it changed.
     """
+    max_age = core_settings(settings).buyers_max_age
+    if version is not None and (type(version) is not int or not 0 <= version < 2**63):
+        raise ValidationError(f"version must be a data version (a whole number from 0), got {shown(version)}")
     db = utc(db)
     f = parse_analytics_filters(filters)
     version = read_version(db)["version"] if version is None else version
-    max_age = (settings or DEFAULT_SETTINGS).buyers_max_age
     return _BUYERS.figures(db, (f.start, f.end, f.kind, f.payment_method, f.exclude_method), version, max_age)
 
 
