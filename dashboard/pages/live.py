@@ -2,6 +2,7 @@
 layer, and hand rows to the pure builders in dashboard/figures.py."""
 
 import contextvars
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 import pymongo
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
+from plotly.io.json import to_json_plotly
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from core import PurchaseError, get_data_version
@@ -287,7 +289,7 @@ def register(app, context: DashboardContext) -> None:
             version = versions.get(poll_timeout)
             if _tab_shows(state, key, version):
                 raise PreventUpdate
-            version, (outputs, feed) = renders.get(key, version, lambda: render(context, view, now), poll_timeout)
+            version, rendered = renders.get(key, version, lambda: Rendered(*render(context, view, now)), poll_timeout)
             if _tab_shows(state, key, version):
                 raise PreventUpdate  # the only render ready is one this tab has (or an older one)
         except PreventUpdate:
@@ -313,9 +315,9 @@ def register(app, context: DashboardContext) -> None:
             return reply(banner="", bannerClass="banner hidden", bodyClass="body",
                          message="Could not update the figures; see the server log.", messageClass="message", state=state)
         seen = state.get("seen", 0)
-        return reply(**outputs, feed=_feed_table(feed, seen), banner="", bannerClass="banner hidden", bodyClass="body",
-                     message="", messageClass="message hidden",
-                     state={"version": version, "key": key, "seen": max([seen, *(row["version"] for row in feed)])})
+        return reply(**rendered.outputs, feed=rendered.feed_table(seen), banner="", bannerClass="banner hidden",
+                     bodyClass="body", message="", messageClass="message hidden",
+                     state={"version": version, "key": key, "seen": max([seen, *(row["version"] for row in rendered.feed)])})
 
     @app.callback(
         output={
@@ -441,6 +443,32 @@ def _running(hourly: list, now: datetime, tz) -> list:
     """Today's hours only, for the "today" cards' trend."""
     hours_today = now.astimezone(tz).hour + 1
     return hourly[-hours_today:]
+
+
+class Rendered:
+    """One render of a view, shared by every tab: its outputs already in the JSON form Dash
+    sends, so a tab's reply costs a plain encode, not a walk of thousands of components
+    (5.6 ms a reply, measured, half of it that walk)."""
+
+    FEED_TABLES = 16  # feed tables kept per render, one per `seen` the tabs arrive with
+
+    def __init__(self, outputs: dict, feed: list[dict]):
+        self.outputs, self.feed = plain(outputs), feed
+        self._tables: dict = {}
+
+    def feed_table(self, seen: int):
+        """The feed with the rows newer than `seen` marked new: most tabs share a `seen`."""
+        table = self._tables.get(seen)
+        if table is None:
+            table = plain(_feed_table(self.feed, seen))
+            if len(self._tables) < self.FEED_TABLES:
+                self._tables[seen] = table
+        return table
+
+
+def plain(value):
+    """Components and figures as the dicts and lists of their JSON form."""
+    return json.loads(to_json_plotly(value))
 
 
 def _feed_table(rows: list[dict], seen: int):
