@@ -13,7 +13,6 @@ from contextlib import contextmanager
 
 import pytest
 from bson import ObjectId
-from mongoeco.wire.protocol import OP_MSG, decode_op_msg, encode_op_msg_response
 from pymongo import MongoClient
 from pymongo.monitoring import CommandListener
 
@@ -34,7 +33,6 @@ from core.customers import get_customer
 from core.operations import check_consistency, rollup_differences
 from core.storage import retry
 from core.storage.db import CLIENT_OPTIONS
-from core.storage.engine_queue import QueuedProxyServer
 from core.storage.schema import AUDIT, IDEMPOTENCY, PURCHASES, REVOKED, USERS
 from core.storage.transactions import run_in_transaction
 
@@ -78,29 +76,6 @@ def watched(opened_database, db):
     client = MongoClient(opened_database.uri, event_listeners=[recorder], **CLIENT_OPTIONS)
     yield client[db.name], recorder
     client.close()
-
-
-@pytest.fixture(autouse=True)
-def fail_points_reach_commits(monkeypatch):
-    """mongoeco 4.11 answers commitTransaction and abortTransaction from its wire session
-    store, before failCommand is consulted; MongoDB fails them like any other command. The
-    embedded server is taught the same here (core.storage.engine_queue is where it belongs)."""
-    if not EMBEDDED:
-        return
-    original = QueuedProxyServer._dispatch_wire_request
-
-    async def dispatch(self, header, payload, *, connection):
-        if header.op_code == OP_MSG:
-            name = next(iter(decode_op_msg(header, payload).body), None)
-            state = getattr(self._client._engine, "_command_failpoint_state", None)
-            fault = state.consume_fail_command(name) if name in ("commitTransaction", "abortTransaction") and state else None
-            if fault is not None:
-                reply = {"ok": 0.0, "errmsg": fault.error_message, "code": fault.error_code,
-                         "errorLabels": list(fault.error_labels)}
-                return encode_op_msg_response(reply, request_id=next(self._request_ids), response_to=header.request_id)
-        return await original(self, header, payload, connection=connection)
-
-    monkeypatch.setattr(QueuedProxyServer, "_dispatch_wire_request", dispatch)
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ clients need no special case:
   commands get NoSuchTransaction, labelled transient, so pymongo's `with_transaction`
   retries it from the start. A client that died inside a transaction holds the engine
   for at most the lifetime.
+- The `failCommand` fail point fires on commitTransaction and abortTransaction too, which
+  mongoeco answers before consulting it.
 """
 
 import asyncio
@@ -48,10 +50,12 @@ _connection_reader: contextvars.ContextVar = contextvars.ContextVar("connection_
 UNQUEUED = frozenset({"hello", "ismaster", "isMaster", "ping", "buildinfo", "buildInfo", "getParameter",
                       "configureFailPoint", "whatsmyuri", "connectionStatus", "saslStart", "saslContinue"})
 OWNER, OTHER = "owner", "other"
+ENDS_TRANSACTION = frozenset({"commitTransaction", "abortTransaction"})
 
 
 @dataclass
 class _Request:
+    command: str
     session: str | None  # the wire session key (from lsid)
     txn_number: int | None
     starts_transaction: bool
@@ -80,6 +84,7 @@ def parse_request(header, payload: bytes) -> _Request | None:
     lsid = body.get("lsid")
     max_ms = body.get("maxTimeMS")
     return _Request(
+        command=next(iter(body)),
         session=wire_session_key(lsid) if lsid is not None else None,
         txn_number=body.get("txnNumber"),
         starts_transaction=body.get("startTransaction") is True,
@@ -232,6 +237,10 @@ class QueuedProxyServer(AsyncMongoEcoProxyServer):
         request = parse_request(header, payload)
         if request is None:
             return await super()._dispatch_wire_request(header, payload, connection=connection)
+        if request.command in ENDS_TRANSACTION:
+            failed = await self._fail_point(header, request)
+            if failed is not None:
+                return failed
         if self.queue.was_aborted(request):
             return self._error(header, 251, "NoSuchTransaction", "Transaction was aborted: it outlived the "
                                f"transaction lifetime limit ({self.queue.lifetime:g} s)", transient=True)
@@ -246,6 +255,21 @@ class QueuedProxyServer(AsyncMongoEcoProxyServer):
             return await super()._dispatch_wire_request(header, payload, connection=connection)
         finally:
             self.queue.leave(role)
+
+    async def _fail_point(self, header, request: _Request) -> bytes | None:
+        """failCommand on commitTransaction / abortTransaction: mongoeco answers those from its
+        session store without consulting the fail point, MongoDB fails them like any command."""
+        state = getattr(self._client._engine, "_command_failpoint_state", None)
+        fault = state.consume_fail_command(request.command) if state is not None else None
+        if fault is None:
+            return None
+        if fault.block_time_ms:
+            await asyncio.sleep(fault.block_time_ms / 1000)
+        if fault.close_connection:
+            raise ConnectionResetError("failCommand closeConnection")  # the server closes the connection
+        document = {"ok": 0.0, "errmsg": fault.error_message, "code": fault.error_code,
+                    "errorLabels": list(fault.error_labels)}
+        return encode_op_msg_response(document, request_id=next(self._request_ids), response_to=header.request_id)
 
     def _error(self, header, code: int, name: str, message: str, transient: bool = False) -> bytes:
         document = {"ok": 0.0, "errmsg": message, "code": code, "codeName": name}
