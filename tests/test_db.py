@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from bson import ObjectId
@@ -57,6 +58,23 @@ def test_a_new_owner_serves_on_the_dead_owners_address_so_joined_clients_carry_o
                 second.wait()
     finally:
         first.kill()
+
+
+@embedded_only
+def test_a_server_that_dies_inside_its_process_is_started_again_on_its_address(tmp_path):
+    with open_database(data_dir=str(tmp_path / "d"), db_name="app") as opened:
+        server, uri = opened.server, opened.uri
+        opened.db.things.insert_one({"_id": 1})
+        server._loop.call_soon_threadsafe(server._task.cancel)  # the server's task ends, as a crash in it would
+        deadline = time.monotonic() + 10
+        while server.restarts == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.restarts == 1 and server.uri == uri
+        assert opened.db.things.find_one({"_id": 1}) == {"_id": 1}  # the same client, reconnected
+        opened.db.things.insert_one({"_id": 2})
+        assert (tmp_path / "d" / "embedded.lock").read_text().strip() == uri
+    with open_database(data_dir=str(tmp_path / "d"), db_name="app") as again:  # stopped cleanly after a restart
+        assert again.db.things.count_documents({}) == 2
 
 
 def test_indexes_are_created_idempotently(db):

@@ -8,6 +8,7 @@ collection scan that the wire path costs (see `core.storage.db.bulk_insert`).
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import sqlite3
 import threading
 import time
@@ -19,6 +20,8 @@ from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
 from core.storage.engine_queue import DEFAULT_LIFETIME, QueuedProxyServer
 
+log = logging.getLogger(__name__)
+
 START_TIMEOUT = 15.0
 # mongoeco 4.11 rebuilds every scalar index entry when it opens a file (its
 # backfill_scalar_indexes_sync): opening costs time in proportion to the data, minutes past
@@ -29,6 +32,7 @@ OPEN_TIMEOUT = 900.0
 # meanwhile. So a stop waits for the engine, and a start waits for a locked file.
 STOP_TIMEOUT = 120.0
 LOCKED_FILE_WAIT = 60.0
+RESTART_DELAY = 0.5  # between a server that died and its restart on the same address
 
 
 class EmbeddedServer:
@@ -36,7 +40,9 @@ class EmbeddedServer:
 
     Requests wait in line for the engine (core.storage.engine_queue) and a transaction open
     longer than `transaction_lifetime` seconds is aborted; `fair_queue=False` serves them
-    as mongoeco alone does (refusing), for benchmarks that compare the two.
+    as mongoeco alone does (refusing), for benchmarks that compare the two. A server that
+    dies while serving (anything but `stop()`) is started again on the same address, so its
+    clients, here and in other processes, reconnect without a restart.
     """
 
     def __init__(self, sqlite_path: Path, host: str = "127.0.0.1", port: int = 0, *,
@@ -48,6 +54,9 @@ class EmbeddedServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._client: AsyncMongoClient | None = None
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self.restarts = 0
         self._thread = threading.Thread(target=self._run, name="mongoeco-server", daemon=True)
         self.uri: str | None = None
         self.address: tuple[str, int] | None = None
@@ -61,8 +70,10 @@ class EmbeddedServer:
 
     def stop(self) -> None:
         """Close every connection, then the engine; safe to call twice."""
+        self._stopping = True
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
+            with contextlib.suppress(RuntimeError):  # a loop closed by a death: the restart sees _stopping
+                self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout=STOP_TIMEOUT)
 
     def run_in_process(self, coroutine_factory):
@@ -71,11 +82,22 @@ class EmbeddedServer:
         return future.result()
 
     def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as error:  # noqa: BLE001 - reported to start(); the thread must not die silently
-            if not self._ready.done():
-                self._ready.set_exception(error)
+        while True:
+            try:
+                asyncio.run(self._serve())
+            except BaseException as error:  # noqa: BLE001 - reported to start(), or logged and restarted
+                if not self._ready.done():
+                    self._ready.set_exception(error)
+                    return
+                if not self._stopping:
+                    log.exception("the embedded server at %s died; starting it again", self.uri)
+            if self._stopping or not self._ready.done():
+                return
+            time.sleep(RESTART_DELAY)
+            if self._stopping:
+                return
+            self.restarts += 1
+            self._port = self.address[1]  # the same address: clients find it again
 
     async def _connected_engine(self) -> SQLiteEngine:
         """The engine, connected; SQLite answers "database is locked" while it recovers a file
@@ -95,8 +117,10 @@ class EmbeddedServer:
             await asyncio.sleep(0.2)
 
     async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
         self._stop = asyncio.Event()
+        if self._stopping:
+            return
         engine = await self._connected_engine()
         self._client = AsyncMongoClient(engine)
         if self._fair_queue:
@@ -107,7 +131,8 @@ class EmbeddedServer:
         try:
             address = await proxy.start()
             self.address = (address.host, address.port)
-            self._ready.set_result(address.uri)
+            if not self._ready.done():
+                self._ready.set_result(address.uri)
             await self._stop.wait()
         finally:
             await proxy.close()
