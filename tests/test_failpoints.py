@@ -7,7 +7,6 @@ sent are counted.
 """
 
 import functools
-import os
 import threading
 from contextlib import contextmanager
 
@@ -36,7 +35,6 @@ from core.storage.db import CLIENT_OPTIONS
 from core.storage.schema import AUDIT, IDEMPOTENCY, PURCHASES, REVOKED, USERS
 from core.storage.transactions import run_in_transaction
 
-EMBEDDED = not os.environ.get("MONGODB_URI")
 WRITE_CONFLICT = {"errorCode": 112, "errorLabels": ["TransientTransactionError"]}
 UNKNOWN_COMMIT = {"errorCode": 91, "errorLabels": ["UnknownTransactionCommitResult"]}  # ShutdownInProgress
 NO_SUCH_TRANSACTION = {"errorCode": 251, "errorLabels": ["TransientTransactionError"]}
@@ -111,11 +109,8 @@ FAULTS = [
     pytest.param(["commitTransaction"], 1, UNKNOWN_COMMIT, id="unknown-commit-result"),
     pytest.param(["commitTransaction"], 3, UNKNOWN_COMMIT, id="unknown-commit-result-3-times"),
     # the server aborted the transaction: pymongo runs it again on the same session with the
-    # next txnNumber, which MongoDB starts afresh; mongoeco 4.11 continues the transaction
-    # still open under that session instead (its wire session store ignores txnNumber)
-    pytest.param(["commitTransaction"], 1, NO_SUCH_TRANSACTION, id="transient-commit-error",
-                 marks=pytest.mark.xfail(EMBEDDED, strict=True, reason="mongoeco continues an open transaction "
-                                         "under a new txnNumber (core.storage.engine_queue could abort it)")),
+    # next txnNumber, which starts it afresh
+    pytest.param(["commitTransaction"], 1, NO_SUCH_TRANSACTION, id="transient-commit-error"),
 ]
 
 

@@ -21,8 +21,13 @@ clients need no special case:
   commands get NoSuchTransaction, labelled transient, so pymongo's `with_transaction`
   retries it from the start. A client that died inside a transaction holds the engine
   for at most the lifetime.
+- txnNumber counts as in MongoDB (mongoeco's session store ignores it): a newer txnNumber
+  that starts a transaction aborts the one still open on its session, an older one is
+  TransactionTooOld, and a transaction command for a transaction not open is
+  NoSuchTransaction (rather than mongoeco running it outside any transaction).
 - The `failCommand` fail point fires on commitTransaction and abortTransaction too, which
-  mongoeco answers before consulting it.
+  mongoeco answers before consulting it; when it answers NoSuchTransaction, the transaction
+  is aborted, as that answer says.
 """
 
 import asyncio
@@ -51,6 +56,7 @@ UNQUEUED = frozenset({"hello", "ismaster", "isMaster", "ping", "buildinfo", "bui
                       "configureFailPoint", "whatsmyuri", "connectionStatus", "saslStart", "saslContinue"})
 OWNER, OTHER = "owner", "other"
 ENDS_TRANSACTION = frozenset({"commitTransaction", "abortTransaction"})
+NO_SUCH_TRANSACTION = 251
 
 
 @dataclass
@@ -69,6 +75,14 @@ class _Transaction:
     txn_number: int | None
     started: float
     running: int = 0  # the owner's requests in flight
+    abort_reason: str | None = None  # set: abort it as soon as none of its requests is in flight
+
+
+def error_document(code: int, name: str, message: str, transient: bool = False) -> dict:
+    document = {"ok": 0.0, "errmsg": message, "code": code, "codeName": name}
+    if transient:
+        document["errorLabels"] = ["TransientTransactionError"]
+    return document
 
 
 def parse_request(header, payload: bytes) -> _Request | None:
@@ -83,10 +97,11 @@ def parse_request(header, payload: bytes) -> _Request | None:
         return None
     lsid = body.get("lsid")
     max_ms = body.get("maxTimeMS")
+    txn_number = getattr(body.get("txnNumber"), "value", body.get("txnNumber"))  # mongoeco decodes int64 as BsonInt64
     return _Request(
         command=next(iter(body)),
         session=wire_session_key(lsid) if lsid is not None else None,
-        txn_number=body.get("txnNumber"),
+        txn_number=txn_number if isinstance(txn_number, int) else None,
         starts_transaction=body.get("startTransaction") is True,
         in_transaction=body.get("autocommit") is False,
         max_seconds=max_ms / 1000 if isinstance(max_ms, int | float) and max_ms > 0 else None,
@@ -103,15 +118,47 @@ class EngineQueue:
         self._others = 0  # requests running that are not the open transaction's
         self._waiting_others: list[asyncio.Future] = []
         self._waiting_transactions: deque[tuple[_Request, asyncio.Future]] = deque()
-        self._aborted: OrderedDict = OrderedDict()  # (session, txnNumber) of transactions aborted for age
+        self._aborted: OrderedDict = OrderedDict()  # (session, txnNumber) -> why the server aborted it
 
-    def was_aborted(self, request: _Request) -> bool:
-        return request.in_transaction and (request.session, request.txn_number) in self._aborted
+    def refusal(self, request: _Request) -> dict | None:
+        """MongoDB's txnNumber rules, as far as the open transaction and the aborts remembered
+        tell: the error to answer instead of running the request, or None. A newer txnNumber
+        that starts a transaction (or a retryable write) on the open transaction's session
+        dooms that transaction, as MongoDB aborts it."""
+        number, owner, key = request.txn_number, self.owner, (request.session, request.txn_number)
+        if number is None or request.session is None:
+            return None
+        if owner is not None and owner.session == request.session and owner.txn_number is not None:
+            if number < owner.txn_number:
+                return error_document(225, "TransactionTooOld", f"Cannot run transaction {number} on this "
+                                      f"session: the newer transaction {owner.txn_number} has already started")
+            if number > owner.txn_number and (request.starts_transaction or not request.in_transaction):
+                self.doom(owner.session, owner.txn_number, f"transaction {number} began on its session")
+                return None
+            if number == owner.txn_number and owner.abort_reason is None:
+                return None
+        elif not request.in_transaction or request.starts_transaction:
+            return None
+        elif request.command in ENDS_TRANSACTION and key not in self._aborted:
+            return None  # mongoeco answers ok when nothing is open: right for a commit retried after it committed
+        reason = owner.abort_reason if owner is not None and (owner.session, owner.txn_number) == key else None
+        reason = reason or self._aborted.get(key)
+        message = f"Transaction {number} is not open on this session" + (f": it was aborted because {reason}"
+                                                                         if reason else "")
+        return error_document(NO_SUCH_TRANSACTION, "NoSuchTransaction", message, transient=True)
+
+    def doom(self, session: str | None, txn_number: int | None, reason: str) -> None:
+        """Abort this transaction if it is the open one, once none of its requests is in flight."""
+        owner = self.owner
+        if owner is not None and (owner.session, owner.txn_number) == (session, txn_number):
+            owner.abort_reason = owner.abort_reason or reason
+            self._settle()
 
     async def enter(self, request: _Request) -> str | None:
         """Wait for this request's turn and return its role, or None when it waited past its maxTimeMS."""
-        if self.owner is not None and request.session == self.owner.session:
-            self.owner.running += 1
+        owner = self.owner
+        if owner is not None and request.session == owner.session and owner.abort_reason is None:
+            owner.running += 1
             return OWNER
         future = asyncio.get_running_loop().create_future()
         if request.starts_transaction:
@@ -149,20 +196,23 @@ class EngineQueue:
         owner = self.owner
         if owner is None or owner.running or time.monotonic() - owner.started < self.lifetime:
             return
-        session = self._session(owner.session)
-        if session is not None and session.transaction_active:
-            log.warning("aborted a transaction open for more than %g s (its client is gone or stuck)", self.lifetime)
-            session.abort_transaction()
-        self._aborted[(owner.session, owner.txn_number)] = True
-        while len(self._aborted) > REMEMBERED_ABORTS:
-            self._aborted.popitem(last=False)
-        self._end_transaction()
+        log.warning("aborting a transaction open for more than %g s (its client is gone or stuck)", self.lifetime)
+        self.doom(owner.session, owner.txn_number,
+                  f"it outlived the transaction lifetime limit ({self.lifetime:g} s)")
 
     def _settle(self) -> None:
         """Notice a transaction that ended (committed, aborted, never started) and move the line."""
         owner = self.owner
         if owner is not None and not owner.running:
             session = self._session(owner.session)
+            if owner.abort_reason is not None:
+                if session is not None and session.transaction_active:
+                    session.abort_transaction()
+                self._aborted[(owner.session, owner.txn_number)] = owner.abort_reason
+                while len(self._aborted) > REMEMBERED_ABORTS:
+                    self._aborted.popitem(last=False)
+                self._end_transaction()
+                return
             if session is None or not session.transaction_active:
                 self._end_transaction()
                 return
@@ -241,13 +291,13 @@ class QueuedProxyServer(AsyncMongoEcoProxyServer):
             failed = await self._fail_point(header, request)
             if failed is not None:
                 return failed
-        if self.queue.was_aborted(request):
-            return self._error(header, 251, "NoSuchTransaction", "Transaction was aborted: it outlived the "
-                               f"transaction lifetime limit ({self.queue.lifetime:g} s)", transient=True)
+        refusal = self.queue.refusal(request)
+        if refusal is not None:
+            return self._reply(header, refusal)
         role = await self.queue.enter(request)
         if role is None:
-            return self._error(header, 50, "MaxTimeMSExpired", "operation exceeded time limit while waiting "
-                               "for another transaction")
+            return self._reply(header, error_document(50, "MaxTimeMSExpired", "operation exceeded time limit "
+                                                      "while waiting for another transaction"))
         try:
             reader = _connection_reader.get()
             if reader is not None and reader.at_eof():
@@ -267,12 +317,12 @@ class QueuedProxyServer(AsyncMongoEcoProxyServer):
             await asyncio.sleep(fault.block_time_ms / 1000)
         if fault.close_connection:
             raise ConnectionResetError("failCommand closeConnection")  # the server closes the connection
-        document = {"ok": 0.0, "errmsg": fault.error_message, "code": fault.error_code,
-                    "errorLabels": list(fault.error_labels)}
-        return encode_op_msg_response(document, request_id=next(self._request_ids), response_to=header.request_id)
+        if fault.error_code == NO_SUCH_TRANSACTION:
+            # the answer says the transaction is gone: make it so, rather than leave it holding
+            # the engine (one transaction at a time) until the client's next txnNumber or the lifetime
+            self.queue.doom(request.session, request.txn_number, "failCommand answered NoSuchTransaction")
+        return self._reply(header, {"ok": 0.0, "errmsg": fault.error_message, "code": fault.error_code,
+                                    "errorLabels": list(fault.error_labels)})
 
-    def _error(self, header, code: int, name: str, message: str, transient: bool = False) -> bytes:
-        document = {"ok": 0.0, "errmsg": message, "code": code, "codeName": name}
-        if transient:
-            document["errorLabels"] = ["TransientTransactionError"]
+    def _reply(self, header, document: dict) -> bytes:
         return encode_op_msg_response(document, request_id=next(self._request_ids), response_to=header.request_id)
