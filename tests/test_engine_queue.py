@@ -11,11 +11,14 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import contextmanager
 
 import pymongo
 import pytest
+from bson import Int64
 from pymongo import MongoClient
-from pymongo.errors import ExecutionTimeout
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure
+from pymongo.monitoring import CommandListener
 
 from core.storage.embedded import EmbeddedServer
 from core.storage.transactions import run_in_transaction
@@ -118,3 +121,122 @@ def test_a_transaction_aborted_for_its_age_is_retried_whole_by_the_driver(db):
     run_in_transaction(db, slow_first_time)
     assert len(attempts) == 2
     assert sorted(d["attempt"] for d in db.slow.find()) == [2, 2]  # nothing of the aborted attempt
+
+
+class Failures(CommandListener):
+    """(command, code) of each command the server failed; code None for a dropped connection."""
+
+    def __init__(self):
+        self.seen = []
+
+    def started(self, event):
+        pass
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        self.seen.append((event.command_name, event.failure.get("code") if isinstance(event.failure, dict) else None))
+
+
+@contextmanager
+def fail_point(db, commands, times, **data):
+    admin = db.client.admin
+    admin.command({"configureFailPoint": "failCommand", "mode": {"times": times},
+                   "data": {"failCommands": commands, **data}})
+    try:
+        yield
+    finally:
+        admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+
+
+def test_fail_points_fire_on_commit_and_abort_as_on_any_command(server):
+    failures = Failures()
+    client = MongoClient(server.uri, event_listeners=[failures])
+    db, session = client.queue, client.start_session()
+
+    session.start_transaction()
+    db.fp.insert_one({"n": 1}, session=session)
+    with fail_point(db, ["commitTransaction"], 1, closeConnection=True), pytest.raises(ConnectionFailure) as dropped:
+        session.commit_transaction()
+    assert dropped.value.has_error_label("UnknownTransactionCommitResult")
+    assert failures.seen == [("commitTransaction", None)]
+    session.commit_transaction()  # the connection dropped before the commit: committing again commits
+
+    session.start_transaction()
+    db.fp.insert_one({"n": 2}, session=session)
+    with fail_point(db, ["abortTransaction"], 1, errorCode=91):
+        session.abort_transaction()  # pymongo ignores a failed abort
+    assert failures.seen[1:] == [("abortTransaction", 91)]
+
+    session.start_transaction()  # the next txnNumber ends transaction 2, still open on the server
+    db.fp.insert_one({"n": 3}, session=session)
+    session.commit_transaction()
+    assert sorted(d["n"] for d in db.fp.find()) == [1, 3]
+    session.end_session()
+    client.close()
+
+
+def test_a_commit_failed_as_no_such_transaction_leaves_nothing_open_and_nothing_committed(db):
+    session = db.client.start_session()
+    session.start_transaction()
+    db.gone.insert_one({"n": 1}, session=session)
+    no_such_transaction = {"errorCode": 251, "errorLabels": ["TransientTransactionError"]}
+    with fail_point(db, ["commitTransaction"], 1, **no_such_transaction), pytest.raises(OperationFailure) as failed:
+        session.commit_transaction()
+    assert failed.value.code == 251 and failed.value.has_error_label("TransientTransactionError")
+
+    with pymongo.timeout(1.0):  # within the 2 s lifetime: no transaction holds the engine
+        assert db.gone.find_one() is None
+    with pytest.raises(OperationFailure) as again:
+        session.commit_transaction()  # and committing it again cannot bring it back
+    assert again.value.code == 251
+    assert db.gone.count_documents({}) == 0
+    session.end_session()
+
+
+def test_the_next_txn_number_aborts_the_transaction_left_open_by_an_unknown_commit(db):
+    """What pymongo does after a commit whose outcome is unknown, when its caller tries again
+    on the same session: the next transaction starts afresh, without the first one's writes."""
+    session = db.client.start_session()
+    session.start_transaction()
+    db.attempts.insert_one({"attempt": 1}, session=session)
+    unknown_commit = {"errorCode": 50, "errorLabels": ["UnknownTransactionCommitResult"]}  # MaxTimeMSExpired
+    with fail_point(db, ["commitTransaction"], 1, **unknown_commit), pytest.raises(OperationFailure):
+        session.commit_transaction()  # not committed, and left open on the server
+
+    session.start_transaction()
+    db.attempts.insert_one({"attempt": 2}, session=session)
+    session.commit_transaction()
+    assert [d["attempt"] for d in db.attempts.find()] == [2]
+    session.end_session()
+
+
+def test_txn_numbers_count_as_on_mongodb(db):
+    """Raw commands on one session, each with the txnNumber it names."""
+    session = db.client.start_session()
+
+    def insert(number, **fields):
+        return db.command({"insert": "numbered", "documents": [{"txn": number}], "txnNumber": Int64(number),
+                           "autocommit": False, **fields}, session=session)
+
+    def end(command, number):
+        return db.client.admin.command({command: 1, "txnNumber": Int64(number), "autocommit": False},
+                                       session=session)
+
+    def refused(call, *args):
+        with pytest.raises(OperationFailure) as raised:
+            call(*args)
+        return raised.value.code, raised.value.has_error_label("TransientTransactionError")
+
+    insert(5, startTransaction=True)
+    assert refused(insert, 4) == (225, False)  # TransactionTooOld
+    assert refused(insert, 6) == (251, True)  # NoSuchTransaction: 6 never started, 5 goes on
+    insert(5)
+    insert(7, startTransaction=True)  # aborts 5
+    assert refused(end, "commitTransaction", 5) == (225, False)  # older than the open transaction 7
+    end("commitTransaction", 7)
+    end("commitTransaction", 7)  # a retried commit of a committed transaction succeeds
+    assert refused(insert, 7) == (251, True)  # not run outside any transaction
+    assert [d["txn"] for d in db.numbered.find()] == [7]
+    session.end_session()
