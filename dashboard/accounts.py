@@ -5,6 +5,7 @@ email. Passwords are kept only as werkzeug scrypt hashes. `sessionToken` changes
 password changes or the account is disabled, which ends every session signed in before.
 """
 
+import contextlib
 import re
 import secrets
 import threading
@@ -116,14 +117,16 @@ class SessionCache:
     A poll every second from every tab need not read the account each time: each account
     is read once per `max_age` for all its sessions (a team may share one viewer account);
     a disabled account or a changed password ends its sessions within `max_age`. While the
-    database cannot be reached, the last answer stands: nothing can be read or written then
-    anyway, and the page can say that the database is down instead of failing to sign in.
+    database cannot be reached or is slow to answer, the last answer stands, for
+    `stale_limit` s at most: the page can say that the database is down instead of failing
+    to sign in, and polls behind a queue of writers are not failed for want of this read.
     """
 
-    def __init__(self, max_age: float = 5.0, size: int = 10_000, timeout: float = 0.5):
-        self._entries: OrderedDict[tuple, tuple[float, Account | None]] = OrderedDict()
+    def __init__(self, max_age: float = 5.0, size: int = 10_000, timeout: float = 0.5, stale_limit: float = 60.0):
+        # (deployment, email) -> (last read, last attempt, account)
+        self._entries: OrderedDict[tuple, tuple[float, float, Account | None]] = OrderedDict()
         self._lock = threading.Lock()
-        self.max_age, self.size, self.timeout = max_age, size, timeout
+        self.max_age, self.size, self.timeout, self.stale_limit = max_age, size, timeout, stale_limit
 
     def account(self, db: Database, session_id: str) -> Account | None:
         email, _, token = (session_id or "").partition("|")
@@ -135,22 +138,36 @@ class SessionCache:
     def _account(self, db: Database, email: str) -> Account | None:
         key = (deployment(db), email)
         with self._lock:
-            checked_at, known = self._entries.get(key, (None, None))
-        if checked_at is not None and time.monotonic() - checked_at < self.max_age:
+            read_at, tried_at, known = self._entries.get(key, (None, None, None))
+        now = time.monotonic()
+        if read_at is not None and now - tried_at < self.max_age:
             return known
+        # a read that fails may fall back on the last answer for `stale_limit` s: meanwhile
+        # each attempt waits at most `timeout` (a read may queue behind many writers), and
+        # the next one comes `max_age` later, not on every poll of every tab
+        may_fall_back = read_at is not None and now - read_at < self.stale_limit
         try:
-            with pymongo.timeout(self.timeout):
+            with pymongo.timeout(self.timeout) if may_fall_back else contextlib.nullcontext():
                 known = get_account(db, email)
-        except PyMongoError:
-            if checked_at is None:
+        except PyMongoError:  # DatabaseUnavailableError too
+            if not may_fall_back:
                 raise
+            self._store(key, read_at, now, known)
             return known
+        self._store(key, now, now, known)
+        return known
+
+    def remember(self, db: Database, email: str, known: Account | None) -> None:
+        """Take `known` as the account's state now (a sign-in has just read it)."""
+        now = time.monotonic()
+        self._store((deployment(db), email), now, now, known)
+
+    def _store(self, key: tuple, read_at: float, tried_at: float, known: Account | None) -> None:
         with self._lock:
-            self._entries[key] = (time.monotonic(), known)
+            self._entries[key] = (read_at, tried_at, known)
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-        return known
 
 
 def verify(db: Database, email, password) -> Account | None:

@@ -77,6 +77,7 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
         if account is None:
             g.sign_in_failed = True
             return _login_page(target, FAILED, request.form.get("email", "")), 401
+        sessions.remember(context.db, account.email, account)  # its polls need not read it again at once
         login_user(account)
         return redirect(target)
 

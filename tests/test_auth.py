@@ -4,10 +4,15 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
 
+from core import DatabaseUnavailableError
+from core.storage.db import CLIENT_OPTIONS
+from core.storage.embedded import EmbeddedServer
 from dashboard import accounts
 from tests.conftest import PASSWORD, signed_in
 
@@ -154,3 +159,32 @@ def test_the_cli_manages_accounts(tmp_path):
         assert accounts.verify(opened.db, "ann@example.com", "a newer long password").role == "admin"
         assert accounts.verify(opened.db, "vic@example.com", generated.stdout.split(": ")[-1].strip()) is None
         assert accounts.get_account(opened.db, "vic@example.com").disabled
+
+
+@pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="stops an embedded server")
+def test_a_session_keeps_its_last_check_while_the_database_cannot_answer_for_a_while(tmp_path):
+    server = EmbeddedServer(tmp_path / "sessions.sqlite")
+    server.start()
+    client = MongoClient(server.uri, **CLIENT_OPTIONS)
+    try:
+        db = client.sessions
+        account = accounts.create_account(db, "ann@example.com", "viewer", PASSWORD)
+        checked = accounts.SessionCache(max_age=0, timeout=0.3, stale_limit=30)
+        signed_in_just_now = accounts.SessionCache(max_age=0, timeout=0.3, stale_limit=30)
+        signed_in_just_now.remember(db, account.email, account)
+        never_read = accounts.SessionCache(max_age=0, stale_limit=30)
+        assert checked.account(db, account.get_id()) == account
+        assert checked.account(db, "ann@example.com|not-the-token") is None
+        server.stop()
+        started = time.monotonic()
+        assert checked.account(db, account.get_id()) == account  # the last answer stands
+        assert signed_in_just_now.account(db, account.get_id()) == account
+        assert time.monotonic() - started < 2 * 0.3 + 1
+        with pytest.raises(DatabaseUnavailableError):
+            never_read.account(db, account.get_id())  # nothing to fall back on
+        checked.stale_limit = 0
+        with pytest.raises(DatabaseUnavailableError):
+            checked.account(db, account.get_id())  # past its limit, the last answer is not enough
+    finally:
+        client.close()
+        server.stop()
