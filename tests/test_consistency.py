@@ -8,10 +8,12 @@ from pathlib import Path
 
 from bson import ObjectId
 
-from core import create_purchase, open_database
+from core import create_purchase, open_database, remove_purchase
 from core.analytics.rollups import active_collections
-from core.operations import check_consistency, rebuild_rollups, repair_arrays, rollup_differences
-from core.storage.schema import PURCHASES, USERS
+from core.operations import check_consistency, consistency, rebuild_rollups, repair_arrays, rollup_differences
+from core.operations.consistency import rollup_mismatches
+from core.operations.joined import users_with_purchases
+from core.storage.schema import PURCHASES, REVOKED, ROLLUP_COLLECTIONS, USERS
 from tests.conftest import owned
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +87,65 @@ def test_finds_every_kind_and_repairs_the_arrays(db, catalog):
         "purchase_without_single_item": 1,
         "duplicate_purchases": 1,
     }
+
+
+def test_users_read_a_chunk_at_a_time_meet_their_purchases_as_in_one_read(db):
+    ids = [ObjectId() for _ in range(12)]  # increasing: users and ghosts (no user) interleaved
+    users, ghosts = [ids[1], ids[3], ids[5], ids[7], ids[9], ids[10]], [ids[0], ids[2], ids[4], ids[11]]
+    db[USERS].insert_many([{"_id": user, "name": str(n)} for n, user in enumerate(users)])
+    db[USERS].insert_one({"_id": "legacy-user", "name": "an _id that is not an ObjectId"})
+    at = [datetime(2025, 3, day, tzinfo=UTC) for day in (1, 2, 3)]
+    purchases = [{"user": user, "course": ObjectId(), "purchasedAt": moment, "amount": 1, "paymentMethod": "card"}
+                 for user in users[:4] + ghosts for moment in at[: 1 + users.index(user) % 3 if user in users else 2]]
+    purchases += [{"user": users[1], "test": ObjectId(), "purchasedAt": "2025-03-04"},  # not a date: after the dates
+                  {"user": users[1], "test": ObjectId()},
+                  {"user": str(users[2]), "test": ObjectId(), "purchasedAt": at[0]}]  # not joined: the callers report it
+    db[PURCHASES].insert_many(purchases)
+
+    def joined(**options):
+        return [(user and user["_id"], [(p["user"], p.get("purchasedAt")) for p in mine])
+                for user, mine in users_with_purchases(db, **options)]
+
+    whole = joined(chunk=1000)
+    assert [user for user, _ in whole] == [None, users[0], None, users[1], None, *users[2:], None]
+    assert whole[0] == (None, [(ids[0], at[1]), (ids[0], at[0])])  # newest first
+    assert [moment for _, moment in whole[3][1]] == [at[1], at[0], "2025-03-04", None]
+    assert whole[-2:] == [(users[-1], []), (None, [(ids[11], at[1]), (ids[11], at[0])])]
+    projected = joined(chunk=1000, purchase_fields={"user": 1, "purchasedAt": 1})
+    for chunk in (1, 2, 3, 5):
+        assert joined(chunk=chunk) == whole, chunk
+        assert joined(chunk=chunk, after=users[1]) == [entry for entry in whole[4:]], chunk
+    assert projected == whole
+    assert sum(len(mine) for _, mine in whole) == len(purchases) - 1  # all but the one whose user is a string
+    assert joined(chunk=2, after=users[-1]) == [(None, [(ids[11], at[1]), (ids[11], at[0])])]
+
+
+def test_rollup_mismatches_reports_what_rollup_differences_reports(db, catalog, monkeypatch):
+    monkeypatch.setattr(consistency, "PAGE", 2)  # the stored rollups read over several pages
+    user, other = catalog["user"], catalog["other_user"]
+    c0, c1 = catalog["courses"]
+    create_purchase(db, user, c0, None, CARD)
+    create_purchase(db, user, c1, None, {**CARD, "paymentMethod": "stripe"})
+    create_purchase(db, other, None, catalog["tests"][0], CARD)
+    remove_purchase(db, user, c1)
+    assert rollup_mismatches(db) == rollup_differences(db) == []
+
+    stats, _, details, details_hourly = active_collections(db)
+    day = db[stats].find_one({"level": "day"})
+    db[stats].update_one({"_id": day["_id"]}, {"$inc": {"sales.course.paypal.count": 2}})  # a counter off
+    db[details_hourly].delete_many({})  # buckets missing
+    db[details].insert_one({"_id": "junk", "items": {"course": {str(c0): {"count": 1}}}})  # a bucket of nothing
+    db[details].insert_one({"_id": "day|1999-01-01T00", "level": "day"})  # an empty stored bucket: no difference
+    sale = {"amount": 2.5, "paymentMethod": "cash", "purchasedAt": datetime(2024, 2, 29, 23, 30, tzinfo=UTC)}
+    db[PURCHASES].insert_one({"user": other, "course": c1, **sale})  # behind the API's back: buckets never written
+    db[REVOKED].insert_one({"user": other, "test": catalog["tests"][1], **sale,
+                            "revokedAt": datetime(2024, 3, 4, 1, tzinfo=UTC)})
+    expected = rollup_differences(db)
+    assert rollup_mismatches(db) == expected
+    assert {d["collection"] for d in expected} == set(ROLLUP_COLLECTIONS)
+    assert {"collection": ROLLUP_COLLECTIONS[2], "bucket": "junk", "counter": "items.course." + str(c0) + ".count",
+            "expected": 0, "stored": 1} in expected
+    assert check_consistency(db)["rollup_mismatch"] == expected
 
 
 def run_script(*args, data_dir, db_name):

@@ -5,17 +5,30 @@ that user's purchases. Rollups are rebuilt from the purchases. Problems a repair
 a user or item that does not exist, two purchases of one item) are reported and left alone.
 """
 
+import random
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from bson import ObjectId
 from pymongo.database import Database
 
-from core.analytics.rollups import RollupBuilder, well_formed
+from core.analytics.periods import ROLLUP_LEVELS, buckets, floor, step
+from core.analytics.rollups import (
+    active_set,
+    bucket_id,
+    part_of,
+    revocation_increments,
+    rollup_counters,
+    sale_increments,
+    set_collections,
+    split_increments,
+    well_formed,
+)
+from core.changes import read_version
 from core.operations.joined import users_with_purchases
-from core.operations.rebuild import rollup_differences
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
-from core.storage.schema import KINDS, PURCHASES, USERS, catalog, user_array
+from core.storage.schema import KINDS, PURCHASES, REVOKED, ROLLUP_COLLECTIONS, USERS, catalog, user_array
 from core.storage.transactions import run_in_transaction
 
 PROBLEMS = {
@@ -40,19 +53,21 @@ _PURCHASE_FIELDS = {"user": 1, "course": 1, "test": 1, "purchasedAt": 1, "amount
 def check_consistency(db: Database) -> dict[str, list[dict]]:
     """Return every problem found, by kind (keys of PROBLEMS); empty lists when all is well.
 
-    Reads users and purchases once each, merged in user order (core.operations.joined), so
-    memory stays flat as they grow; only the catalog's ids are held.
+    Reads users and purchases once each, merged in user order, a chunk of users at a time
+    (core.operations.joined), so memory stays flat as they grow; besides a chunk, only the
+    catalog's ids and one number per rollup bucket are held (see RollupSums).
     """
     db = utc(db)
     found = {name: [] for name in PROBLEMS}
     items = {kind: _ids(db, catalog(kind)) for kind in KINDS}
-    sales = RollupBuilder()  # the rollups of this same pass, for the rollup check
+    sales = RollupSums()  # the rollups of this same pass, for the rollup check
     stray = {"user": {"$not": {"$type": "objectId"}}}
     for purchase in retry_when_busy(lambda: list(db[PURCHASES].find(stray, _PURCHASE_FIELDS))):
         _check_purchase(purchase, items, found)
         sales.add_sale(purchase)
     arrays = {user_array(kind): 1 for kind in KINDS}
-    for user, purchases in users_with_purchases(db, user_fields=arrays, purchase_fields=_PURCHASE_FIELDS):
+    # whole purchases: small documents, which the embedded engine sends faster than it projects them
+    for user, purchases in users_with_purchases(db, user_fields=arrays):
         owned = defaultdict(list)  # (kind, item) -> purchase ids
         for purchase in purchases:
             sales.add_sale(purchase)
@@ -63,7 +78,7 @@ def check_consistency(db: Database) -> dict[str, list[dict]]:
             found["purchase_of_unknown_user"].extend({"purchase": p["_id"], "user": p["user"]} for p in purchases)
             continue
         _check_user(user, owned, items, found)
-    found["rollup_mismatch"] = rollup_differences(db, sales)
+    found["rollup_mismatch"] = rollup_mismatches(db, sales)
     return found
 
 
@@ -149,6 +164,175 @@ def _repair_user(db: Database, session, user) -> list[str]:
     if update:
         db[USERS].update_one({"_id": user}, {"$set": update}, session=session)
     return changes
+
+
+class RollupSums:
+    """What the rollups should hold, one number per bucket: the sum of its counters, each
+    weighted by a random 64-bit number drawn for its path.
+
+    Two buckets whose counters differ have different sums, but for a chance of about one in
+    2^64 (a nonzero linear form in the weights vanishes on at most a 2^-64 share of them;
+    exact integers, nothing wraps around), and a bucket's sum is a few dozen bytes where
+    its counters, at 100,000 users, run to thousands of dictionaries: the expected rollups
+    of every purchase are kept in memory that grows with the number of buckets, not with
+    their contents. Buckets whose sums differ are then compared counter by counter.
+    """
+
+    def __init__(self):
+        self.sums: dict[tuple[str, str], int] = defaultdict(int)  # (collection, bucket _id) -> sum
+        self._buckets: dict[int, list] = {}  # UTC hour -> [(collection, bucket _id, part)]: all levels nest hours
+
+    def add_sale(self, purchase: dict) -> None:
+        if well_formed(purchase):
+            self._add(purchase["purchasedAt"], sale_increments(purchase, 1))
+
+    def add_revocation(self, record: dict) -> None:
+        if well_formed(record, "revokedAt"):
+            self._add(record["revokedAt"], revocation_increments(record))
+
+    def _add(self, moment: datetime, inc: dict) -> None:
+        parts = {"sales": 0, "details": 0}
+        for path, value in inc.items():
+            parts[part_of(path)] += _weight(path) * value
+        for collection, bucket, part in self._buckets_of(moment):
+            if parts[part]:
+                self.sums[(collection, bucket)] += parts[part]
+
+    def _buckets_of(self, moment: datetime) -> list:
+        """Where a moment's increments go, as split_increments sends them, by part."""
+        hour = int(moment.timestamp() // 3600)
+        found = self._buckets.get(hour)
+        if found is None:
+            found = self._buckets[hour] = [
+                (collection, bucket_id(level, floor(moment, level)), part)
+                for level in ROLLUP_LEVELS
+                for part, probe in (("sales", "sales.x"), ("details", "items.x"))
+                for collection in split_increments(level, {probe: 1})
+            ]
+        return found
+
+
+_WEIGHTS: dict[str, int] = {}
+_RANDOM = random.SystemRandom()
+PAGE = 100  # rollup documents per read: an hour's details part is kilobytes
+
+
+def _weight(path: str) -> int:
+    weight = _WEIGHTS.get(path)
+    if weight is None:
+        weight = _WEIGHTS[path] = _RANDOM.getrandbits(64)
+    return weight
+
+
+def weighted_sum(counters: dict[str, int]) -> int:
+    return sum(_weight(path) * value for path, value in counters.items())
+
+
+def rollup_mismatches(db: Database, sales: RollupSums | None = None) -> list[dict]:
+    """Rollup counters that differ from a fresh aggregation of the purchases (and revocations);
+    the same report as core.operations.rebuild.rollup_differences, in memory that does not
+    grow with the rollups' contents.
+
+    `sales`: the sums of every purchase, from a caller that read them all already (the
+    checker); revocations are added here. The stored rollups are read a page at a time and
+    compared by their sums; the buckets that differ are then aggregated exactly, from the
+    purchases and revocations of their time range only (served by the `purchasedAt` and
+    `revokedAt` indexes), and compared counter by counter.
+    """
+    db = utc(db)
+    if sales is None:
+        sales = RollupSums()
+        for purchase in _stream(db, PURCHASES, {}, _ROLLUP_FIELDS):
+            sales.add_sale(purchase)
+    for record in _stream(db, REVOKED, {}, {**_ROLLUP_FIELDS, "revokedAt": 1}):
+        sales.add_revocation(record)
+    expected, stored, seen = sales.sums, {}, set()
+    rollup_set = active_set(read_version(db))
+    for base, name in zip(ROLLUP_COLLECTIONS, set_collections(rollup_set), strict=True):
+        for doc in _pages(db, name):
+            bucket, counters = (base, doc["_id"]), rollup_counters(doc)
+            seen.add(bucket)
+            if weighted_sum(counters) != expected.get(bucket, 0):
+                stored[bucket] = counters
+    for bucket, total in expected.items():
+        if total and bucket not in seen:
+            stored[bucket] = {}
+    if not stored:
+        return []
+    wanted = _exact_counters(db, set(stored))
+    differences = []
+    for bucket in sorted(stored):
+        want, have = wanted.get(bucket, {}), stored[bucket]
+        for path in sorted(set(want) | set(have)):
+            if want.get(path, 0) != have.get(path, 0):
+                differences.append({"collection": bucket[0], "bucket": bucket[1], "counter": path,
+                                    "expected": want.get(path, 0), "stored": have.get(path, 0)})
+    return differences
+
+
+_ROLLUP_FIELDS = {"purchasedAt": 1, "amount": 1, "paymentMethod": 1, "course": 1, "test": 1}
+
+
+def _exact_counters(db: Database, wanted: set) -> dict[tuple[str, str], dict[str, int]]:
+    """{(collection, bucket _id): {path: value}} aggregated from the purchases and revocations
+    in those buckets' time ranges, a day at a time; zeros left out."""
+    found = {bucket: defaultdict(int) for bucket in wanted}
+
+    def add(moment: datetime, inc: dict) -> None:
+        for level in ROLLUP_LEVELS:
+            bucket = bucket_id(level, floor(moment, level))
+            for collection, part in split_increments(level, inc).items():
+                if (collection, bucket) in found:
+                    for path, value in part.items():
+                        found[(collection, bucket)][path] += value
+
+    for start, end in _time_ranges(bucket for _, bucket in wanted):
+        for day in buckets(start, end, "day"):
+            moments = {"$gte": day, "$lt": min(step(day, "day"), end)}
+            for purchase in _stream(db, PURCHASES, {"purchasedAt": moments}, _ROLLUP_FIELDS):
+                if well_formed(purchase):
+                    add(purchase["purchasedAt"], sale_increments(purchase, 1))
+            for record in _stream(db, REVOKED, {"revokedAt": moments}, {**_ROLLUP_FIELDS, "revokedAt": 1}):
+                if well_formed(record, "revokedAt"):
+                    add(record["revokedAt"], revocation_increments(record))
+    return {bucket: {path: value for path, value in counters.items() if value} for bucket, counters in found.items()}
+
+
+def _time_ranges(bucket_ids) -> list[tuple[datetime, datetime]]:
+    """The time the buckets cover, as sorted disjoint [start, end) ranges; ids that name no
+    bucket ("level|%Y-%m-%dT%H") cover nothing."""
+    spans = []
+    for bucket in set(bucket_ids):
+        level, _, period = str(bucket).partition("|")
+        try:
+            start = datetime.strptime(period, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+            spans.append((start, step(start, level)))
+        except ValueError:
+            continue
+    merged = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _pages(db: Database, collection: str):
+    """Every document of a collection by `_id`, PAGE at a time (a server computes a whole
+    answer before its first batch: the embedded one holds it all in memory)."""
+    after = None
+    while True:
+        query = {"_id": {"$gt": after}} if after is not None else {}
+        page = retry_when_busy(lambda q=query: list(db[collection].find(q).sort("_id", 1).limit(PAGE)))
+        yield from page
+        if len(page) < PAGE:
+            return
+        after = page[-1]["_id"]
+
+
+def _stream(db: Database, collection: str, query: dict, fields: dict):
+    return db[collection].find(query, fields).batch_size(1000)
 
 
 def _ids(db: Database, collection: str) -> set:

@@ -22,7 +22,7 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 
 from core.operations.consistency import check_consistency
-from core.operations.rebuild import rebuild_rollups, rollup_differences
+from core.operations.rebuild import rebuild_rollups
 from core.storage.db import bulk_insert, bulk_write
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
@@ -150,8 +150,17 @@ class Run:
 
     def finish(self, progress=None) -> dict[str, list[dict]]:
         """Rebuild the rollups when anything changed (or they disagree), mark the run done,
-        and return what the consistency checker finds."""
-        if not self.dry_run and (self.checkpointed or rollup_differences(self.db)):
+        and return what the consistency checker finds.
+
+        A run that changed nothing is checked first: when its rollups agree, that one check
+        is all it reads; when they differ, they are rebuilt and checked again.
+        """
+        if not self.dry_run and not self.checkpointed:
+            with self._timed("consistency check"):
+                found = check_consistency(self.db)
+            if not found["rollup_mismatch"]:
+                return found
+        if not self.dry_run:
             with self._timed("rebuilding rollups"):
                 rebuild_rollups(self.db, progress)
             self._checkpoint(finishedAt=datetime.now(UTC))
