@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from bson import ObjectId
 
-from core import create_purchase, get_purchase_analytics, open_database
-from core.operations import check_consistency, rollup_differences
+from core import create_purchase, ensure_indexes, get_purchase_analytics, open_database
+from core.operations import check_consistency, joined, legacy_purchases, rollup_differences
 from core.operations.arrays_from_purchases import migrate_purchases
+from core.operations.purchases_from_arrays import implement_hybrid_purchases
 from core.storage.schema import AUDIT, COURSES, PURCHASES, TESTS, USERS
 from dashboard.filters import NOT_MIGRATED, analytics_filters, parse_query
 from dashboard.pages.audit import audit_csv, audit_rows
@@ -221,6 +222,30 @@ def test_a_purchase_made_while_the_migration_runs_is_never_overwritten(db):
     migrate_purchases(db).finish()  # the next run completes that user
     courses = db[USERS].find_one({"_id": user})["purchasedCourses"]
     assert bought in courses and data[COURSES][0]["_id"] in courses
+
+
+@pytest.mark.parametrize("direction", ["from_purchases", "from_arrays"])
+def test_reading_in_small_pages_and_chunks_ends_as_reading_at_once(db, monkeypatch, direction):
+    """The purchases are read PAGE at a time and the users CHUNK at a time: with pages of 3
+    and chunks of 2 a run makes the same changes and reports the same problems."""
+    data, _ = getattr(legacy_data, direction)()
+    migrate = migrate_purchases if direction == "from_purchases" else implement_hybrid_purchases
+    small = db.client[f"{db.name}_small"]
+    ensure_indexes(small)
+    ends = []
+    for database in (db, small):
+        legacy_data.load(database, data)
+        if database is small:
+            monkeypatch.setattr(legacy_purchases, "PAGE", 3)
+            monkeypatch.setattr(joined, "CHUNK", 2)
+        run = migrate(database)
+        found = {kind: len(problems) for kind, problems in run.finish().items() if problems}
+        purchases = sorted(repr({k: v for k, v in p.items() if k != "_id"}) for p in database[PURCHASES].find())
+        ends.append((run.summary.changes, run.summary.problems, found, list(database[USERS].find().sort("_id", 1)),
+                     purchases))
+    db.client.drop_database(small.name)
+    assert ends[0] == ends[1]
+    assert ends[0][0]  # the run changed something
 
 
 def test_analytics_and_the_live_page_can_leave_migrated_records_out(deployments):

@@ -30,13 +30,14 @@ BATCH = 5000  # documents per round trip
 
 
 def users_with_purchases(db: Database, *, after: ObjectId | None = None, user_fields: dict | None = None,
-                         purchase_fields: dict | None = None, chunk: int = CHUNK) -> Iterator[tuple[dict | None, list[dict]]]:
+                         purchase_fields: dict | None = None, chunk: int | None = None) -> Iterator[tuple[dict | None, list[dict]]]:
     """Yield (user, their purchases) for every user after `after` in `_id` order, and
     (None, purchases) for purchases whose user does not exist, in the same order.
 
     A user's purchases come newest first. Users whose `_id` is not an ObjectId are left
     out, and so are purchases whose `user` is not an ObjectId (the callers report them).
     """
+    chunk = chunk or CHUNK
     if purchase_fields is not None:
         purchase_fields = {**purchase_fields, "user": 1}
     low = after  # users and purchases after this id are still to come

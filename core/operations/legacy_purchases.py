@@ -6,6 +6,7 @@ A fix is made only when it is certain (an id stored as a 24-hex string, an amoun
 real one, the very same purchase stored twice); anything else is reported and left alone.
 """
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from pymongo import DeleteOne, UpdateOne
@@ -19,6 +20,7 @@ from core.storage.retry import retry_when_busy
 from core.storage.schema import KINDS, PURCHASES, catalog
 
 ITEM_DATE_FIELDS = ("createdAt", "created_at", "publishedAt")
+PAGE = 50_000  # purchases read at once when normalising them
 
 
 def load_catalog(db: Database) -> dict[str, dict]:
@@ -39,9 +41,8 @@ def normalise_purchases(run: Run, items: dict, now: datetime, progress=None) -> 
     go, after = run.start("purchases")
     if not go:
         return
-    cursor = run.db[PURCHASES].find({"_id": {"$gt": after}} if after is not None else {}).sort("_id", 1).batch_size(1000)
     batch, count, last = Batch(), 0, None
-    for purchase in cursor:
+    for purchase in _by_id(run.db, PURCHASES, after):
         _normalise(run, batch, purchase, items, now)
         count, last = count + 1, purchase["_id"]
         if count % run.batch == 0:
@@ -52,6 +53,19 @@ def normalise_purchases(run: Run, items: dict, now: datetime, progress=None) -> 
     run.write(batch, last)
     if progress:
         progress(count % run.batch)
+
+
+def _by_id(db: Database, collection: str, after) -> Iterator[dict]:
+    """Every document after `after` in `_id` order, PAGE at a time (`_id` greater than the last
+    one read, sorted, limited): one query for them all would be computed whole, and held, by
+    the embedded engine's wire server before its first batch."""
+    while True:
+        query = {"_id": {"$gt": after}} if after is not None else {}
+        page = retry_when_busy(lambda q=query: list(db[collection].find(q, limit=PAGE).sort("_id", 1).batch_size(5000)))
+        yield from page
+        if len(page) < PAGE:
+            return
+        after = page[-1]["_id"]
 
 
 def _normalise(run: Run, batch: Batch, purchase: dict, items: dict, now: datetime) -> None:
