@@ -52,7 +52,7 @@ def users_with_purchases(db: Database, *, after: ObjectId | None = None, user_fi
         yield from _merge([user for user in users if isinstance(user["_id"], ObjectId)], purchases)
         if high is None:
             return
-        low = high
+        low, users, purchases = high, None, None  # one chunk in memory at a time, not two
 
 
 def _id_range(field: str, low, high) -> dict:
