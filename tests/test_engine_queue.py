@@ -21,7 +21,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure
 from pymongo.monitoring import CommandListener
 
 from core.storage.embedded import EmbeddedServer
-from core.storage.transactions import run_in_transaction
+from core.storage.transactions import READ_ONLY_COMMENT, run_in_transaction
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="about the embedded server")
 
@@ -240,3 +240,39 @@ def test_txn_numbers_count_as_on_mongodb(db):
     assert refused(insert, 7) == (251, True)  # not run outside any transaction
     assert [d["txn"] for d in db.numbered.find()] == [7]
     session.end_session()
+
+
+def test_a_read_only_snapshot_is_served_ahead_of_the_writers_in_line(db):
+    db.counter.insert_one({"_id": 0, "n": 0})
+    order, lock = [], threading.Lock()
+
+    def step(name):
+        with lock:
+            order.append(name)
+
+    def writer(name):
+        run_in_transaction(db, lambda s: (db.counter.update_one({"_id": 0}, {"$inc": {"n": 1}}, session=s), step(name)))
+
+    def reader():
+        def work(s):
+            n = db.counter.find_one({"_id": 0}, session=s, comment=READ_ONLY_COMMENT)["n"]
+            step(f"reader saw {n}")
+        run_in_transaction(db, work)
+
+    client = db.client
+    with client.start_session() as holder:
+        holder.start_transaction()
+        db.counter.update_one({"_id": 0}, {"$inc": {"n": 1}}, session=holder)  # the engine is taken
+        threads = [threading.Thread(target=writer, args=(f"writer {i}",)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.2)  # in line, in this order
+        threads.append(threading.Thread(target=reader))
+        threads[-1].start()
+        time.sleep(0.2)
+        holder.commit_transaction()
+    for thread in threads:
+        thread.join()
+    # the reader came last and went first; then the writers in their order
+    assert order == ["reader saw 1", "writer 0", "writer 1", "writer 2"]
+    assert db.counter.find_one({"_id": 0})["n"] == 4

@@ -1,5 +1,6 @@
 """Purchase analytics answered from rollups, exact as of the data version they were read at."""
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -34,13 +35,17 @@ from core.settings import CoreSettings
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import DATA_VERSION, KINDS, PURCHASES, REVOKED, catalog, kind_of, stats_collection
-from core.storage.transactions import run_in_transaction
+from core.storage.transactions import READ_ONLY_COMMENT, run_in_transaction
 from core.validation import core_settings, date_range, kind_option, known_options, shown
 
 FILTER_NAMES = {"startDate", "endDate", "kind", "paymentMethod", "excludePaymentMethod", "granularity", "top"}
 # a series has at most a few thousand points: hours for a month, days for ten years
 MAX_SPAN = {"hour": timedelta(days=31), "day": timedelta(days=3660)}
 OPTIMISTIC_READS = 2
+# after reads that kept moving, the next ones go straight to the snapshot transaction for
+# this long: under continuous writes the plain tries only add their time to every render
+CONTENDED_SECONDS = 5.0
+_contended_until = 0.0
 REBUILD_WAIT_SECONDS = 30.0  # for rollups of an older release that another process is rebuilding
 _BUYERS = BuyerCache()
 
@@ -141,12 +146,13 @@ def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot
     A plain read is kept when the data version did not move while it ran (always, when
     purchases are not changing). After OPTIMISTIC_READS that saw it move (continuous
     writes: sixteen writers) the read runs inside one snapshot transaction, which sees one
-    version by construction: on mongoeco it waits its turn behind the writers' transactions
-    (~2 s behind sixteen writers, as long as the plain reads that moved), on MongoDB it takes
-    no locks. Rollups that an older release wrote are rebuilt first
+    version by construction, and so do the reads of the next CONTENDED_SECONDS: on mongoeco
+    it waits for the transaction in progress (read-only snapshots have their own line,
+    core.storage.engine_queue), on MongoDB it takes no locks. Rollups that an older release wrote are rebuilt first
     (core.operations.rebuild.ensure_rollups_current).
     """
-    for _ in range(OPTIMISTIC_READS):
+    global _contended_until
+    for _ in range(OPTIMISTIC_READS if time.monotonic() >= _contended_until else 0):
         before = read_version(db)
         if rollups_outdated(before):
             _rebuild_outdated(db)
@@ -155,11 +161,12 @@ def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot
         after = read_version(db)
         if (after["version"], active_set(after)) == (before["version"], active_set(before)):
             return snap
+    _contended_until = time.monotonic() + CONTENDED_SECONDS
     return run_in_transaction(db, lambda session: _in_transaction(db, session, f, details))
 
 
 def _in_transaction(db: Database, session, f: Filters, details: bool) -> Snapshot:
-    state = db[DATA_VERSION].find_one({"_id": VERSION_ID}, session=session) or {}
+    state = db[DATA_VERSION].find_one({"_id": VERSION_ID}, session=session, comment=READ_ONLY_COMMENT) or {}
     if rollups_outdated(state):
         raise PurchaseError("the rollups are being rebuilt; try again in a minute")
     return _Reader(db, session).snapshot({"version": 0, **state}, f, details)

@@ -10,6 +10,11 @@ clients need no special case:
 - A transaction (the command that carries `startTransaction`) waits until no other
   transaction is open and the operations admitted before it are done; transactions are
   served in arrival order.
+- A transaction that says it only reads (its first command's `comment` is
+  READ_ONLY_COMMENT: a snapshot of the analytics) waits in a line of its own, served
+  ahead of the writers' line and alternating with it while both wait: a reader waits for
+  the transaction in progress and one batch of reads, not behind sixteen writers; writers
+  wait for at most one such reader each.
 - Any other operation runs at once when no transaction is open or waiting; otherwise it
   waits for the end of the transaction in progress (or of the next one, when one is only
   waiting), and then every waiting operation runs together before the next transaction
@@ -41,6 +46,8 @@ from mongoeco.wire._session_identity import wire_session_key
 from mongoeco.wire.protocol import OP_MSG, decode_op_msg, encode_op_msg_response
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
+from core.storage.transactions import READ_ONLY_COMMENT
+
 DEFAULT_LIFETIME = 60.0  # MongoDB's transactionLifetimeLimitSeconds default
 WATCH_INTERVAL = 0.5
 REMEMBERED_ABORTS = 1024
@@ -67,6 +74,7 @@ class _Request:
     starts_transaction: bool
     in_transaction: bool  # autocommit: false
     max_seconds: float | None  # from maxTimeMS
+    read_only: bool = False  # a transaction that only reads, by its first command's comment
 
 
 @dataclass
@@ -105,6 +113,7 @@ def parse_request(header, payload: bytes) -> _Request | None:
         starts_transaction=body.get("startTransaction") is True,
         in_transaction=body.get("autocommit") is False,
         max_seconds=max_ms / 1000 if isinstance(max_ms, int | float) and max_ms > 0 else None,
+        read_only=body.get("comment") == READ_ONLY_COMMENT,
     )
 
 
@@ -118,6 +127,8 @@ class EngineQueue:
         self._others = 0  # requests running that are not the open transaction's
         self._waiting_others: list[asyncio.Future] = []
         self._waiting_transactions: deque[tuple[_Request, asyncio.Future]] = deque()
+        self._waiting_readers: deque[tuple[_Request, asyncio.Future]] = deque()  # read-only transactions
+        self._reader_turn = True
         self._aborted: OrderedDict = OrderedDict()  # (session, txnNumber) -> why the server aborted it
 
     def refusal(self, request: _Request) -> dict | None:
@@ -163,9 +174,9 @@ class EngineQueue:
         future = asyncio.get_running_loop().create_future()
         if request.starts_transaction:
             role = OWNER
-            self._waiting_transactions.append((request, future))
+            (self._waiting_readers if request.read_only else self._waiting_transactions).append((request, future))
             self._admit()
-        elif self.owner is None and not self._waiting_transactions:
+        elif self.owner is None and not self._waiting_transactions and not self._waiting_readers:
             self._others += 1
             return OTHER
         else:
@@ -234,11 +245,14 @@ class EngineQueue:
     def _admit(self) -> None:
         if self.owner is not None:
             return
-        if self._waiting_others and not self._waiting_transactions:
+        if self._waiting_others and not self._waiting_transactions and not self._waiting_readers:
             self._release_others()
-        while self._others == 0 and self._waiting_transactions:
-            request, future = self._waiting_transactions.popleft()
+        while self._others == 0 and (self._waiting_transactions or self._waiting_readers):
+            readers_go = self._waiting_readers and (self._reader_turn or not self._waiting_transactions)
+            line = self._waiting_readers if readers_go else self._waiting_transactions
+            request, future = line.popleft()
             if not future.done():
+                self._reader_turn = not readers_go
                 self.owner = _Transaction(request.session, request.txn_number, time.monotonic(), running=1)
                 future.set_result(True)
                 return
@@ -247,6 +261,7 @@ class EngineQueue:
         if future in self._waiting_others:
             self._waiting_others.remove(future)
         self._waiting_transactions = deque(item for item in self._waiting_transactions if item[1] is not future)
+        self._waiting_readers = deque(item for item in self._waiting_readers if item[1] is not future)
 
     def _session(self, key: str):
         context = self._sessions._sessions.get(key)

@@ -7,6 +7,11 @@ from pymongo.write_concern import WriteConcern
 
 from core.storage.retry import bound, retry_when_busy
 
+# The `comment` of a transaction's first command when the transaction only reads: the
+# embedded server's line serves such snapshots ahead of the writers (core.storage.
+# engine_queue); on MongoDB it is only a comment, in the logs.
+READ_ONLY_COMMENT = "read-only snapshot"
+
 
 def run_in_transaction(db: Database, work, *, timeout: float | None = None):
     """Run `work(session)` in one transaction and return its result, within `timeout` seconds
