@@ -211,12 +211,9 @@ def compute_rollups(purchases, revoked) -> dict[str, list[dict]]:
     return builder.documents()
 
 
-class RollupBuilder:
-    """Rollup documents built one purchase at a time, so that a pass over the purchases made
-    for another reason (the checker's) also yields their rollups; memory holds buckets only."""
-
-    def __init__(self):
-        self._docs = {name: {} for name in ROLLUP_COLLECTIONS}
+class IncrementSink:
+    """Takes purchases and revocations one at a time as the increments they make to the
+    rollups, at the moment they count for; a subclass says what `_add` keeps of them."""
 
     def add_sale(self, purchase: dict) -> None:
         if well_formed(purchase):
@@ -225,6 +222,17 @@ class RollupBuilder:
     def add_revocation(self, record: dict) -> None:
         if well_formed(record, "revokedAt"):
             self._add(record["revokedAt"], revocation_increments(record))
+
+    def _add(self, moment: datetime, inc: dict) -> None:
+        raise NotImplementedError
+
+
+class RollupBuilder(IncrementSink):
+    """Rollup documents built one purchase at a time, so that a pass over the purchases made
+    for another reason (the checker's) also yields their rollups; memory holds buckets only."""
+
+    def __init__(self):
+        self._docs = {name: {} for name in ROLLUP_COLLECTIONS}
 
     def documents(self) -> dict[str, list[dict]]:
         return {name: sorted(found.values(), key=lambda d: d["_id"]) for name, found in self._docs.items()}

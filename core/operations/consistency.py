@@ -14,12 +14,11 @@ from pymongo.database import Database
 
 from core.analytics.periods import ROLLUP_LEVELS, buckets, floor, step
 from core.analytics.rollups import (
+    IncrementSink,
     active_set,
     bucket_id,
     part_of,
-    revocation_increments,
     rollup_counters,
-    sale_increments,
     set_collections,
     split_increments,
     well_formed,
@@ -166,7 +165,7 @@ def _repair_user(db: Database, session, user) -> list[str]:
     return changes
 
 
-class RollupSums:
+class RollupSums(IncrementSink):
     """What the rollups should hold, one number per bucket: the sum of its counters, each
     weighted by a random 64-bit number drawn for its path.
 
@@ -181,14 +180,6 @@ class RollupSums:
     def __init__(self):
         self.sums: dict[tuple[str, str], int] = defaultdict(int)  # (collection, bucket _id) -> sum
         self._buckets: dict[int, list] = {}  # UTC hour -> [(collection, bucket _id, part)]: all levels nest hours
-
-    def add_sale(self, purchase: dict) -> None:
-        if well_formed(purchase):
-            self._add(purchase["purchasedAt"], sale_increments(purchase, 1))
-
-    def add_revocation(self, record: dict) -> None:
-        if well_formed(record, "revokedAt"):
-            self._add(record["revokedAt"], revocation_increments(record))
 
     def _add(self, moment: datetime, inc: dict) -> None:
         parts = {"sales": 0, "details": 0}
@@ -276,26 +267,30 @@ _ROLLUP_FIELDS = {"purchasedAt": 1, "amount": 1, "paymentMethod": 1, "course": 1
 def _exact_counters(db: Database, wanted: set) -> dict[tuple[str, str], dict[str, int]]:
     """{(collection, bucket _id): {path: value}} aggregated from the purchases and revocations
     in those buckets' time ranges, a day at a time; zeros left out."""
-    found = {bucket: defaultdict(int) for bucket in wanted}
-
-    def add(moment: datetime, inc: dict) -> None:
-        for level in ROLLUP_LEVELS:
-            bucket = bucket_id(level, floor(moment, level))
-            for collection, part in split_increments(level, inc).items():
-                if (collection, bucket) in found:
-                    for path, value in part.items():
-                        found[(collection, bucket)][path] += value
-
+    found = _BucketCounters(wanted)
     for start, end in _time_ranges(bucket for _, bucket in wanted):
         for day in buckets(start, end, "day"):
             moments = {"$gte": day, "$lt": min(step(day, "day"), end)}
             for purchase in _stream(db, PURCHASES, {"purchasedAt": moments}, _ROLLUP_FIELDS):
-                if well_formed(purchase):
-                    add(purchase["purchasedAt"], sale_increments(purchase, 1))
+                found.add_sale(purchase)
             for record in _stream(db, REVOKED, {"revokedAt": moments}, {**_ROLLUP_FIELDS, "revokedAt": 1}):
-                if well_formed(record, "revokedAt"):
-                    add(record["revokedAt"], revocation_increments(record))
-    return {bucket: {path: value for path, value in counters.items() if value} for bucket, counters in found.items()}
+                found.add_revocation(record)
+    return {bucket: {path: value for path, value in counters.items() if value} for bucket, counters in found.counters.items()}
+
+
+class _BucketCounters(IncrementSink):
+    """The counters of the given buckets only, (collection, bucket _id) -> {path: value}."""
+
+    def __init__(self, wanted: set):
+        self.counters = {bucket: defaultdict(int) for bucket in wanted}
+
+    def _add(self, moment: datetime, inc: dict) -> None:
+        for level in ROLLUP_LEVELS:
+            bucket = bucket_id(level, floor(moment, level))
+            for collection, part in split_increments(level, inc).items():
+                if (collection, bucket) in self.counters:
+                    for path, value in part.items():
+                        self.counters[(collection, bucket)][path] += value
 
 
 def _time_ranges(bucket_ids) -> list[tuple[datetime, datetime]]:
