@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import psutil
@@ -126,14 +127,15 @@ class Tab:
         self.seen: list[tuple[float, int]] = []  # (when, version shown) for every reply that set one
         self.idle: list[float] = []  # latencies of 204 replies
         self.latencies: list[float] = []
-        self.banners = self.errors = 0
+        self.banners = 0
+        self.error_kinds: Counter = Counter()  # what each error was: an exception's name or the HTTP status
 
     def poll(self) -> None:
         started = time.perf_counter()
         try:
             reply = self.session.post(self.url, json=poll_body(self.spec, self.state), timeout=REQUEST_TIMEOUT)
-        except requests.RequestException:
-            self.errors += 1
+        except requests.RequestException as error:
+            self.error_kinds[type(error).__name__] += 1
             return
         took = time.perf_counter() - started
         self.latencies.append(took)
@@ -147,7 +149,7 @@ class Tab:
             if "version" in self.state:
                 self.seen.append((time.monotonic(), self.state["version"]))
         else:
-            self.errors += 1
+            self.error_kinds[f"HTTP {reply.status_code}"] += 1
 
     def run(self, stop: threading.Event, delay: float) -> None:
         stop.wait(delay)
@@ -188,6 +190,13 @@ def commit_to_screen(tabs: list[Tab], sales: list, until: float) -> list[float]:
     return delays
 
 
+def errors(tabs: list[Tab]) -> str:
+    """How many polls failed, and how: "0", or "2 (ReadTimeout 1, HTTP 500 1)"."""
+    kinds = sum((t.error_kinds for t in tabs), Counter())
+    total = sum(kinds.values())
+    return f"{total} ({', '.join(f'{kind} {n}' for kind, n in kinds.most_common())})" if total else "0"
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -217,7 +226,7 @@ def steady(server: Server, db, spec: dict, n: int, seconds: float) -> dict:
         "tabs": n, "polls": sum(len(t.latencies) for t in tabs), "sales": len(sales),
         "idle50": percentile(idle, 0.5), "idle95": percentile(idle, 0.95),
         "c50": percentile(delays, 0.5), "c95": percentile(delays, 0.95), "cmax": max(delays, default=float("nan")),
-        "banners": sum(t.banners for t in tabs), "errors": sum(t.errors for t in tabs), "cpu": cpu,
+        "banners": sum(t.banners for t in tabs), "errors": errors(tabs), "cpu": cpu,
     }
 
 
@@ -243,7 +252,7 @@ def stampede(server: Server, db, spec: dict, n: int) -> dict:
     for thread in threads:
         thread.join()
     return {"tabs": n, "p50": percentile(took, 0.5), "p95": percentile(took, 0.95), "max": max(took),
-            "banners": sum(t.banners for t in tabs), "errors": sum(t.errors for t in tabs)}
+            "banners": sum(t.banners for t in tabs), "errors": errors(tabs)}
 
 
 def main(argv=None) -> int:
