@@ -80,17 +80,20 @@ def main(argv=None) -> int:
             idle.append(seconds)
             codes.add(code)
         user = db[USERS].find_one({}, {"_id": 1})["_id"]
-        changed = []
+        changed, shared = [], []
         for n in range(args.polls // 2):
             course = ObjectId()
             db[COURSES].insert_one({"_id": course, "title": f"Bench course {n}"})
             create_purchase(db, user, course, None, {"amount": 10, "paymentMethod": "stripe"})
-            time.sleep(live.VERSION_FRESH)
-            timed_poll(client, dash_app, state)  # sees the version read every tab shares; refreshes it
-            time.sleep(0.05)
-            seconds, state, code = timed_poll(client, dash_app, state)
+            time.sleep(live.VERSION_FRESH)  # the version every tab shares is due for a read
+            # the first tab to poll reads the new version and renders every figure; a second
+            # tab in the same state then gets that render
+            seconds, _, code = timed_poll(client, dash_app, state)
             assert code == 200, code
             changed.append(seconds)
+            seconds, state, code = timed_poll(client, dash_app, state)
+            assert code == 200, code
+            shared.append(seconds)
 
         http = make_server("127.0.0.1", free_port(), server, threaded=True)
         threading.Thread(target=http.serve_forever, daemon=True).start()
@@ -105,6 +108,7 @@ def main(argv=None) -> int:
     print("|---|---:|---:|")
     print(f"| poll, nothing changed (HTTP {'/'.join(map(str, sorted(codes)))}) | {statistics.median(idle) * 1000:.1f} ms | < 5 ms |")
     print(f"| poll after one new purchase (all figures rebuilt) | {statistics.median(changed) * 1000:.0f} ms | < 100 ms |")
+    print(f"| the next tab's poll after it (the render shared) | {statistics.median(shared) * 1000:.0f} ms | |")
     print(f"| first page load to all charts drawn | {first:.2f} s | < 2 s |")
     print(f"| page load to all charts drawn, later loads | {again:.2f} s | < 2 s |")
     return 0
