@@ -106,3 +106,21 @@ def test_the_description_of_a_uri_shows_hosts_without_credentials():
 
     assert _hosts("mongodb://admin:secret@db1:27017,db2:27018/?replicaSet=rs0") == "db1:27017, db2:27018"
     assert _hosts("mongodb+srv://u:p@cluster0.example.net/learning") == "cluster0.example.net"
+
+
+def test_read_all_reads_every_document_once_in_id_order_whatever_the_id_types(db):
+    from datetime import UTC, datetime
+
+    from core.storage.db import read_all
+
+    ids = [None, -3, 2.5, 7, "a", "b", "c", {"k": 1}, ObjectId(), ObjectId(), ObjectId(), False, True,
+           datetime(2020, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC)]
+    db.mixed.insert_many([{"_id": i, "n": n} for n, i in enumerate(ids)])
+    expected = [doc["_id"] for doc in db.mixed.find().sort("_id", 1)]
+    for page in (1, 2, 3, 100):
+        read = [doc["_id"] for doc in read_all(db, "mixed", page=page)]
+        assert read == expected, page
+    assert [doc["n"] for doc in read_all(db, "mixed", {"n": 1}, page=4)] == [ids.index(i) for i in expected]
+    strings_on = [doc["_id"] for doc in read_all(db, "mixed", after="a", page=2)]
+    assert strings_on == expected[expected.index("a") + 1 :]
+    assert list(read_all(db, "nothing_here", page=2)) == []

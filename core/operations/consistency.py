@@ -25,6 +25,7 @@ from core.analytics.rollups import (
 )
 from core.changes import read_version
 from core.operations.joined import users_with_purchases
+from core.storage.db import read_all
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import KINDS, PURCHASES, REVOKED, ROLLUP_COLLECTIONS, USERS, catalog, user_array
@@ -240,7 +241,7 @@ def rollup_mismatches(db: Database, sales: RollupSums | None = None) -> list[dic
     expected, stored, seen = sales.sums, {}, set()
     rollup_set = active_set(read_version(db))
     for base, name in zip(ROLLUP_COLLECTIONS, set_collections(rollup_set), strict=True):
-        for doc in _pages(db, name):
+        for doc in read_all(db, name, page=PAGE):
             bucket, counters = (base, doc["_id"]), rollup_counters(doc)
             seen.add(bucket)
             if weighted_sum(counters) != expected.get(bucket, 0):
@@ -311,19 +312,6 @@ def _time_ranges(bucket_ids) -> list[tuple[datetime, datetime]]:
         else:
             merged.append((start, end))
     return merged
-
-
-def _pages(db: Database, collection: str):
-    """Every document of a collection by `_id`, PAGE at a time (a server computes a whole
-    answer before its first batch: the embedded one holds it all in memory)."""
-    after = None
-    while True:
-        query = {"_id": {"$gt": after}} if after is not None else {}
-        page = retry_when_busy(lambda q=query: list(db[collection].find(q).sort("_id", 1).limit(PAGE)))
-        yield from page
-        if len(page) < PAGE:
-            return
-        after = page[-1]["_id"]
 
 
 def _stream(db: Database, collection: str, query: dict, fields: dict):

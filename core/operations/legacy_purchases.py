@@ -6,7 +6,6 @@ A fix is made only when it is certain (an id stored as a 24-hex string, an amoun
 real one, the very same purchase stored twice); anything else is reported and left alone.
 """
 
-from collections.abc import Iterator
 from datetime import datetime
 
 from pymongo import DeleteOne, UpdateOne
@@ -16,6 +15,7 @@ from core.operations import legacy
 from core.operations.joined import users_with_purchases
 from core.operations.legacy import Unfixable
 from core.operations.migration import Batch, Run
+from core.storage.db import read_all
 from core.storage.retry import retry_when_busy
 from core.storage.schema import KINDS, PURCHASES, catalog
 
@@ -42,7 +42,7 @@ def normalise_purchases(run: Run, items: dict, now: datetime, progress=None) -> 
     if not go:
         return
     batch, count, last = Batch(), 0, None
-    for purchase in _by_id(run.db, PURCHASES, after):
+    for purchase in read_all(run.db, PURCHASES, after=after, page=PAGE):
         _normalise(run, batch, purchase, items, now)
         count, last = count + 1, purchase["_id"]
         if count % run.batch == 0:
@@ -53,19 +53,6 @@ def normalise_purchases(run: Run, items: dict, now: datetime, progress=None) -> 
     run.write(batch, last)
     if progress:
         progress(count % run.batch)
-
-
-def _by_id(db: Database, collection: str, after) -> Iterator[dict]:
-    """Every document after `after` in `_id` order, PAGE at a time (`_id` greater than the last
-    one read, sorted, limited): one query for them all would be computed whole, and held, by
-    the embedded engine's wire server before its first batch."""
-    while True:
-        query = {"_id": {"$gt": after}} if after is not None else {}
-        page = retry_when_busy(lambda q=query: list(db[collection].find(q, limit=PAGE).sort("_id", 1).batch_size(5000)))
-        yield from page
-        if len(page) < PAGE:
-            return
-        after = page[-1]["_id"]
 
 
 def _normalise(run: Run, batch: Batch, purchase: dict, items: dict, now: datetime) -> None:
