@@ -237,6 +237,12 @@ class RollupBuilder(IncrementSink):
     def documents(self) -> dict[str, list[dict]]:
         return {name: sorted(found.values(), key=lambda d: d["_id"]) for name, found in self._docs.items()}
 
+    def take(self) -> dict[str, list[dict]]:
+        """The documents built so far; the builder starts again empty."""
+        docs = self.documents()
+        self._docs = {name: {} for name in ROLLUP_COLLECTIONS}
+        return docs
+
     def _add(self, moment: datetime, inc: dict) -> None:
         for level in ROLLUP_LEVELS:
             period = floor(moment, level)

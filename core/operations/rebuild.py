@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -33,7 +33,7 @@ from core.analytics.rollups import (
 )
 from core.changes import VERSION_ID, read_version
 from core.errors import PurchaseError
-from core.storage.db import bulk_insert
+from core.storage.db import bulk_insert, bulk_write, read_all
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import DATA_VERSION, PURCHASES, REVOKED, ROLLUP_COLLECTIONS
@@ -42,6 +42,8 @@ REBUILD_ATTEMPTS = 5
 LEASE_SECONDS = 15.0
 RENEW_SECONDS = 3.0
 BATCH = 1000
+PAGE = 50_000  # purchases read at once
+FLUSH_EVERY = 50_000  # purchases (or revocations) whose rollups are built in memory before they are written
 _FIELDS = {"purchasedAt": 1, "amount": 1, "paymentMethod": 1, "course": 1, "test": 1}
 # what the version document's older releases used for an in-place rebuild: cleared at each switch
 _OLD_FLAGS = {"rebuilding": "", "rebuildingUntil": ""}
@@ -57,7 +59,7 @@ def rebuild_rollups(db: Database, progress=None, *, wait: float = LEASE_SECONDS 
     Waits up to `wait` seconds for another rebuild's lease (a dead one's runs out within
     LEASE_SECONDS), then raises RebuildRunning. A purchase committed while it reads makes
     it start over, at most REBUILD_ATTEMPTS times, then PurchaseError; the rollups in use
-    stay as they were. `progress(written, total)` is called as documents are written.
+    stay as they were. `progress(written, None)` is called as documents are written.
     Returns how many documents the new rollups have.
     """
     db = utc(db)
@@ -65,18 +67,18 @@ def rebuild_rollups(db: Database, progress=None, *, wait: float = LEASE_SECONDS 
     def build(lease: _Lease) -> int:
         for _ in range(REBUILD_ATTEMPTS):
             version = read_version(db)["version"]
-            purchases = lease.renewing(_stream(db, PURCHASES, _FIELDS))
-            revoked = lease.renewing(_stream(db, REVOKED, {**_FIELDS, "revokedAt": 1}))
-            docs = compute_rollups(purchases, revoked)
-
-            def written_so_far(written, total):
-                lease.renew()
-                if progress is not None:
-                    progress(written, total)
-
-            written = _write_set(db, lease.token, docs, written_so_far)
+            builder, written = RollupBuilder(), _SetWriter(db, lease.token, lease, progress)
+            for count, purchase in enumerate(lease.renewing(_stream(db, PURCHASES, _FIELDS)), 1):
+                builder.add_sale(purchase)
+                if count % FLUSH_EVERY == 0:
+                    written.add(builder.take())
+            for count, record in enumerate(lease.renewing(_stream(db, REVOKED, {**_FIELDS, "revokedAt": 1})), 1):
+                builder.add_revocation(record)
+                if count % FLUSH_EVERY == 0:
+                    written.add(builder.take())
+            written.add(builder.take())
             if _switch(db, lease.token, version):
-                return written
+                return len(written.ids)
             _drop_set(db, lease.token)  # purchases changed meanwhile: start over
         raise PurchaseError(f"purchases kept changing during {REBUILD_ATTEMPTS} rebuilds of the rollups; try again")
 
@@ -144,6 +146,35 @@ def _write_set(db: Database, rollup_set: str, docs: dict[str, list[dict]], progr
             if progress is not None:
                 progress(written, total)
     return total
+
+
+class _SetWriter:
+    """Writes the rollups of a rebuild in parts, as they are built: a bucket's first part is
+    inserted, later parts add to its counters. Memory then holds the buckets of FLUSH_EVERY
+    purchases (the rollups of 300,000 purchases were 170 MB of Python objects, 5x those of
+    60,000: they grow with hours x items that saw a sale), and the buckets written so far
+    are `_id`s only. Purchases read in `_id` order come roughly in time order, so a bucket
+    seldom has more than one part."""
+
+    def __init__(self, db: Database, rollup_set: str, lease: "_Lease", progress=None):
+        self.db, self.rollup_set, self.lease, self.progress = db, rollup_set, lease, progress
+        self.ids: set[tuple[str, str]] = set()
+
+    def add(self, docs: dict[str, list[dict]]) -> None:
+        for base, found in docs.items():
+            name = set_collection(base, self.rollup_set)
+            new = [doc for doc in found if (base, doc["_id"]) not in self.ids]
+            more = [UpdateOne({"_id": doc["_id"]}, {"$inc": counters})
+                    for doc in found if (base, doc["_id"]) in self.ids and (counters := rollup_counters(doc))]
+            for start in range(0, len(new), BATCH):
+                bulk_insert(self.db, name, new[start : start + BATCH])
+                self.lease.renew()
+            for start in range(0, len(more), BATCH):
+                bulk_write(self.db, name, more[start : start + BATCH])
+                self.lease.renew()
+            self.ids.update((base, doc["_id"]) for doc in new)
+        if self.progress is not None:
+            self.progress(len(self.ids), None)  # how many there will be is known at the end only
 
 
 def _switch(db: Database, token: str, version: int | None) -> bool:
@@ -248,8 +279,9 @@ class _Lease:
 
 
 def _stream(db: Database, collection: str, fields: dict):
-    """Every document of a collection, read in batches: memory holds the rollups, not the purchases."""
-    return db[collection].find({}, fields).batch_size(BATCH)
+    """Every document of a collection, PAGE at a time: one query for them all would be held
+    whole by the embedded engine's wire server (240 MB at 300,000 purchases)."""
+    return read_all(db, collection, fields, page=PAGE)
 
 
 def rollup_differences(db: Database, sales: RollupBuilder | None = None) -> list[dict]:
