@@ -68,14 +68,12 @@ def rebuild_rollups(db: Database, progress=None, *, wait: float = LEASE_SECONDS 
         for _ in range(REBUILD_ATTEMPTS):
             version = read_version(db)["version"]
             builder, written = RollupBuilder(), _SetWriter(db, lease.token, lease, progress)
-            for count, purchase in enumerate(lease.renewing(_stream(db, PURCHASES, _FIELDS)), 1):
-                builder.add_sale(purchase)
-                if count % FLUSH_EVERY == 0:
-                    written.add(builder.take())
-            for count, record in enumerate(lease.renewing(_stream(db, REVOKED, {**_FIELDS, "revokedAt": 1})), 1):
-                builder.add_revocation(record)
-                if count % FLUSH_EVERY == 0:
-                    written.add(builder.take())
+            for add, collection, fields in ((builder.add_sale, PURCHASES, _FIELDS),
+                                            (builder.add_revocation, REVOKED, {**_FIELDS, "revokedAt": 1})):
+                for count, document in enumerate(lease.renewing(_stream(db, collection, fields)), 1):
+                    add(document)
+                    if count % FLUSH_EVERY == 0:
+                        written.add(builder.take())
             written.add(builder.take())
             if _switch(db, lease.token, version):
                 return len(written.ids)
@@ -89,9 +87,10 @@ def load_rollups(db: Database, purchases: list[dict], revoked: list[dict]) -> in
     """Make the rollups those of freshly bulk-loaded documents (all the database has); return how many."""
 
     def load(lease: _Lease) -> int:
-        written = _write_set(db, lease.token, compute_rollups(purchases, revoked))
+        written = _SetWriter(db, lease.token, lease)
+        written.add(compute_rollups(purchases, revoked))
         _switch(db, lease.token, None)
-        return written
+        return len(written.ids)
 
     return _holding_lease(utc(db), LEASE_SECONDS + RENEW_SECONDS, load)
 
@@ -135,17 +134,6 @@ def ensure_rollups_current(db: Database, *, wait: float = 30.0) -> bool:
                 raise PurchaseError("the rollups are being rebuilt and it is taking long; try again in a minute") from None
             time.sleep(0.5)
     return False
-
-
-def _write_set(db: Database, rollup_set: str, docs: dict[str, list[dict]], progress=None) -> int:
-    """Bulk-insert rollup documents into the collections of `rollup_set`; return how many."""
-    total, written = sum(len(d) for d in docs.values()), 0
-    for base, found in docs.items():
-        for start in range(0, len(found), BATCH):
-            written += bulk_insert(db, set_collection(base, rollup_set), found[start : start + BATCH])
-            if progress is not None:
-                progress(written, total)
-    return total
 
 
 class _SetWriter:
