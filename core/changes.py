@@ -34,15 +34,16 @@ def bump_version(db: Database, session) -> int:
     return doc["version"]
 
 
-def read_version(db: Database) -> dict:
-    """The data version document: one point read; version 0 before the first change."""
-    doc = retry_when_busy(lambda: utc(db)[DATA_VERSION].find_one({"_id": VERSION_ID}))
+def read_version(db: Database, fields: dict | None = None) -> dict:
+    """The data version document (only `fields`, when given): one point read; version 0
+    before the first change."""
+    doc = retry_when_busy(lambda: utc(db)[DATA_VERSION].find_one({"_id": VERSION_ID}, fields))
     return {"version": 0, "rebuilding": False, **(doc or {"_id": VERSION_ID})}
 
 
 def get_data_version(db: Database) -> int:
     """A number that changes whenever purchases change: one point read for pollers."""
-    return read_version(db)["version"]
+    return read_version(db, {"version": 1})["version"]
 
 
 

@@ -18,6 +18,7 @@ from core.analytics.periods import (
     levels_for,
     step,
 )
+from core.analytics.rollup_cache import RollupCache
 from core.analytics.rollups import (
     active_set,
     bucket_id,
@@ -48,6 +49,7 @@ CONTENDED_SECONDS = 5.0
 _contended_until = 0.0
 REBUILD_WAIT_SECONDS = 30.0  # for rollups of an older release that another process is rebuilding
 _BUYERS = BuyerCache()
+_ROLLUPS = RollupCache()
 
 
 @dataclass(frozen=True)
@@ -157,19 +159,24 @@ def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot
         if rollups_outdated(before):
             _rebuild_outdated(db)
             continue
-        snap = _Reader(db).snapshot(before, f, details)
-        after = read_version(db)
+        reader = _Reader(db)
+        snap = reader.snapshot(before, f, details)
+        after = read_version(db, {"version": 1, "rollupSet": 1})
         if (after["version"], active_set(after)) == (before["version"], active_set(before)):
+            _ROLLUPS.commit(reader.ranges, snap.version)
             return snap
     _contended_until = time.monotonic() + CONTENDED_SECONDS
-    return run_in_transaction(db, lambda session: _in_transaction(db, session, f, details))
+    reader, snap = run_in_transaction(db, lambda session: _in_transaction(db, session, f, details))
+    _ROLLUPS.commit(reader.ranges, snap.version)
+    return snap
 
 
-def _in_transaction(db: Database, session, f: Filters, details: bool) -> Snapshot:
+def _in_transaction(db: Database, session, f: Filters, details: bool) -> tuple["_Reader", Snapshot]:
     state = db[DATA_VERSION].find_one({"_id": VERSION_ID}, session=session, comment=READ_ONLY_COMMENT) or {}
     if rollups_outdated(state):
         raise PurchaseError("the rollups are being rebuilt; try again in a minute")
-    return _Reader(db, session).snapshot({"version": 0, **state}, f, details)
+    reader = _Reader(db, session)
+    return reader, reader.snapshot({"version": 0, **state}, f, details)
 
 
 def _rebuild_outdated(db: Database) -> None:
@@ -180,19 +187,23 @@ def _rebuild_outdated(db: Database) -> None:
 
 
 class _Reader:
-    """The reads of one snapshot, in one rollup set; inside a transaction when `session` is given."""
+    """The reads of one snapshot, in one rollup set; inside a transaction when `session` is given.
+
+    Rollup ranges come through the process's RollupCache: read whole, or only the buckets
+    changed since the version it holds; `ranges` says what to keep once the snapshot is found good.
+    """
 
     def __init__(self, db: Database, session=None):
         self.db, self.session = db, session
+        self.ranges: list = []
 
-    def find(self, collection: str, query: dict, projection: dict | None = None) -> list[dict]:
+    def find(self, collection: str, query: dict, projection: dict | None = None, *, limit: int = 0) -> list[dict]:
         if self.session is not None:  # a failure ends the transaction, which is run again whole
-            return list(self.db[collection].find(query, projection, session=self.session))
-        return retry_when_busy(lambda: list(self.db[collection].find(query, projection)))
+            return list(self.db[collection].find(query, projection, session=self.session, limit=limit))
+        return retry_when_busy(lambda: list(self.db[collection].find(query, projection, limit=limit)))
 
     def snapshot(self, state: dict, f: Filters, details: bool) -> Snapshot:
-        rollup_set = active_set(state)
-        start = f.start or self._earliest_period(rollup_set)
+        start = f.start or self._earliest_period(state)
         now = datetime.now(UTC)
         granularity = f.granularity or default_granularity((f.end or now) - (start or now))
         if granularity in MAX_SPAN and start and (f.end or now) - start > MAX_SPAN[granularity]:
@@ -200,17 +211,16 @@ class _Reader:
         series, detail_docs, raw_sales, raw_revoked = [], [], [], []
         if start is not None:
             series_pieces = cover(start, f.end, levels_for(granularity))
-            series = self._rollups(rollup_set, series_pieces, "sales", _sales_projection(f))
+            series = self._rollups(state, series_pieces, "sales", _sales_projection(f))
             if details:
-                detail_docs = self._rollups(rollup_set, cover(start, f.end, NESTED_LEVELS), "details",
-                                            _detail_projection(f))
+                detail_docs = self._rollups(state, cover(start, f.end, NESTED_LEVELS), "details", _detail_projection(f))
             for _, low, high in (p for p in series_pieces if p[0] == "raw"):
                 raw_sales += self._between(PURCHASES, "purchasedAt", low, high)
                 raw_revoked += self._between(REVOKED, "revokedAt", low, high)
         return Snapshot(state["version"], datetime.now(UTC), start, granularity, series, detail_docs, raw_sales,
                         raw_revoked)
 
-    def _rollups(self, rollup_set: str, pieces, part: str, projection: dict) -> list[dict]:
+    def _rollups(self, state: dict, pieces, part: str, projection: dict) -> list[dict]:
         """Rollup documents of each piece, by a range of `_id`s (which sort by time within a level).
 
         A range on `_id` is the primary index on MongoDB; on the embedded engine it also avoids
@@ -219,16 +229,26 @@ class _Reader:
         docs = []
         for level, low, high in pieces:
             if level != "raw":
-                ids = {"$gte": bucket_id(level, low), "$lt": bucket_id(level, high) if high else f"{level}|~"}
-                docs += self.find(set_collection(stats_collection(level, part), rollup_set), {"_id": ids}, projection)
+                high_id = bucket_id(level, high) if high else f"{level}|~"
+                docs += self._range(state, stats_collection(level, part), level, bucket_id(level, low), high_id,
+                                    projection)
         return docs
 
-    def _earliest_period(self, rollup_set: str) -> datetime | None:
-        months = {"_id": {"$gte": "month|", "$lt": "month|~"}}
+    def _range(self, state: dict, base: str, level: str, low: str, high: str, projection: dict) -> list[dict]:
+        """The documents of one level's `_id` range [low, high) in the snapshot's rollup set."""
+        collection = set_collection(base, active_set(state))
+        plan = _ROLLUPS.plan(self.db.name, state, collection, level, low, high, projection)
+        self.ranges.append(plan)
+        if plan.stale is None:
+            return plan.finish(self.find(collection, {"_id": {"$gte": low, "$lt": high}}, projection))
+        # one by one: the embedded engine answers a point read with a limit in ~1 ms, one without in ~5
+        return plan.finish([doc for i in plan.stale for doc in self.find(collection, {"_id": i}, projection, limit=1)])
+
+    def _earliest_period(self, state: dict) -> datetime | None:
         found = [
             doc["period"]
             for part in ("sales", "details")
-            for doc in self.find(set_collection(stats_collection("month", part), rollup_set), months, {"period": 1})
+            for doc in self._range(state, stats_collection("month", part), "month", "month|", "month|~", {"period": 1})
         ]
         return min(found, default=None)
 

@@ -24,6 +24,10 @@ The four collections form a *rollup set*. The data version document names the on
 a rebuild fills a new set aside and switches to it with one update of that document, so
 that readers always find a complete set (`core.operations.rebuild`).
 
+Each change also notes in the data version document which moment's buckets it changed
+(`touched`, the last TOUCHED_KEPT changes), so that a reader holding the rollups of an
+earlier version reads again only those buckets (`core.analytics.rollup_cache`).
+
 Sales and items count active purchases by purchasedAt; revocations count by revokedAt.
 Weeks keep the sales part only: they serve weekly series, and everything else is read
 from months, days and hours, which nest.
@@ -36,6 +40,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from urllib.parse import unquote
 
+from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.database import Database
 
@@ -49,6 +54,9 @@ MILLI = 1000
 ROLLUP_FORMAT = 2  # 2: money in integer thousandths; 1 (no mark): sums of floats
 # an amount's thousandths must fit a 64-bit counter many times over; settings cap amounts below this
 LARGEST_AMOUNT = 1e15
+# the changes recorded in the data version document's `touched`: a reader whose rollups are
+# older than that many changes reads them whole
+TOUCHED_KEPT = 32
 SET_SEPARATOR = "__"  # "purchase_stats__<set>": no plain name is a prefix of another set's names
 
 
@@ -153,35 +161,53 @@ def split_increments(level: str, inc: dict) -> dict[str, dict]:
     return out
 
 
-def writing_set(db: Database, session) -> str:
-    """The rollup set to keep exact, read in the writer's transaction (and the format marked).
+def writing_set(db: Database, session) -> dict:
+    """The rollup set to keep exact, read in the writer's transaction (and the format marked):
+    the data version document's `rollupSet`, `version` and `epoch`.
 
     A rebuild's switch updates the same document: on MongoDB a transaction that read the
     set before the switch fails with a write conflict when it bumps the data version, and
     runs again; mongoeco runs one transaction at a time.
     """
-    doc = db[DATA_VERSION].find_one_and_update(
+    return db[DATA_VERSION].find_one_and_update(
         {"_id": VERSION_ID},
         {"$setOnInsert": {"rollupFormat": ROLLUP_FORMAT}},
-        projection={"rollupSet": 1},
+        projection={"rollupSet": 1, "version": 1, "epoch": 1},
         upsert=True,
         return_document=ReturnDocument.AFTER,
         session=session,
     )
-    return active_set(doc)
 
 
 def _increment(db: Database, session, moment: datetime, inc: dict) -> None:
-    rollup_set = writing_set(db, session)
+    state = writing_set(db, session)
+    rollup_set = active_set(state)
     for level in ROLLUP_LEVELS:
-        period = floor(moment, level)
         for collection, part_inc in split_increments(level, inc).items():
             db[set_collection(collection, rollup_set)].update_one(
-                {"_id": bucket_id(level, period)},
-                {"$inc": part_inc, "$setOnInsert": {"level": level, "period": period}},
+                {"_id": touched_id(level, moment)},
+                {"$inc": part_inc, "$setOnInsert": {"level": level, "period": floor(moment, level)}},
                 upsert=True,
                 session=session,
             )
+    record_touched(db, session, state, moment)
+
+
+def record_touched(db: Database, session, state: dict, moment: datetime) -> None:
+    """Note in the data version document that the change this transaction makes (its version:
+    the one read plus one, as it bumps it once) touched the buckets of `moment`: a reader that
+    holds the rollups of an earlier version reads again only those (core.analytics.rollup_cache).
+    The first such note gives the document its `epoch`, which no other database's shares."""
+    touched = {"version": (state.get("version") or 0) + 1, "at": moment}
+    update = {"$push": {"touched": {"$each": [touched], "$slice": -TOUCHED_KEPT}}}
+    if not state.get("epoch"):
+        update["$set"] = {"epoch": str(ObjectId())}
+    db[DATA_VERSION].update_one({"_id": VERSION_ID}, update, session=session)
+
+
+def touched_id(level: str, moment: datetime) -> str:
+    """The `_id` of the bucket of `level` that holds `moment`."""
+    return bucket_id(level, floor(moment, level))
 
 
 def well_formed(purchase: dict, time_field: str = "purchasedAt") -> bool:
