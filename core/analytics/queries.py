@@ -112,6 +112,11 @@ def get_purchase_analytics(db: Database, filters=None, *, settings: CoreSettings
     return result
 
 
+def forget_held_rollups() -> None:
+    """Drop the rollup documents this process holds: its next reads take whole ranges (benchmarks)."""
+    _ROLLUPS.clear()
+
+
 def purchase_figures(db: Database, filters=None, *, details: bool = True) -> dict:
     """Every figure but the buyer ones: rollups only, exact as of `asOf`.
 
