@@ -111,6 +111,25 @@ def test_more_changes_than_the_notes_kept_read_whole_ranges(db, watched):
     figures_match(db, world, filters)
 
 
+def test_a_revocation_whose_first_note_the_cap_cut_off_is_read_whole(db):
+    """A revocation notes two moments under one version (its sale's and its own); 31 changes
+    later the cap has dropped the first note only, and its version still looks noted.
+    (Found by a review: the revoked sale stayed counted, read after read.)"""
+    world = make_world(db, users=TOUCHED_KEPT + 2, courses=1, tests=1)
+    filters = {"startDate": "2025-01-01", "top": 100}
+    victim = buy(db, world["users"][0], "course", world["course"][0], 1000, "paypal", T0)
+    held = purchase_figures(db, filters)
+    remove_purchase(db, victim["user"], victim["course"], None)
+    for n in range(1, TOUCHED_KEPT):  # in another month than the revoked sale's
+        buy(db, world["users"][n], "course", world["course"][0], 100, "paypal", T0 + timedelta(days=60, hours=n))
+    notes = db[DATA_VERSION].find_one({"_id": VERSION_ID})["touched"]
+    assert len(notes) == TOUCHED_KEPT and notes[0]["version"] == held["dataVersion"] + 1
+    assert notes[0]["at"] > T0 + timedelta(days=1)  # the revocation's own moment, not its sale's
+    figures = purchase_figures(db, filters)
+    assert (figures["totalPurchases"], figures["totalRevenue"]) == (TOUCHED_KEPT - 1, 31.0)
+    figures_match(db, world, filters)
+
+
 def test_a_database_made_again_under_the_same_name_is_read_whole(opened_database):
     """Held documents belong to one history of one database (its `epoch`), not to a name."""
     db = opened_database.client[f"again_{uuid.uuid4().hex[:12]}"]

@@ -11,7 +11,10 @@ the range whole: a version moved without a note (a bulk load, a release before t
 another rollup set, another `epoch` (the database was made again), a range not held.
 
 Nothing depends on it for correctness beyond those notes: documents are kept only from
-snapshots found to be of one version (`commit`), and are never changed by readers.
+snapshots found to be of one version (`commit`), and are never changed by readers. Like
+the process's other caches keyed by the data version, it takes a database's history to
+only move forward: a backup restored under a running app (same epoch, an older history)
+calls for a restart.
 """
 
 import threading
@@ -90,11 +93,17 @@ class RollupCache:
 
 def _moments_since(state: dict, held: int, version: int) -> list | None:
     """The moments touched by the versions after `held` up to `version`, or None when a
-    version among them has no note (or the held one is newer: another history)."""
+    version among them has no note (or the held one is newer: another history).
+
+    The oldest version in the notes is not trusted: a change may note several moments (a
+    revocation: the sale's and its own), and the cap may have cut some of its notes.
+    """
     if type(version) is not int or held > version:
         return None
-    notes = [t for t in state.get("touched") or () if isinstance(t, dict) and type(t.get("version")) is int
-             and held < t["version"] <= version]
+    notes = [t for t in state.get("touched") or () if isinstance(t, dict) and type(t.get("version")) is int]
+    if not notes or held < min(t["version"] for t in notes):
+        return None
+    notes = [t for t in notes if held < t["version"] <= version]
     if {t["version"] for t in notes} != set(range(held + 1, version + 1)) or \
             not all(isinstance(t.get("at"), datetime) for t in notes):
         return None
