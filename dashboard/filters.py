@@ -1,7 +1,7 @@
 """The view's filters: what the URL says, what the controls show, what core/ is asked."""
 
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 
 PRESETS = {"today": "Today", "7d": "7 days", "30d": "30 days", "90d": "90 days", "custom": "Custom"}
@@ -9,6 +9,9 @@ PRESET_DAYS = {"today": 1, "7d": 7, "30d": 30, "90d": 90}
 KINDS = {"": "Courses and tests", "course": "Courses", "test": "Tests"}
 GRANULARITIES = {"": "Auto", "hour": "Hour", "day": "Day", "week": "Week", "month": "Month"}
 DEFAULT_PRESET = "30d"
+EARLIEST = date(2000, 1, 1)  # core answers no date before it
+# the longest range (days) each granularity serves, as core allows (core.analytics.queries.MAX_SPAN)
+FINEST_SPAN_DAYS = {"hour": 31, "day": 3660}
 # the payment-method filter's one exclusion: purchases a migration created from user arrays
 # (paymentMethod "migrated") are history, not sales of the period
 NOT_MIGRATED = "-migrated"
@@ -27,7 +30,9 @@ class View:
 
 
 def parse_query(search: str | None, methods) -> View:
-    """Read a view from a URL query string; anything unknown falls back to the default."""
+    """Read a view from a URL query string; anything unknown or out of range falls back to the
+    default (a custom range outside 2000-01-01 to tomorrow, or ending before it starts), and a
+    granularity too fine for the range to automatic."""
     args = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
     view = View(
         preset=args.get("range") if args.get("range") in PRESETS else DEFAULT_PRESET,
@@ -37,10 +42,10 @@ def parse_query(search: str | None, methods) -> View:
     )
     if view.preset == "custom":
         start, end = _date(args.get("start")), _date(args.get("end"))
-        if start is None or end is None or end < start:
-            return replace(view, preset=DEFAULT_PRESET)
+        if not _custom_range(start, end):
+            return _fitted(replace(view, preset=DEFAULT_PRESET))
         view = replace(view, start=start, end=end)
-    return view
+    return _fitted(view)
 
 
 def to_query(view: View) -> str:
@@ -52,14 +57,43 @@ def to_query(view: View) -> str:
     return "?" + urlencode(args)
 
 
+def same_query(one: str, other: str) -> bool:
+    """True when two query strings hold the same arguments, in any order."""
+    def args(search):
+        return {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
+    return args(one) == args(other)
+
+
 def from_controls(preset, start, end, kind, method, granularity) -> View:
-    """A view from the filter controls' values (dates arrive as ISO strings)."""
+    """A view from the filter controls' values (dates arrive as ISO strings). "Custom" chosen
+    before any date is picked comes back with no dates, for the caller to fill in."""
     view = View(preset=preset or DEFAULT_PRESET, kind=kind or "", method=method or "", granularity=granularity or "")
     if view.preset == "custom":
         start, end = _date(start), _date(end)
-        if start is None or end is None or end < start:
-            return replace(view, preset=DEFAULT_PRESET)
+        if start is None or end is None:
+            return view
+        if not _custom_range(start, end):
+            return _fitted(replace(view, preset=DEFAULT_PRESET))
         view = replace(view, start=start, end=end)
+    return _fitted(view)
+
+
+def _custom_range(start: date | None, end: date | None) -> bool:
+    """True for a custom range that core answers: from 2000-01-01 to tomorrow, in order."""
+    latest = datetime.now(UTC).date() + timedelta(days=1)
+    return start is not None and end is not None and EARLIEST <= start <= end <= latest
+
+
+def span_days(view: View) -> int:
+    """How many days the view's range covers."""
+    return (view.end - view.start).days + 1 if view.preset == "custom" else PRESET_DAYS[view.preset]
+
+
+def _fitted(view: View) -> View:
+    """The view with a granularity too fine for its range (hours past 31 days, days past ten
+    years: more points than a chart shows) made automatic."""
+    if view.granularity in FINEST_SPAN_DAYS and span_days(view) > FINEST_SPAN_DAYS[view.granularity]:
+        return replace(view, granularity="")
     return view
 
 

@@ -24,11 +24,20 @@ def test_url_round_trip_and_defaults():
     # nonsense falls back to defaults instead of an error page
     assert parse_query("?range=forever&kind=ebook&method=cash&granularity=year", METHODS) == View()
     assert parse_query("?range=custom&start=2025-02-10&end=2025-02-01", METHODS) == View()
+    # what core would refuse: before 2000, after tomorrow, hours for 90 days, days for 20 years
+    assert parse_query("?range=custom&start=1999-12-31&end=2000-01-02", METHODS) == View()
+    assert parse_query("?range=custom&start=2025-01-01&end=9999-12-30", METHODS) == View()
+    assert parse_query("?range=90d&granularity=hour", METHODS) == View(preset="90d")
+    assert parse_query("?range=30d&granularity=hour", METHODS) == View(granularity="hour")
+    assert parse_query("?range=custom&start=2001-01-01&end=2020-12-31&granularity=day", METHODS) == View(
+        preset="custom", start=date(2001, 1, 1), end=date(2020, 12, 31))
 
 
 def test_controls_and_core_filters():
     assert from_controls("7d", None, None, "course", "", "") == View(preset="7d", kind="course")
     assert from_controls("custom", "2025-01-05T00:00:00", "2025-01-06", "", "", "day").start == date(2025, 1, 5)
+    assert from_controls("custom", None, None, "", "", "") == View(preset="custom")  # dates for the caller to fill
+    assert from_controls("90d", None, None, "", "", "hour") == View(preset="90d")
     assert analytics_filters(View(preset="7d", method="paypal"), TODAY) == {
         "startDate": "2025-03-04", "paymentMethod": "paypal"}
     assert analytics_filters(View(preset="today"), TODAY) == {"startDate": "2025-03-10"}

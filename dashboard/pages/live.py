@@ -25,6 +25,7 @@ from dashboard.filters import (
     describe,
     from_controls,
     parse_query,
+    same_query,
     to_query,
 )
 from dashboard.shared import RenderCache, SharedReading
@@ -255,9 +256,11 @@ def register(app, context: DashboardContext) -> None:
                 today = data.today_in(tz, datetime.now(UTC)).isoformat()
                 view = from_controls("custom", start or today, end or today, kind, method, granularity)
         query = to_query(view)
+        # a URL that arrived stays as it is, unless what it asked for could not be shown (a
+        # custom range out of bounds, hours for 90 days): then it says what the page shows
+        kept = from_url and (not search or same_query(search, query))
         return {
-            # a URL that arrived stays as it is; only a change of the controls writes one
-            "search": no_update if from_url or query == search else query,
+            "search": no_update if kept or query == search else query,
             "preset": view.preset,
             "start": view.start.isoformat() if view.start else no_update,
             "end": view.end.isoformat() if view.end else no_update,
@@ -359,6 +362,8 @@ def register(app, context: DashboardContext) -> None:
 
     @app.callback(
         Output(DOWNLOAD, "data"),
+        Output(MESSAGE, "children", allow_duplicate=True),
+        Output(MESSAGE, "className", allow_duplicate=True),
         Input(EXPORT, "n_clicks"),
         State(URL, "search"),
         prevent_initial_call=True,
@@ -366,12 +371,18 @@ def register(app, context: DashboardContext) -> None:
     def export(_, search):
         view = parse_query(search, methods)
         now = datetime.now(UTC)
-        with pymongo.timeout(EXPORT_TIMEOUT):
-            content = data.export_csv(
-                view, data.view_figures(db, view, tz, now), data.view_buyers(db, view, tz, now, core_settings),
-                data.kpis(db, view, tz, now), currency, tz)
+        try:
+            with pymongo.timeout(EXPORT_TIMEOUT):
+                content = data.export_csv(
+                    view, data.view_figures(db, view, tz, now), data.view_buyers(db, view, tz, now, core_settings),
+                    data.kpis(db, view, tz, now), currency, tz)
+        except PurchaseError as error:
+            return no_update, f"Could not export: {error}", "message"
+        except PyMongoError:
+            log.exception("export failed")
+            return no_update, "Could not export: the database did not answer in time; try again.", "message"
         name = f"purchases-{to_query(view)[1:].replace('&', '_').replace('=', '-')}-{now:%Y%m%d-%H%M%S}.csv"
-        return dcc.send_string(content, name)
+        return dcc.send_string(content, name), no_update, no_update
 
 
 def in_parallel(*calls):
