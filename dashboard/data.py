@@ -1,7 +1,6 @@
 """The dashboard's data layer: reads through core/, and the one place where ObjectIds and
 UTC datetimes become display strings in the configured time zone."""
 
-import csv
 import io
 import logging
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from pymongo.database import Database
 
 from core import CoreSettings, buyer_figures, get_recent_activity, purchase_figures
 from core.customers import warm_customer_index
+from dashboard import spreadsheet
 from dashboard.figures import method_label, money_text
 from dashboard.filters import NOT_MIGRATED, View, analytics_filters, describe
 
@@ -124,7 +124,7 @@ def local_time(moment: datetime, tz: ZoneInfo, pattern: str = "%H:%M:%S") -> str
 def export_csv(view: View, figures: dict, buyers: dict | None, k: Kpis, currency: str, tz: ZoneInfo) -> str:
     """The current view's figures as CSV: one section per table, money to the cent."""
     out = io.StringIO()
-    w = csv.writer(out)
+    w = spreadsheet.Writer(out)
     w.writerow(["section", "label", "count", f"revenue ({currency})"])
     w.writerow(["view", describe(view) + _view_suffix(view), "", ""])
     w.writerow(["as of", local_time(figures["asOf"], tz, "%Y-%m-%d %H:%M:%S %Z"), "", ""])

@@ -97,3 +97,15 @@ def test_csv_export_has_every_section():
     assert ["payment method", "PayPal", "3", "59.97"] in rows
     assert ["revenue by day", "2025-03-10 00:00", "3", "59.97"] in rows
     assert ["buyers", "repeat buyers", "1", ""] in rows and ["total", "revoked", "1", "5.00"] in rows
+
+
+def test_exports_keep_text_that_starts_like_a_formula_as_text():
+    from dashboard import spreadsheet
+    from dashboard.pages import bulk as bulk_page
+
+    assert [spreadsheet.cell(v) for v in ("=1+1", "+A1", "-cmd", "@SUM(A1)", "\tx", "-12.50", "+3", "plain", 7)] == [
+        "'=1+1", "'+A1", "'-cmd", "'@SUM(A1)", "'\tx", "-12.50", "+3", "plain", 7]
+    row = {"row": 2, "user": "=HYPERLINK(\"http://x\")", "item": "c", "amount": "-5", "paymentMethod": "paypal",
+           "note": "=1+1 formula note", "status": "failed", "message": "bad"}
+    written = bulk_page.results_csv([row])
+    assert "'=1+1 formula note" in written and "'=HYPERLINK" in written and ",-5," in written

@@ -4,7 +4,6 @@ Filters live in the page's own query string, so a filtered view can be shared. T
 refreshes itself when the data version moves (one point read per tick otherwise).
 """
 
-import csv
 import io
 import logging
 import re
@@ -25,7 +24,7 @@ from core.audit import ACTIONS, MAX_LIMIT, SOURCES
 from core.catalog import item_ref, list_items, parse_item_ref
 from core.storage import retry_when_busy, utc
 from core.storage.schema import USERS
-from dashboard import data
+from dashboard import data, spreadsheet
 from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.context import DashboardContext, current_context
@@ -192,7 +191,7 @@ CSV_FIELDS = ("time", "action", "source", "actor", "user_id", "user_name", "kind
 def audit_csv(entries: list[dict], tz: ZoneInfo, currency: str) -> str:
     """The entries as CSV, times in `tz` with their offset, money to the cent."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = spreadsheet.Writer(out)
     writer.writerow(CSV_FIELDS)
     for e in entries:
         writer.writerow([

@@ -8,7 +8,6 @@ The job lives in the database (core.operations.bulk), named in the page's own qu
 
 import base64
 import binascii
-import csv
 import io
 import logging
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from pymongo.errors import PyMongoError
 
 from core import PurchaseError, ValidationError
 from core.operations import bulk
-from dashboard import data
+from dashboard import data, spreadsheet
 from dashboard.auth import require_admin
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label
@@ -142,7 +141,7 @@ CSV_FIELDS = ("row", "user", "user_id", "item", "kind", "item_id", "title", "amo
 def results_csv(results: list[dict]) -> str:
     """A job's results as CSV: the file's own values, what they named, and each row's result."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = spreadsheet.Writer(out)
     writer.writerow(CSV_FIELDS)
     for r in results:
         writer.writerow([r["row"], r["user"], r.get("userId") or "", r["item"], r.get("kind") or "",
