@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
 DEFAULT_PAYMENT_METHODS = frozenset({"credit_card", "paypal", "stripe", "bank_transfer", "admin_grant"})
+FREE_METHOD = "admin_grant"  # free access given by staff: the amount is 0, and only then
 
 
 @dataclass(frozen=True)

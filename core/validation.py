@@ -9,7 +9,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from core.errors import ValidationError
-from core.settings import DEFAULT_SETTINGS, CoreSettings
+from core.settings import DEFAULT_SETTINGS, FREE_METHOD, CoreSettings
 from core.storage.schema import KINDS
 
 OPTIONAL_STRINGS = ("idempotencyKey", "discountCode", "actor")
@@ -283,3 +283,18 @@ def _check_json_like(value, path: str, depth: int) -> None:
     else:
         raise ValidationError(f"metadata values must be JSON-like (str, number, bool, None, list, dict), "
                               f"got {type(value).__name__} at {path}")
+
+
+def payment_problems(amount: float, method: str, settings: CoreSettings) -> list[str]:
+    """What a grant by staff (the Grant page, a bulk file's row) refuses in an amount and a
+    payment method: what create_purchase refuses (the largest amount, the currency's
+    decimals), a free method with a price, and a price of 0 with a paid method."""
+    try:
+        validate_purchase_data({"amount": amount, "paymentMethod": method}, settings, datetime.now(UTC))
+    except ValidationError as error:
+        return [str(error)]
+    if method == FREE_METHOD and amount != 0:
+        return [f"{FREE_METHOD} is free access: its amount must be 0"]
+    if method != FREE_METHOD and amount == 0:
+        return [f"an amount of 0 is free access: give paymentMethod {FREE_METHOD}"]
+    return []

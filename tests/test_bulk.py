@@ -128,6 +128,24 @@ def test_the_preview_flags_exactly_the_bad_rows_and_writes_nothing(app, admin_cl
     assert snapshot(db) == before
 
 
+def test_the_preview_flags_amounts_the_grant_would_refuse(app, admin_client):
+    """Over the largest amount, more decimals than the currency has, a free method with a
+    price, a price of 0 with a paid method: flagged before anything is written, as the
+    grant itself (or the Grant page) would refuse them."""
+    db = app.extensions["purchase_database"].db
+    add_catalog(db)
+    rows = ["user0@example.com,,,,SQL Exam,99999999,paypal,", "user1@example.com,,,,SQL Exam,1.234,paypal,",
+            "user2@example.com,,,,SQL Exam,10,admin_grant,", "user3@example.com,,,,SQL Exam,0,paypal,",
+            "user4@example.com,,,,SQL Exam,1000000,paypal,"]
+    reply = post_preview(admin_client, app, ("\n".join([HEADER, *rows]) + "\n").encode())
+    found = {row["row"]: row for row in reply.get_json()["response"][page.PREVIEW_GRID]["rowData"]}
+    assert [n for n, row in found.items() if row["status"] == bulk.READY] == [6]
+    assert "amount must be at most 1,000,000" in found[2]["problem"]
+    assert "decimals" in found[3]["problem"]
+    assert found[4]["problem"] == "admin_grant is free access: its amount must be 0"
+    assert found[5]["problem"] == "an amount of 0 is free access: give paymentMethod admin_grant"
+
+
 def test_applying_twice_grants_each_good_row_once_and_the_results_download(app):
     db = app.extensions["purchase_database"].db
     admin_client = signed_in(app, "admin", "boss@example.com")
@@ -223,7 +241,7 @@ def test_an_app_killed_halfway_finishes_on_the_next_apply_and_grants_nothing_twi
     data_dir, name, rows = tmp_path / "data", f"bulk_{uuid.uuid4().hex[:8]}", 40
     with open_database(data_dir=data_dir, db_name=name) as opened:
         ids = add_catalog(opened.db, users=rows)
-    lines = [f"user{n}@example.com,,,{ids['test']},,{n},paypal,row {n}" for n in range(rows)]
+    lines = [f"user{n}@example.com,,,{ids['test']},,{n + 1},paypal,row {n}" for n in range(rows)]
     csv_file = tmp_path / "big.csv"
     csv_file.write_bytes(("\n".join([HEADER, *lines]) + "\n").encode())
 

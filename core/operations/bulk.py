@@ -42,7 +42,7 @@ from core.settings import DEFAULT_SETTINGS, CoreSettings
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import IDEMPOTENCY, USERS
-from core.validation import MAX_STRING, utc_millis
+from core.validation import MAX_STRING, payment_problems, utc_millis
 
 MAX_ROWS = 10_000
 MAX_BYTES = 5 * 1024 * 1024
@@ -118,6 +118,7 @@ class Lookup:
     titles: dict  # title_key -> [catalog items]
     earlier: dict  # row number -> purchase id, for rows this file granted before
     methods: frozenset
+    settings: CoreSettings = DEFAULT_SETTINGS  # what a grant must meet: the largest amount, decimals
 
 
 def row_key(digest: str, number: int) -> str:
@@ -198,6 +199,7 @@ def preview(db: Database, content: bytes, settings: CoreSettings | None = None) 
         titles=_titles(items),
         earlier=_earlier(db, digest),
         methods=(settings or DEFAULT_SETTINGS).payment_methods,
+        settings=settings or DEFAULT_SETTINGS,
     )
     return Preview(digest, tuple(check_rows(raw, lookup)))
 
@@ -243,6 +245,8 @@ def _check(number: int, cells: dict, extra: bool, lookup: Lookup, seen: dict) ->
         problems.append("no paymentMethod")
     elif method not in lookup.methods:
         problems.append(f"payment method {method!r} is not allowed (allowed: {', '.join(sorted(lookup.methods))})")
+    elif amount is not None:
+        problems += payment_problems(amount, method, lookup.settings)
     if len(note) > MAX_STRING:
         problems.append(f"note is longer than {MAX_STRING} characters")
     if extra:

@@ -5,8 +5,9 @@ after "Grant another": a double click, a network retry or a replayed request gra
 """
 
 import logging
+import re
 import secrets
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from urllib.parse import parse_qs
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -22,6 +23,8 @@ from core import (
 )
 from core.catalog import item_ref, list_items, parse_item_ref
 from core.customers import find_customers, get_customer
+from core.settings import FREE_METHOD
+from core.validation import payment_problems
 from dashboard.auth import require_admin
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label, money_text
@@ -57,7 +60,8 @@ def error_id(field: str) -> str:
 
 
 COMPLIMENTARY, PAID = "complimentary", "paid"
-FREE_METHOD = "admin_grant"
+# digits, with commas between thousands or none, and a decimal point: "1,299.50", "29.99"
+PAID_AMOUNT = re.compile(r"(\d{1,3}(,\d{3})+|\d+)(\.\d+)?", re.ASCII)
 log = logging.getLogger(__name__)
 
 
@@ -224,16 +228,19 @@ def read_form(user, item, mode, amount, method, discount, note, context) -> tupl
     except ValidationError:
         errors["item"] = "Choose a course or a test."
     if mode == PAID:
-        try:
-            value = Decimal(str(amount or "").strip().replace(",", ""))
-            if not value.is_finite() or value <= 0 or value.as_tuple().exponent < -2 or value >= Decimal("1e9"):
-                raise InvalidOperation
-            request["amount"] = float(value)
-        except InvalidOperation:
-            errors["amount"] = f"Enter the amount paid in {context.currency}, such as 29.99 (more than 0, at most 2 decimals)."
+        text = str(amount or "").strip()
+        if not PAID_AMOUNT.fullmatch(text) or Decimal(text.replace(",", "")) <= 0:
+            errors["amount"] = f"Enter the amount paid in {context.currency}, such as 29.99 (more than 0)."
+        else:
+            request["amount"] = float(Decimal(text.replace(",", "")))
         if method not in context.payment_methods or method == FREE_METHOD:
             errors["method"] = "Choose how it was paid."
         request["method"] = method
+        if not errors.get("amount") and not errors.get("method"):
+            # what the grant itself will check (the largest amount, the currency's decimals), now
+            problems = payment_problems(request["amount"], method, context.settings.core)
+            if problems:
+                errors["amount"] = problems[0][:1].upper() + problems[0][1:] + "."
     else:
         request["amount"], request["method"] = 0, FREE_METHOD
     return request, errors
