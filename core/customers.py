@@ -8,6 +8,7 @@ import time
 
 from bson import ObjectId
 from pymongo.database import Database
+from pymongo.errors import InvalidOperation
 
 from core.errors import UserNotFoundError, ValidationError
 from core.storage.db import deployment
@@ -132,6 +133,8 @@ class CustomerIndex:
     def _load_logged(self, rebuild: bool) -> None:
         try:
             self._load(rebuild=rebuild)
+        except InvalidOperation:  # the client was closed: the process is ending (a command-line run)
+            log.debug("customer index not read: the database connection is closed")
         except Exception:  # noqa: BLE001 - the next search tries again; the old index still answers
             log.warning("reading the customer index failed", exc_info=True)
             self._refreshed = time.monotonic()

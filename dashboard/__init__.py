@@ -13,7 +13,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def init_dashboard(server, context: DashboardContext) -> Dash:
-    """Create the Dash app on `server`: the shell, every page's callbacks, a cache warm-up."""
+    """Create the Dash app on `server`: the shell, every page's callbacks, a cache warm-up at
+    the first request."""
     server.extensions[EXTENSION] = context
     pages = page_modules()
     auth.init_auth(server, context, admin_paths=lambda path: _admin_only(pages, path))
@@ -26,9 +27,26 @@ def init_dashboard(server, context: DashboardContext) -> Dash:
     shell.register(app, context, pages)
     for page in pages:
         page.register(app, context)
-    threading.Thread(target=data.warm_up, args=(context.db, context.settings.timezone, context.settings.core),
-                     name="warm-up", daemon=True).start()
+    _warm_up_when_serving(server, context)
     return app
+
+
+def _warm_up_when_serving(server, context: DashboardContext) -> None:
+    """Warm the caches in the background at the first request (a sign-in page, usually), not
+    when the app is built: a command-line run (`flask create-user`) builds it too, and closed
+    the database under a warm-up that was still reading."""
+    started = threading.Event()
+    lock = threading.Lock()
+
+    @server.before_request
+    def start_warm_up():
+        if started.is_set():
+            return
+        with lock:
+            if not started.is_set():
+                started.set()
+                threading.Thread(target=data.warm_up, name="warm-up", daemon=True,
+                                 args=(context.db, context.settings.timezone, context.settings.core)).start()
 
 
 def _admin_only(pages: list, path: str) -> bool:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pymongo.database import Database
+from pymongo.errors import InvalidOperation
 
 from core import CoreSettings, buyer_figures, get_recent_activity, purchase_figures
 from core.customers import warm_customer_index
@@ -52,6 +53,8 @@ def warm_up(db: Database, tz: ZoneInfo, settings: CoreSettings | None = None) ->
         kpis(db, View(), tz, now)
         view_buyers(db, View(), tz, now, settings)
         warm_customer_index(db)
+    except InvalidOperation:  # the client was closed: the app is ending (a command-line run)
+        log.debug("warm-up stopped: the database connection is closed")
     except Exception:  # noqa: BLE001 - an optimisation only; the page reads again anyway
         log.warning("warming up the default view failed", exc_info=True)
 

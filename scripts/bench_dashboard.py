@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         create_account(db, BENCH_EMAIL, "viewer", BENCH_PASSWORD)
         dash_app, client = server.extensions["dash"], server.test_client()
         client.post("/login", data={"email": BENCH_EMAIL, "password": BENCH_PASSWORD})
-        time.sleep(3)  # the app warms its caches in the background at start
+        time.sleep(3)  # the app warms its caches in the background from its first request (the sign-in)
 
         _, state, _ = timed_poll(client, dash_app, {})
         idle, codes = [], set()

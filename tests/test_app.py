@@ -198,3 +198,27 @@ def test_hours_for_ninety_days_become_automatic_and_the_url_says_so(viewer_clien
                        end=None, kind="", method="", granularity="")
     assert arrived[live.URL]["search"] == "?range=90d"  # a shared link that asked for it is corrected
     assert arrived[live.GRANULARITY]["value"] == ""
+
+
+def test_the_caches_warm_up_at_the_first_request_not_when_the_app_is_built(tmp_path, monkeypatch):
+    """A command-line run (`flask create-user`) builds the app and closes the database: a
+    warm-up started then was still reading it and printed a traceback."""
+    from dashboard import data
+
+    calls = []
+    monkeypatch.setattr(data, "warm_up", lambda *args: calls.append(args))
+    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": os.environ.get("MONGODB_URI", ""),
+                         "MONGODB_DB": f"warm_{ObjectId()}", "SEED_DEMO": "0"})
+    try:
+        time.sleep(0.5)
+        assert calls == []
+        server.test_client().get("/login")
+        server.test_client().get("/login")
+        poll_until(lambda: len(calls), lambda n: n == 1)
+        time.sleep(0.2)
+        assert len(calls) == 1  # once per app
+    finally:
+        opened = server.extensions["purchase_database"]
+        if os.environ.get("MONGODB_URI"):
+            opened.client.drop_database(opened.db.name)
+        opened.close()
