@@ -73,6 +73,7 @@ def test_times_are_shown_in_the_configured_time_zone():
 
 @pytest.mark.parametrize(("search", "expected"), [
     ("?actor=ann%40example.com", [("grant", "ann@example.com")]),
+    ("?actor=%20ANN%40Example.com", [("grant", "ann@example.com")]),  # emails, as at sign-in, in any case
     ("?action=revoke", [("revoke", "bob@example.com")]),
     ("?user=ada%40example.com", [("revoke", "bob@example.com"), ("grant", "ann@example.com")]),
     ("?source=api", [("grant", "—")]),

@@ -96,7 +96,8 @@ def core_filters(db: Database, view: AuditView, tz: ZoneInfo) -> tuple[dict, str
     """core.get_audit_log's filters for a view, and a note about them; PurchaseError when one is bad."""
     filters, note = {}, ""
     if view.actor:
-        filters["actor"] = view.actor
+        # staff act under their sign-in email, kept lower-cased (dashboard.accounts) as sign-in ignores case
+        filters["actor"] = view.actor.strip().lower() if "@" in view.actor else view.actor
     if view.user:
         filters["user"], note = resolve_user(db, view.user)
     if view.item:
