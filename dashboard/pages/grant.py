@@ -206,9 +206,11 @@ def register(app, context: DashboardContext) -> None:
             purchase = grant(db, request, actor, key, settings)
         except PurchaseError as error:
             field = error_field(error)
-            return {**reply, **{f: (str(error) if f == field else "") for f in FIELDS}, "form": "panel form",
+            # another admin's grant of the same item won the race: say it with the customer's name, not ids
+            text = (already_owned(db, request) or str(error)) if isinstance(error, AlreadyPurchasedError) else str(error)
+            return {**reply, **{f: (text if f == field else "") for f in FIELDS}, "form": "panel form",
                     "confirmBox": "panel confirm hidden",
-                    "result": html.P(str(error), className="message") if field is None else ""}
+                    "result": html.P(text, className="message") if field is None else ""}
         except Exception:  # noqa: BLE001 - logged with its traceback; the admin gets one honest line
             log.exception("grant failed")
             return {**reply, "result": html.P("The grant could not be saved; see the server log. Nothing was "
