@@ -131,6 +131,23 @@ def test_filters_change_figures_and_url_and_survive_a_reload(live, page):
     assert len(chart(page, live_page.REVENUE_CHART)["data"][0]["x"]) == 7
 
 
+def test_custom_shows_the_dates_and_hours_for_ninety_days_turn_automatic(live, page):
+    wait_until(lambda: charts_drawn(page), 10, "charts drawn")
+    page.driver.find_element(By.XPATH, f"//*[@id='{live_page.PRESET}']//label[contains(., 'Custom')]").click()
+    today = datetime.now(UTC).date().isoformat()  # the test app's TIMEZONE is UTC
+    wait_until(lambda: f"range=custom&start={today}&end={today}" in page.driver.current_url, 3, "URL says today")
+    wait_until(lambda: page.find_element(f"#{live_page.DATES_BOX}").is_displayed(), 3, "date pickers shown")
+    assert "Custom" in page.find_element(f"#{live_page.PRESET} .selected").text
+    wait_until(lambda: text(page, live_page.RANGE_LABEL) == f"{today} to {today} · by hour", 3, "today, by hour")
+
+    page.driver.find_element(By.XPATH, f"//*[@id='{live_page.PRESET}']//label[contains(., '90 days')]").click()
+    page.driver.find_element(By.XPATH, f"//*[@id='{live_page.GRANULARITY}']//label[contains(., 'Hour')]").click()
+    wait_until(lambda: "Auto" in page.find_element(f"#{live_page.GRANULARITY} .selected").text, 3, "back to automatic")
+    wait_until(lambda: text(page, live_page.RANGE_LABEL) == "Last 90 days · by day", 3, "90 days by day")
+    assert "granularity" not in page.driver.current_url
+    assert not page.find_element(f"#{live_page.MESSAGE}").text
+
+
 def test_database_outage_shows_a_banner_keeps_figures_and_recovers(live, page):
     wait_until(lambda: charts_drawn(page), 10, "charts drawn")
     aov = text(page, live_page.value(live_page.AOV))
