@@ -33,7 +33,7 @@ def parse_query(search: str | None, methods) -> View:
     """Read a view from a URL query string; anything unknown or out of range falls back to the
     default (a custom range outside 2000-01-01 to tomorrow, or ending before it starts), and a
     granularity too fine for the range to automatic."""
-    args = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
+    args = _args(search)
     view = View(
         preset=args.get("range") if args.get("range") in PRESETS else DEFAULT_PRESET,
         kind=args.get("kind") if args.get("kind") in KINDS else "",
@@ -59,9 +59,12 @@ def to_query(view: View) -> str:
 
 def same_query(one: str, other: str) -> bool:
     """True when two query strings hold the same arguments, in any order."""
-    def args(search):
-        return {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
-    return args(one) == args(other)
+    return _args(one) == _args(other)
+
+
+def _args(search: str | None) -> dict:
+    """A query string's arguments, the last of each name."""
+    return {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
 
 
 def from_controls(preset, start, end, kind, method, granularity) -> View:

@@ -29,10 +29,10 @@ MOST_DOCUMENTS = 20_000  # rollup documents held in all, a few kB each at most
 
 class RangeRead:
     """How to bring one range up to a version: the documents held, the `_id`s to read again
-    (None: the whole range), and where the result is kept once the snapshot is found good."""
+    (None: the whole range), and the key its result is kept under once the snapshot is found good."""
 
-    def __init__(self, cache: "RollupCache", key: tuple, held: dict | None, stale: list[str] | None):
-        self.cache, self.key, self.held, self.stale = cache, key, held, stale
+    def __init__(self, key: tuple, held: dict | None, stale: list[str] | None):
+        self.key, self.held, self.stale = key, held, stale
         self.docs: list[dict] = []
 
     def finish(self, read: list[dict]) -> list[dict]:
@@ -69,10 +69,10 @@ class RollupCache:
         moments = _moments_since(state, entry[0], version) if entry is not None else None
         if moments is None:
             self.whole += 1
-            return RangeRead(self, key, None, None)
+            return RangeRead(key, None, None)
         self.partial += 1
         stale = sorted({i for at in moments if low <= (i := touched_id(level, at)) < high})
-        return RangeRead(self, key, entry[1], stale)
+        return RangeRead(key, entry[1], stale)
 
     def commit(self, reads: list[RangeRead], version: int) -> None:
         """Keep what `reads` found: they are of `version` (the snapshot was checked)."""

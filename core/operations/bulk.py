@@ -117,8 +117,7 @@ class Lookup:
     items: dict  # (kind, item id) -> catalog item
     titles: dict  # title_key -> [catalog items]
     earlier: dict  # row number -> purchase id, for rows this file granted before
-    methods: frozenset
-    settings: CoreSettings = DEFAULT_SETTINGS  # what a grant must meet: the largest amount, decimals
+    settings: CoreSettings  # what a grant must meet: the payment methods, the largest amount, decimals
 
 
 def row_key(digest: str, number: int) -> str:
@@ -198,7 +197,6 @@ def preview(db: Database, content: bytes, settings: CoreSettings | None = None) 
         items={(item["kind"], item["_id"]): item for item in items},
         titles=_titles(items),
         earlier=_earlier(db, digest),
-        methods=(settings or DEFAULT_SETTINGS).payment_methods,
         settings=settings or DEFAULT_SETTINGS,
     )
     return Preview(digest, tuple(check_rows(raw, lookup)))
@@ -243,8 +241,9 @@ def _check(number: int, cells: dict, extra: bool, lookup: Lookup, seen: dict) ->
     method, note = cells.get("paymentMethod", ""), cells.get("note", "")
     if not method:
         problems.append("no paymentMethod")
-    elif method not in lookup.methods:
-        problems.append(f"payment method {method!r} is not allowed (allowed: {', '.join(sorted(lookup.methods))})")
+    elif method not in lookup.settings.payment_methods:
+        allowed = ", ".join(sorted(lookup.settings.payment_methods))
+        problems.append(f"payment method {method!r} is not allowed (allowed: {allowed})")
     elif amount is not None:
         problems += payment_problems(amount, method, lookup.settings)
     if len(note) > MAX_STRING:
