@@ -4,7 +4,9 @@ A team keeps the live page open in many tabs, each polling every second. Per tab
 costs a version read shared with every other tab, and a cache lookup; the figures of a
 view are drawn once per data version and sent to every tab that asks. Nothing here is
 needed for correctness: a miss only costs time, and each process keeps its own copy,
-keyed by the data version every process reads from the database.
+keyed by the data version every process reads from the database. Each app has its own
+(one SharedReading and one RenderCache, each with its own threads): several apps in one
+process (tests) never wait for each other's work, and `close()` ends an app's threads.
 """
 
 import contextlib
@@ -15,10 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pymongo
 
-# renders of every app in the process; two, so one slow view does not hold up the others
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="render")
-# shared reads of small values (the data version): never queued behind a render
-_READS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shared-read")
+# renders: two threads, so one slow view does not hold up the others
+RENDER_THREADS = 2
 RENDER_TIMEOUT = 30.0  # a render's own bound, apart from the polls that wait for it: slow under load is still worth finishing
 CACHE_SIZE = 32  # views; each holds one rendered reply (a few hundred kB at most)
 
@@ -32,6 +32,10 @@ class SharedReading:
     read is shared for `backoff` seconds: while the database is down, the polls of every
     tab cost one attempt per `backoff`, not one each. A read that fails without being an
     outage (`is_outage` says which; a slow answer is not one) leaves the last value standing.
+    While the last read failed, a caller waits for the next one, up to `wait`; when that is
+    not back in time the answer is the last failure: down stays down until a read says
+    otherwise (a read of a stopped server takes its whole time limit to fail, as long as a
+    poll may wait for it).
     """
 
     def __init__(self, read, *, fresh: float = 0.2, backoff: float = 1.0, timeout: float = 0.5,
@@ -42,6 +46,11 @@ class SharedReading:
         self._done: Future | None = None  # the last finished read
         self._done_at = 0.0
         self._flight: Future | None = None
+        # its own thread: never queued behind a render, nor behind another app's reads
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shared-read")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def get(self, wait: float):
         """The value, or the shared error; TimeoutError when there is none yet within `wait`."""
@@ -51,9 +60,14 @@ class SharedReading:
                 self._backoff if done.exception() else self._fresh)
             started = stale and flight is None
             if started:
-                flight = self._flight = _READS.submit(self._refresh)
-        if done is None or (stale and done.exception()):
-            return flight.result(timeout=wait)  # nothing to show yet, or the database was down: wait for news
+                flight = self._flight = self._pool.submit(self._refresh)
+        if done is None:
+            return flight.result(timeout=wait)  # nothing to show yet: wait for news
+        if stale and done.exception():
+            try:
+                return flight.result(timeout=wait)  # the database was down: wait for news
+            except TimeoutError:
+                return done.result()  # none in time: still down, as far as anyone knows
         if started:
             # the caller that asks for the new read waits for it (one tab alone sees a sale in
             # the same tick); if it is slow, the last value
@@ -95,6 +109,10 @@ class RenderCache:
         self._lock = threading.Lock()
         self._size, self._timeout = size, timeout
         self.renders = 0  # how many renders ran: what the sharing saves is visible in tests
+        self._pool = ThreadPoolExecutor(max_workers=RENDER_THREADS, thread_name_prefix="render")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def get(self, key: str, version, render, wait: float) -> tuple:
         """(version rendered, reply): `render()` for `key` at `version`, or the view's last render
@@ -111,7 +129,7 @@ class RenderCache:
                 return entry
             flight = self._flights.get(key)
             if flight is None:
-                flight = self._flights[key] = _POOL.submit(self._render, key, version, render)
+                flight = self._flights[key] = self._pool.submit(self._render, key, version, render)
             elif entry is not None:
                 wait = 0
         try:

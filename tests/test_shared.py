@@ -62,6 +62,31 @@ def test_concurrent_callers_share_one_read_and_its_failure():
     assert len(reads) == before + 1
 
 
+def test_while_down_a_retry_as_slow_as_the_wait_still_answers_down():
+    """A read of a stopped server fails only when its time limit ends, as late as a poll may wait:
+    the poll that started the retry must hear "down", not "no news" (the banner never came)."""
+    reads = []
+
+    def read():
+        reads.append(1)
+        if len(reads) == 1:
+            return "version"
+        time.sleep(0.3)
+        raise ConnectionError("connection refused")
+
+    shared = SharedReading(read, fresh=0.0, backoff=0.05)
+    assert shared.get(1) == "version"
+    assert shared.get(0.1) == "version"  # the first failing read is not back yet: the last value
+    deadline = time.monotonic() + 5
+    while len(reads) < 2 or shared._flight is not None:  # that read has failed
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.1)  # past the back-off: the next caller starts a retry and waits 0.1 s for it
+    with pytest.raises(ConnectionError):
+        shared.get(0.1)
+    shared.close()
+
+
 def test_one_render_per_view_and_version_shared_by_every_caller():
     cache, calls = RenderCache(size=2), []
 

@@ -87,7 +87,7 @@ def trend(card: str) -> str:
 
 
 log = logging.getLogger(__name__)
-_PARTS = ThreadPoolExecutor(max_workers=6, thread_name_prefix="render-part")
+RENDER_PARTS = 6  # threads that read the parts of renders at once (three per render, two renders)
 GRAPH_CONFIG = {"displayModeBar": False}
 # A poll must end well within its interval, even with the database gone: Dash ignores the
 # reply to a request that a newer tick has overtaken, and a page whose every reply is
@@ -274,7 +274,11 @@ def register(app, context: DashboardContext) -> None:
     versions = SharedReading(lambda: get_data_version(db), fresh=VERSION_FRESH, timeout=poll_timeout,
                              is_outage=lambda error: isinstance(error, PyMongoError) and unreachable(error))
     renders = RenderCache()
+    parts = ThreadPoolExecutor(max_workers=RENDER_PARTS, thread_name_prefix="render-part")
     app.server.extensions["live_renders"] = renders
+    # this app's threads end with its database; another app in the process has its own
+    app.server.extensions["purchase_database"].on_close.extend(
+        [versions.close, renders.close, lambda: parts.shutdown(wait=False, cancel_futures=True)])
 
     @app.callback(
         output=POLL_OUTPUTS,
@@ -292,7 +296,7 @@ def register(app, context: DashboardContext) -> None:
             version = versions.get(poll_timeout)
             if _tab_shows(state, key, version):
                 raise PreventUpdate
-            version, rendered = renders.get(key, version, lambda: Rendered(*render(context, view, now)), poll_timeout)
+            version, rendered = renders.get(key, version, lambda: Rendered(*render(context, view, now, parts)), poll_timeout)
             if _tab_shows(state, key, version):
                 raise PreventUpdate  # the only render ready is one this tab has (or an older one)
         except PreventUpdate:
@@ -385,9 +389,9 @@ def register(app, context: DashboardContext) -> None:
         return dcc.send_string(content, name), no_update, no_update
 
 
-def in_parallel(*calls):
-    """Each call's result, the calls run at once; each keeps the caller's time limit (pymongo.timeout)."""
-    futures = [_PARTS.submit(contextvars.copy_context().run, call) for call in calls]
+def in_parallel(pool: ThreadPoolExecutor, *calls):
+    """Each call's result, the calls run at once on `pool`; each keeps the caller's time limit (pymongo.timeout)."""
+    futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
     return [future.result() for future in futures]
 
 
@@ -403,12 +407,12 @@ def unreachable(error: PyMongoError) -> bool:
     return isinstance(error, ConnectionFailure) and any(word in text for word in UNREACHABLE)
 
 
-def render(context: DashboardContext, view: View, now: datetime) -> tuple[dict, list[dict]]:
+def render(context: DashboardContext, view: View, now: datetime, parts: ThreadPoolExecutor) -> tuple[dict, list[dict]]:
     """The figure outputs of a poll that found new data, by name, and the feed rows."""
     db, currency, tz = context.db, context.currency, context.settings.timezone
     # three independent groups of reads at once: on the embedded engine each read may wait
     # behind a sale in the database's line, and reads sent together wait together
-    figs, k, feed = in_parallel(lambda: data.view_figures(db, view, tz, now), lambda: data.kpis(db, view, tz, now),
+    figs, k, feed = in_parallel(parts, lambda: data.view_figures(db, view, tz, now), lambda: data.kpis(db, view, tz, now),
                                 lambda: data.feed_rows(db, view, tz, currency))
     money = figures.money_text
     paid = figs["totalPurchases"] - figs["comped"]["count"]
