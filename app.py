@@ -12,7 +12,10 @@ import time
 
 import pymongo
 from flask import Flask, g
+from flask_openapi3 import OpenAPI
 
+import api
+import api.cli
 from core.operations import is_empty, seed_demo
 from core.operations.rebuild import ensure_rollups_current
 from dashboard import accounts, cli, init_dashboard
@@ -32,16 +35,19 @@ def create_app(config=None) -> Flask:
     settings = load_settings(config)
     opened = settings.open_database()
     prepare_database(settings, opened)
-    server = Flask(__name__)
+    # flask-openapi3's Flask: the API's routes write its OpenAPI document (api.docs)
+    server = OpenAPI(__name__, doc_ui=False)
     server.config.update(settings.values)
     server.extensions["settings"] = settings
     server.extensions["purchase_database"] = opened
     bound_database_calls(server, settings.db_timeout)
     context = DashboardContext(opened.db, settings, opened.description, opened.uri)
     server.extensions["dash"] = init_dashboard(server, context)
+    api.init_api(server, context)
     if settings.health_check_seconds:
         opened.on_close.append(start_health_checks(context, settings.health_check_seconds).stop)
     cli.register(server)
+    api.cli.register(server)
     return server
 
 

@@ -34,6 +34,8 @@ DEFAULTS = {
     "EARLIEST_PURCHASE": "2000-01-01",
     "MAX_AMOUNT": "1000000",
     "DB_TIMEOUT": "10",
+    "API_RATE_LIMIT": "100 per second",
+    "STRIPE_WEBHOOK_SECRET": "",
 }
 
 
@@ -54,6 +56,8 @@ class Settings:
     login_limit_address: str
     health_check_seconds: int  # 0: no scheduled consistency checks in this process
     db_timeout: float  # seconds a request's database calls may take before DatabaseUnavailableError
+    api_rate_limit: str  # requests per API key, per web process
+    stripe_webhook_secret: str  # whsec_...; empty: no webhook can be verified
     values: Mapping  # every merged key, for Flask's config
 
     def open_database(self, db_name: str | None = None) -> OpenDatabase:
@@ -81,6 +85,8 @@ def load_settings(config: Mapping | None = None, environ: Mapping | None = None)
         login_limit_address=_limit(values, "LOGIN_LIMIT_ADDRESS"),
         health_check_seconds=_integer(values, "HEALTH_CHECK_SECONDS", 0, 366 * 86400),
         db_timeout=_seconds(values, "DB_TIMEOUT", 0.5, 300),
+        api_rate_limit=_limit(values, "API_RATE_LIMIT"),
+        stripe_webhook_secret=str(values["STRIPE_WEBHOOK_SECRET"] or "").strip(),
         values=values,
     )
 

@@ -17,14 +17,23 @@ from core.changes import FEED_SIZE, get_data_version, get_recent_activity
 from core.errors import (
     AlreadyPurchasedError,
     DatabaseUnavailableError,
+    IdempotencyConflictError,
     ItemNotFoundError,
     NotPurchasedError,
     PurchaseError,
     UserNotFoundError,
     ValidationError,
 )
-from core.purchases.commands import create_purchase, has_purchased, remove_purchase
-from core.purchases.history import get_purchase_history
+from core.purchases.commands import (
+    Outcome,
+    create_purchase,
+    get_owned_items,
+    has_purchased,
+    purchase_item,
+    remove_purchase,
+    revoke_item,
+)
+from core.purchases.history import get_purchase_history, get_purchase_history_page
 from core.settings import DEFAULT_SETTINGS, CoreSettings
 from core.storage import OpenDatabase, bulk_insert, ensure_indexes, open_database
 
@@ -35,9 +44,11 @@ __all__ = [
     "AlreadyPurchasedError",
     "CoreSettings",
     "DatabaseUnavailableError",
+    "IdempotencyConflictError",
     "ItemNotFoundError",
     "NotPurchasedError",
     "OpenDatabase",
+    "Outcome",
     "PurchaseError",
     "UserNotFoundError",
     "ValidationError",
@@ -47,11 +58,15 @@ __all__ = [
     "ensure_indexes",
     "get_audit_log",
     "get_data_version",
+    "get_owned_items",
     "get_purchase_analytics",
     "get_purchase_history",
+    "get_purchase_history_page",
     "get_recent_activity",
     "has_purchased",
     "open_database",
     "purchase_figures",
+    "purchase_item",
     "remove_purchase",
+    "revoke_item",
 ]

@@ -16,7 +16,7 @@ from core.storage.retry import retry_when_busy
 from core.storage.schema import AUDIT, kind_of
 from core.validation import date_range, known_options, shown, to_object_id
 
-SOURCES = ("admin", "bulk", "api", "migration", "script")
+SOURCES = ("admin", "bulk", "api", "webhook", "migration", "script")
 ACTIONS = ("grant", "revoke", "fix")  # fix: a record corrected without a change of access (migrations)
 FILTER_NAMES = {"actor", "user", "item", "source", "action", "startDate", "endDate", "limit", "skip"}
 DEFAULT_LIMIT = 100

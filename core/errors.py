@@ -8,7 +8,20 @@ class PurchaseError(Exception):
 
 
 class ValidationError(PurchaseError, ValueError):
-    """An argument was malformed or out of range; nothing was written."""
+    """An argument was malformed or out of range; nothing was written.
+
+    `field` names the argument (`amount`, `user_id`, `startDate`, ...) when one is to blame,
+    so a form or an API can point at it without reading the message.
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class IdempotencyConflictError(ValidationError):
+    """An idempotency key already stands for another request (other parameters, or a grant
+    where this is a revocation); nothing was written. Use a new key for a new request."""
 
 
 class UserNotFoundError(PurchaseError, LookupError):

@@ -35,7 +35,7 @@ def text(value: str, name: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValidationError(f"{name} must be valid Unicode text (no lone surrogates), got {shown(value)}") from None
+        raise ValidationError(f"{name} must be valid Unicode text (no lone surrogates), got {shown(value)}", field=name if not name.startswith(("metadata", "a key in")) else "metadata") from None
     return value
 
 
@@ -60,7 +60,7 @@ def to_object_id(value, name: str) -> ObjectId:
             return ObjectId(value.strip())
         except InvalidId:
             pass
-    raise ValidationError(f"{name} must be an ObjectId or a 24-character hex string, got {shown(value)}")
+    raise ValidationError(f"{name} must be an ObjectId or a 24-character hex string, got {shown(value)}", field=name)
 
 
 def item_kind(course_id, test_id) -> tuple[str, ObjectId]:
@@ -69,7 +69,7 @@ def item_kind(course_id, test_id) -> tuple[str, ObjectId]:
         raise ValidationError(
             "give exactly one of course_id and test_id, "
             f"got course_id={shown(course_id)}, test_id={shown(test_id)}"
-        )
+        , field="course_id")
     if course_id is not None:
         return "course", to_object_id(course_id, "course_id")
     return "test", to_object_id(test_id, "test_id")
@@ -104,14 +104,15 @@ def parse_date(value, name: str, *, end: bool = False) -> datetime | None:
             try:
                 day = date.fromisoformat(value.strip())
             except ValueError:
-                raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {shown(value)}") from None
+                raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {shown(value)}",
+                                      field=name) from None
         else:
-            raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {shown(value)}")
+            raise ValidationError(f"{name} must be a datetime or a 'YYYY-MM-DD' date, got {shown(value)}", field=name)
         midnight = datetime.combine(day, time.min, tzinfo=UTC)
         return midnight + timedelta(days=1) if end else midnight
     except OverflowError:  # the first or last day of the calendar, moved to UTC or past its end
         raise ValidationError(f"{name} falls outside the calendar (years 1 to 9999) once moved to UTC, "
-                              f"got {shown(value)}") from None
+                              f"got {shown(value)}", field=name) from None
 
 
 # options dicts (history, analytics)
@@ -129,7 +130,7 @@ def known_options(options, allowed: set[str], what: str) -> dict:
         raise ValidationError(f"unknown {what} {shown(unknown)}; allowed: {sorted(allowed)}")
     for name, value in options.items():
         if isinstance(value, str) and "\x00" in text(value, name):  # nothing is stored or looked up by NUL
-            raise ValidationError(f"{name} must not contain NUL characters, got {shown(value)}")
+            raise ValidationError(f"{name} must not contain NUL characters, got {shown(value)}", field=name)
     return options
 
 
@@ -144,16 +145,16 @@ def date_range(options: dict) -> tuple:
     for name, moment in (("startDate", start), ("endDate", end)):
         if moment is not None and not EARLIEST_DATE <= moment <= latest:
             raise ValidationError(f"{name} must be between {EARLIEST_DATE:%Y-%m-%d} and tomorrow, "
-                                  f"got {shown(options[name])}")
+                                  f"got {shown(options[name])}", field=name)
     if start and end and end <= start:
-        raise ValidationError(f"endDate {shown(options['endDate'])} is before startDate {shown(options['startDate'])}")
+        raise ValidationError(f"endDate {shown(options['endDate'])} is before startDate {shown(options['startDate'])}", field="endDate")
     return start, end
 
 
 def kind_option(options: dict) -> str | None:
     kind = options.get("kind")
     if kind is not None and (not isinstance(kind, str) or kind not in KINDS):
-        raise ValidationError(f"kind must be 'course' or 'test', got {shown(kind)}")
+        raise ValidationError(f"kind must be 'course' or 'test', got {shown(kind)}", field="kind")
     return kind
 
 
@@ -193,32 +194,32 @@ def optional_string(value, name: str) -> str | None:
 
 def short_string(value, name: str) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_STRING:
-        raise ValidationError(f"{name} must be a non-empty string of at most {MAX_STRING} characters, got {shown(value)}")
+        raise ValidationError(f"{name} must be a non-empty string of at most {MAX_STRING} characters, got {shown(value)}", field=name)
     return text(value, name)
 
 
 def _amount(value, currency: str, settings: CoreSettings):
     """A number from 0 to the maximum, with no more decimals than the currency's minor unit."""
     if value is None:
-        raise ValidationError("amount is required")
+        raise ValidationError("amount is required", field="amount")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"amount must be a number, got {shown(value)}")
+        raise ValidationError(f"amount must be a number, got {shown(value)}", field="amount")
     if isinstance(value, float) and not math.isfinite(value) or value < 0:
-        raise ValidationError(f"amount must be a finite number >= 0, got {shown(value)}")
+        raise ValidationError(f"amount must be a finite number >= 0, got {shown(value)}", field="amount")
     if value > settings.max_amount:
-        raise ValidationError(f"amount must be at most {settings.max_amount:,.0f} {currency}, got {shown(value)}")
+        raise ValidationError(f"amount must be at most {settings.max_amount:,.0f} {currency}, got {shown(value)}", field="amount")
     digits = MINOR_UNITS.get(currency, 2)
     # a float's shortest repr is what the caller wrote: 29.99, not 29.989999999999998
     if Decimal(repr(value)).as_tuple().exponent < -digits:
-        raise ValidationError(f"amount in {currency} has at most {digits} decimals, got {shown(value)}")
+        raise ValidationError(f"amount in {currency} has at most {digits} decimals, got {shown(value)}", field="amount")
     return value
 
 
 def _payment_method(value, settings: CoreSettings) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"paymentMethod is required and must be a non-empty string, got {shown(value)}")
+        raise ValidationError(f"paymentMethod is required and must be a non-empty string, got {shown(value)}", field="paymentMethod")
     if value not in settings.payment_methods:
-        raise ValidationError(f"paymentMethod {shown(value)} is not allowed; allowed: {sorted(settings.payment_methods)}")
+        raise ValidationError(f"paymentMethod {shown(value)} is not allowed; allowed: {sorted(settings.payment_methods)}", field="paymentMethod")
     return value
 
 
@@ -226,20 +227,21 @@ def _purchased_at(value, now: datetime, settings: CoreSettings) -> datetime:
     if value is None:
         return utc_millis(now)
     if not isinstance(value, datetime):
-        raise ValidationError(f"purchasedAt must be a datetime, got {shown(value)}")
+        raise ValidationError(f"purchasedAt must be a datetime, got {shown(value)}", field="purchasedAt")
     try:
         moment = utc_millis(value)
     except (OverflowError, ValueError):
-        raise ValidationError(f"purchasedAt is outside the calendar once moved to UTC, got {shown(value)}") from None
+        raise ValidationError(f"purchasedAt is outside the calendar once moved to UTC, got {shown(value)}",
+                              field="purchasedAt") from None
     if not settings.earliest_purchase <= moment <= now + timedelta(days=1):
         raise ValidationError(f"purchasedAt must be between {settings.earliest_purchase:%Y-%m-%d} and a day from "
-                              f"now, got {shown(value)}")
+                              f"now, got {shown(value)}", field="purchasedAt")
     return moment
 
 
 def _currency(value) -> str:
     if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isalpha() or not value.isupper():
-        raise ValidationError(f"currency must be a 3-letter upper-case code such as 'USD', got {shown(value)}")
+        raise ValidationError(f"currency must be a 3-letter upper-case code such as 'USD', got {shown(value)}", field="currency")
     return value
 
 
@@ -247,22 +249,22 @@ def _metadata(value) -> dict:
     """JSON-like values MongoDB stores as given: string keys without `$`, `.` or NUL,
     strings, 64-bit integers, finite numbers, booleans, None, lists and dicts; bounded."""
     if not isinstance(value, dict):
-        raise ValidationError(f"metadata must be a dict, got {shown(value)}")
+        raise ValidationError(f"metadata must be a dict, got {shown(value)}", field="metadata")
     _check_json_like(value, "metadata", 0)
     size = len(repr(value).encode("utf-8", "surrogatepass"))
     if size > MAX_METADATA_BYTES:
-        raise ValidationError(f"metadata must be at most {MAX_METADATA_BYTES} bytes, got about {size}")
+        raise ValidationError(f"metadata must be at most {MAX_METADATA_BYTES} bytes, got about {size}", field="metadata")
     return value
 
 
 def _check_json_like(value, path: str, depth: int) -> None:
     if depth > MAX_METADATA_DEPTH:
-        raise ValidationError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels at {path}")
+        raise ValidationError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels at {path}", field="metadata")
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\x00" in key:
                 raise ValidationError(f"metadata keys must be non-empty strings without '$' at the start, '.' or "
-                                      f"NUL, got {shown(key)} in {path}")
+                                      f"NUL, got {shown(key)} in {path}", field="metadata")
             text(key, f"a key in {path}")
             _check_json_like(item, f"{path}.{key}", depth + 1)
     elif isinstance(value, list):
@@ -272,17 +274,17 @@ def _check_json_like(value, path: str, depth: int) -> None:
         return
     elif isinstance(value, int):
         if not -(2**63) <= value < 2**63:
-            raise ValidationError(f"metadata integers must fit in 64 bits, got {shown(value)} at {path}")
+            raise ValidationError(f"metadata integers must fit in 64 bits, got {shown(value)} at {path}", field="metadata")
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise ValidationError(f"metadata numbers must be finite, got {shown(value)} at {path}")
+            raise ValidationError(f"metadata numbers must be finite, got {shown(value)} at {path}", field="metadata")
     elif isinstance(value, str):
         if len(value) > MAX_METADATA_BYTES:
-            raise ValidationError(f"metadata strings must be at most {MAX_METADATA_BYTES} characters at {path}")
+            raise ValidationError(f"metadata strings must be at most {MAX_METADATA_BYTES} characters at {path}", field="metadata")
         text(value, path)
     else:
         raise ValidationError(f"metadata values must be JSON-like (str, number, bool, None, list, dict), "
-                              f"got {type(value).__name__} at {path}")
+                              f"got {type(value).__name__} at {path}", field="metadata")
 
 
 def payment_problems(amount: float, method: str, settings: CoreSettings) -> list[str]:

@@ -2,8 +2,8 @@
 
 - `GET /login` shows the form, `POST /login` signs in (form fields `email`, `password`,
   optional `next`: a same-site path), `/logout` signs out. Flask-Login keeps the session.
-- Every other path needs a signed-in account: pages redirect to /login, `/_dash-*` and
-  `/api/*` answer 401. Admin pages send viewers back to the live page; a Dash callback that
+- Every other path needs a signed-in account: pages redirect to /login, `/_dash-*` answers
+  401. `/api/*` is the course platform's API (api/): its own keys open it, never a session. Admin pages send viewers back to the live page; a Dash callback that
   writes to an admin component (`admin-` ids) answers 403 to a viewer. Each write callback
   checks the role again itself (`require_admin`).
 - Failed sign-ins are slowed down per account and per address (Flask-Limiter, counters in
@@ -27,7 +27,8 @@ from dashboard.context import DashboardContext
 
 PUBLIC_PATHS = {"/login", "/logout"}
 PUBLIC_PREFIXES = ("/assets/",)
-API_PREFIXES = ("/_dash-", "/api/")
+API_PREFIXES = ("/_dash-",)
+PLATFORM_API = "/api/"  # api/ guards it with keys
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ADMIN_PREFIX = "admin-"
 SECRET_FILE = "secret_key"
@@ -100,6 +101,8 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
 
     @server.before_request
     def guard():
+        if request.path.startswith(PLATFORM_API):
+            return None  # no session, no cookie, no origin check: a Bearer key or a signature (api/)
         if request.method not in SAFE_METHODS and not same_origin():
             abort(403, "cross-origin request refused")
         path = request.path

@@ -42,7 +42,7 @@ def parse_query(search: str | None, methods) -> View:
     )
     if view.preset == "custom":
         start, end = _date(args.get("start")), _date(args.get("end"))
-        if not _custom_range(start, end):
+        if not custom_range_allowed(start, end):
             return _fitted(replace(view, preset=DEFAULT_PRESET))
         view = replace(view, start=start, end=end)
     return _fitted(view)
@@ -75,13 +75,13 @@ def from_controls(preset, start, end, kind, method, granularity) -> View:
         start, end = _date(start), _date(end)
         if start is None or end is None:
             return view
-        if not _custom_range(start, end):
+        if not custom_range_allowed(start, end):
             return _fitted(replace(view, preset=DEFAULT_PRESET))
         view = replace(view, start=start, end=end)
     return _fitted(view)
 
 
-def _custom_range(start: date | None, end: date | None) -> bool:
+def custom_range_allowed(start: date | None, end: date | None) -> bool:
     """True for a custom range that core answers: from 2000-01-01 to tomorrow, in order."""
     latest = datetime.now(UTC).date() + timedelta(days=1)
     return start is not None and end is not None and EARLIEST <= start <= end <= latest

@@ -1,7 +1,12 @@
 """A user's purchase history: active and revoked purchases, newest first, with item titles."""
 
+import base64
+import binascii
 from datetime import UTC, datetime
 
+import bson
+from bson import ObjectId
+from bson.errors import BSONError
 from pymongo.database import Database
 
 from core.errors import UserNotFoundError, ValidationError
@@ -14,6 +19,7 @@ DEFAULT_LIMIT = 50
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 MAX_LIMIT = 500
 OPTION_NAMES = {"kind", "startDate", "endDate", "limit", "skip", "includeRevoked"}
+PAGE_OPTION_NAMES = (OPTION_NAMES - {"skip"}) | {"cursor"}
 
 
 def get_purchase_history(db: Database, user_id, options=None) -> list[dict]:
@@ -21,6 +27,35 @@ def get_purchase_history(db: Database, user_id, options=None) -> list[dict]:
     db = utc(db)
     user = to_object_id(user_id, "user_id")
     opts = parse_history_options(options)
+    entries = _entries(db, user, opts)
+    page = entries[opts["skip"] : opts["skip"] + opts["limit"]]
+    _add_titles(db, page)
+    return page
+
+
+def get_purchase_history_page(db: Database, user_id, options=None) -> dict:
+    """One page of the history, newest first: {"purchases": [...], "nextCursor": str or None}.
+
+    Options as get_purchase_history's, with `cursor` (the `nextCursor` of the page before)
+    in place of `skip`: a page starts after the last entry of the one before, so purchases
+    made meanwhile do not shift what comes next.
+    """
+    db = utc(db)
+    user = to_object_id(user_id, "user_id")
+    options = known_options(options, PAGE_OPTION_NAMES, "history options")
+    after = _decode_cursor(options.get("cursor"))
+    opts = parse_history_options({k: v for k, v in options.items() if k != "cursor"})
+    entries = _entries(db, user, opts)
+    if after is not None:
+        entries = [e for e in entries if _position(e) < after]
+    page = entries[: opts["limit"]]
+    _add_titles(db, page)
+    more = len(entries) > opts["limit"]
+    return {"purchases": page, "nextCursor": _encode_cursor(_position(page[-1])) if more else None}
+
+
+def _entries(db: Database, user, opts: dict) -> list[dict]:
+    """Every entry of the user that the options want, newest first."""
     if retry_when_busy(lambda: db[USERS].find_one({"_id": user}, {"_id": 1})) is None:
         raise UserNotFoundError(f"no user with id {user}")
     # A user holds at most one active purchase per catalog item: all of theirs is a small
@@ -30,11 +65,32 @@ def get_purchase_history(db: Database, user_id, options=None) -> list[dict]:
     for collection, status in sources:
         docs = retry_when_busy(lambda c=collection: list(db[c].find({"user": user})))
         entries += [{**doc, "status": status, "kind": kind_of(doc)} for doc in docs if _wanted(doc, opts)]
-    entries.sort(key=lambda e: (e.get("purchasedAt") or EARLIEST, e["_id"]), reverse=True)
-    wanted = opts["skip"] + opts["limit"]
-    page = entries[opts["skip"] : wanted]
-    _add_titles(db, page)
-    return page
+    entries.sort(key=_position, reverse=True)
+    return entries
+
+
+def _position(entry: dict) -> tuple:
+    return entry.get("purchasedAt") or EARLIEST, entry["_id"]
+
+
+def _encode_cursor(position: tuple) -> str:
+    return base64.urlsafe_b64encode(bson.encode({"at": position[0], "id": position[1]})).decode().rstrip("=")
+
+
+def _decode_cursor(cursor) -> tuple | None:
+    """The position a cursor names; a ValidationError for anything this module did not write."""
+    if cursor is None:
+        return None
+    try:
+        if not isinstance(cursor, str) or len(cursor) > 200:
+            raise ValueError
+        doc = bson.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)),
+                          codec_options=bson.CodecOptions(tz_aware=True, tzinfo=UTC))
+        if set(doc) != {"at", "id"} or not isinstance(doc["at"], datetime) or not isinstance(doc["id"], ObjectId):
+            raise ValueError
+    except (ValueError, BSONError, binascii.Error, OverflowError):
+        raise ValidationError(f"cursor is not one this history gave, got {cursor!r:.80}", field="cursor") from None
+    return doc["at"], doc["id"]
 
 
 def _wanted(doc: dict, opts: dict) -> bool:
@@ -53,7 +109,7 @@ def parse_history_options(options) -> dict:
     start, end = date_range(options)
     include_revoked = options.get("includeRevoked", True)
     if not isinstance(include_revoked, bool):
-        raise ValidationError(f"includeRevoked must be True or False, got {include_revoked!r}")
+        raise ValidationError(f"includeRevoked must be True or False, got {include_revoked!r}", field="includeRevoked")
     return {
         "kind": kind,
         "startDate": start,
@@ -67,7 +123,7 @@ def parse_history_options(options) -> dict:
 def _count(value, name: str, low: int, high: int | None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ValidationError(f"{name} must be an integer {bound}, got {value!r}")
+        raise ValidationError(f"{name} must be an integer {bound}, got {value!r}", field=name)
     return value
 
 
