@@ -55,6 +55,8 @@ def init_api(server, context) -> None:
         request.max_content_length = limit
         if (request.content_length or 0) > limit:
             return problem("payload-too-large", f"at most {limit:,} bytes", instance=path)
+        if request.method == "OPTIONS":
+            return _route_problem(server) if request.blueprint not in BLUEPRINTS else _allow(server)
         if path.startswith(PUBLIC):
             return None
         scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
@@ -91,15 +93,26 @@ def init_api(server, context) -> None:
     _problems_for_every_error(server)
 
 
-def _route_problem(server):
-    """404, or 405 with the methods the path takes, from the API's routes alone."""
+def _api_routes(server):
+    """The API's routes alone, without the dashboard's catch-all page route."""
     routes_only = server.extensions.get("api_routes")
     if routes_only is None:
         rules = [Rule(r.rule, endpoint=r.endpoint, methods=r.methods) for r in server.url_map.iter_rules()
                  if r.endpoint.split(".")[0] in BLUEPRINTS]
         routes_only = server.extensions["api_routes"] = Map(rules)
+    return routes_only.bind("api")
+
+
+def _allow(server):
+    """OPTIONS: the methods the path takes, from the API's routes alone."""
+    allowed = ", ".join(sorted(_api_routes(server).allowed_methods(request.path)))
+    return "", 204, {"Allow": allowed}
+
+
+def _route_problem(server):
+    """404, or 405 with the methods the path takes, from the API's routes alone."""
     try:
-        routes_only.bind("api").match(request.path, request.method)
+        _api_routes(server).match(request.path, request.method)
     except MethodNotAllowed as error:
         allowed = ", ".join(sorted(error.valid_methods or []))
         return problem("method-not-allowed", f"{request.path} takes {allowed}", instance=request.path,
@@ -121,7 +134,7 @@ def _field(loc: tuple) -> str:
 
 
 def _too_many(limit):
-    wait = max(1, int(limit.reset_at - time.time() + 0.999))
+    wait = max(1, int(limit.reset_at - time.time()))  # as Flask-Limiter computes its own Retry-After
     return problem("rate-limited", f"this key may make {limit.limit} requests", instance=request.path,
                    headers={"Retry-After": str(wait)})
 

@@ -18,11 +18,11 @@ from api.schemas import (
     OptionalIdempotencyHeader,
     Owned,
     Purchase,
-    PurchaseIn,
     PurchasePage,
     RevokeIn,
     UserPath,
     purchase_json,
+    purchase_model,
 )
 from core import ValidationError, get_owned_items, get_purchase_history_page, has_purchased, purchase_item, revoke_item
 from core.storage.schema import KINDS
@@ -40,6 +40,7 @@ def blueprint(context) -> APIBlueprint:
     """The API's routes, bound to `context` (the app's database and settings)."""
     db, settings = context.db, context.settings
     api = APIBlueprint("api", __name__, url_prefix=PREFIX, abp_security=[{"bearer": []}])
+    PurchaseIn = purchase_model(settings.core.payment_methods, settings.core.max_amount)  # noqa: N806 - a class
 
     @api.get("/users/<user_id>/ownership", tags=[OWNERSHIP], responses={200: Owned, **response_doc(*READ_ERRORS)},
              summary="Does the user own this course or test?")

@@ -5,7 +5,7 @@ API's JSON live here too: ids become strings, datetimes ISO 8601 in UTC, names s
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from core.storage.schema import kind_of
 
@@ -55,25 +55,40 @@ class OptionalIdempotencyHeader(BaseModel):
 Metadata = dict[str, Any]
 
 
-class PurchaseIn(Strict):
+class ItemIn(BaseModel):
+    """A user and exactly one item: `course_id` or `test_id`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["course_id"]}, {"required": ["test_id"]}]})
+
     user_id: ObjectIdText
-    course_id: ObjectIdText | None = None
-    test_id: ObjectIdText | None = None
-    amount: Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False,
-                                                     description="in the currency's major unit, e.g. 29.99")]
+    # not nullable: an item is named or left out
+    course_id: ObjectIdText = Field(None, description="the course (or give test_id)")
+    test_id: ObjectIdText = Field(None, description="the test (or give course_id)")
+
+
+class PurchaseBase(ItemIn):
+    amount: float
     currency: Annotated[str, Field(pattern="^[A-Z]{3}$", description="ISO 4217, e.g. USD")]
-    payment_method: ShortText
-    purchased_at: datetime | None = Field(None, description="when it was paid; default now")
-    discount_code: ShortText | None = None
-    metadata: Metadata | None = None
+    payment_method: str
+    purchased_at: datetime = Field(None, description="when it was paid (ISO 8601); default now")
+    discount_code: ShortText = None
+    metadata: Metadata = Field(None, description="JSON object kept with the purchase (keys without '$' or '.')")
 
 
-class RevokeIn(Strict):
-    user_id: ObjectIdText
-    course_id: ObjectIdText | None = None
-    test_id: ObjectIdText | None = None
+def purchase_model(methods, max_amount: float) -> type[BaseModel]:
+    """The body of POST /purchases for these settings: the payment methods and the largest amount."""
+    return create_model(
+        "PurchaseIn", __base__=PurchaseBase,
+        amount=(Annotated[float, Field(strict=True, ge=0, le=max_amount, allow_inf_nan=False, description=
+                "in the currency's major unit, e.g. 29.99 (at most the currency's decimals: 2, or 0 for JPY)")], ...),
+        payment_method=(Literal[tuple(sorted(methods))], ...),
+    )
+
+
+class RevokeIn(ItemIn):
     reason: Reason
-    note: ShortText | None = None
+    note: ShortText = None
 
 
 class AnalyticsQuery(Strict):

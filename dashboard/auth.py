@@ -89,6 +89,8 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
 
     @server.errorhandler(429)
     def too_many(error):
+        if getattr(error, "response", None) is not None:
+            return error.response  # a limit that answers for itself (the API's: api.problems)
         wait = max(1, int(limiter.current_limit.reset_at - time.time())) if limiter.current_limit else 60
         message = f"{error.description} Try again in {wait} s."
         if request.path == "/login":

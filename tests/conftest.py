@@ -106,3 +106,21 @@ def viewer_client(app):
 @pytest.fixture
 def admin_client(app):
     return signed_in(app, "admin")
+
+
+def api_headers(app, scope: str = "write", name: str | None = None) -> dict:
+    """The Authorization header of a new API key of `scope` on `app`'s database."""
+    from api import keys
+
+    _, secret = keys.create_key(app.extensions["purchase_database"].db, name or f"{scope}-{uuid.uuid4().hex[:6]}", scope)
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def write_key(app):
+    return api_headers(app, "write", "platform")
+
+
+@pytest.fixture
+def read_key(app):
+    return api_headers(app, "read", "lessons")
