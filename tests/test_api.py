@@ -2,9 +2,12 @@
 scopes, idempotency under concurrency, the audit entries, the rate limit."""
 
 import os
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from bson import ObjectId
@@ -347,3 +350,42 @@ def test_the_openapi_document_describes_every_route_and_its_docs_work_offline(cl
         assert client.get(asset).status_code == 200, asset
     described = client.get("/api/v1/problems/already-owned").get_json()
     assert described["status"] == 409
+
+
+def test_keys_from_the_command_line_are_shown_once_listed_and_revoked(app, client):
+    runner = app.test_cli_runner()
+    with app.app_context():
+        made = runner.invoke(args=["create-api-key", "checkout", "--scope", "write"])
+        assert made.exit_code == 0, made.output
+        secret = made.output.strip().splitlines()[-1]
+        assert secret.startswith("pur_")
+        url = f"/api/v1/users/{ObjectId()}/entitlements"
+        assert_problem(client.get(url, headers={"Authorization": f"Bearer {secret}"}), 404, "user-not-found")
+        listed = runner.invoke(args=["list-api-keys"])
+        assert "checkout" in listed.output and "write" in listed.output and "active" in listed.output
+        assert secret not in listed.output and secret[:12] in listed.output
+        stored = app.extensions["purchase_database"].db[keys.KEYS].find_one({"_id": "checkout"})
+        assert secret not in str(stored)  # only its hash
+        assert runner.invoke(args=["create-api-key", "checkout", "--scope", "read"]).exit_code == 1
+        assert runner.invoke(args=["create-api-key", "bad name!", "--scope", "read"]).exit_code == 1
+        assert runner.invoke(args=["create-api-key", "reader", "--scope", "admin"]).exit_code == 2
+        revoked = runner.invoke(args=["revoke-api-key", "checkout"])
+        assert revoked.exit_code == 0 and "revoked" in runner.invoke(args=["list-api-keys"]).output
+        assert runner.invoke(args=["revoke-api-key", "nobody"]).exit_code == 1
+
+
+@pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="uses the embedded database of a data folder")
+def test_flask_create_api_key_prints_a_key_that_opens_the_api(tmp_path):
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "SEED_DEMO": "0", "MONGODB_DB": "cli"}
+    made = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "create-api-key", "lms", "--scope", "read"],
+                          cwd=Path(__file__).parent.parent, env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip().splitlines()[-1]
+    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_DB": "cli", "MONGODB_URI": "", "SEED_DEMO": "0",
+                         "HEALTH_CHECK_SECONDS": "0"})
+    try:
+        reply = server.test_client().get(f"/api/v1/users/{ObjectId()}/entitlements",
+                                         headers={"Authorization": f"Bearer {secret}"})
+        assert_problem(reply, 404, "user-not-found")
+    finally:
+        server.extensions["purchase_database"].close()
