@@ -113,13 +113,14 @@ def _sale(db, core_settings, event: dict, session: dict) -> str:
         "amount": minor_to_major(session.get("amount_total"), currency),
         "currency": currency,
         "paymentMethod": "stripe",
-        "purchasedAt": datetime.fromtimestamp(_number(event.get("created"), "created"), UTC),
         "idempotencyKey": event["id"],
         "actor": ACTOR,
         "metadata": {"stripe_session": session.get("id"),
                      **({"stripe_payment_intent": session["payment_intent"]}
                         if isinstance(session.get("payment_intent"), str) else {})},
     }
+    if event.get("created") is not None:  # when Stripe made the event: the moment of the sale
+        data["purchasedAt"] = _moment(event["created"])
     try:
         done = purchase_item(db, user, course, test, data, settings=core_settings, source="webhook")
     except AlreadyPurchasedError:
@@ -193,6 +194,13 @@ def minor_to_major(amount, currency: str):
     digits = MINOR_UNITS.get(currency, 2)
     major = Decimal(int(amount)).scaleb(-digits)
     return int(major) if digits == 0 else float(major)
+
+
+def _moment(created) -> datetime:
+    try:
+        return datetime.fromtimestamp(_number(created, "created"), UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValidationError(f"created is not a moment in the calendar, got {created!r}", field="created") from None
 
 
 def _number(value, name: str) -> int:
