@@ -29,14 +29,21 @@ PUBLIC = ("/api/v1/openapi.json", "/api/v1/docs", "/api/v1/webhooks/", "/api/v1/
 MAX_BODY = 64 * 1024  # a purchase with the most metadata core keeps is under 20 kB
 MAX_WEBHOOK_BODY = 1024 * 1024  # Stripe's events are tens of kB
 log = logging.getLogger(__name__)
+DESCRIPTION = """Ownership checks, sales and refunds for the course platform, and the live page's figures.
+
+- Send `Authorization: Bearer KEY` with every request (keys: `flask --app app create-api-key NAME --scope read|write`,
+  or the dashboard's "API keys" page). A `read` key opens the GET routes.
+- `POST /purchases` needs an `Idempotency-Key`: the same key and body again answer the first answer again
+  (`Idempotent-Replayed: true`) and write nothing.
+- Every error is an RFC 9457 problem (`application/problem+json`); its `type` tells problems apart.
+- `POST /webhooks/stripe` takes Stripe's signed events (no key: the signature is the credential).
+"""
 
 
 def init_api(server, context) -> None:
     """Mount the API on `server` (a flask_openapi3.OpenAPI app) for `context`'s database."""
     settings = context.settings
-    server.info = Info(title="Purchases API", version="1",
-                       description="Ownership checks, sales and refunds for the course platform, and the live "
-                                   "page's figures. Authorization: Bearer <key> (`flask --app app create-api-key`).")
+    server.info = Info(title="Purchases API", version="1", description=DESCRIPTION)
     server.security_schemes = {"bearer": {"type": "http", "scheme": "bearer"}}
     server.validation_error_callback = invalid_request
     server.components_schemas["Problem"] = Schema(**Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
