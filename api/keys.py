@@ -60,7 +60,7 @@ def ensure_key_indexes(db: Database) -> None:
 
 
 def check_name(name) -> str:
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ApiKeyError("a key name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit; "
                         f"got {name!r}")
     return name
@@ -78,7 +78,10 @@ def create_key(db: Database, name: str, scope: str, created_by: str | None = Non
     try:
         retry_when_busy(lambda: db[KEYS].insert_one(doc))
     except DuplicateKeyError:
-        raise ApiKeyError(f"a key named {name!r} exists already (names are never reused, revoked keys' included)") from None
+        # unless it is this very key: an insert that committed, then a retry of it
+        if retry_when_busy(lambda: db[KEYS].find_one({"_id": name}, {"hash": 1})).get("hash") != doc["hash"]:
+            raise ApiKeyError(f"a key named {name!r} exists already (names are never reused, revoked keys' "
+                              "included)") from None
     return _key(doc), secret
 
 
