@@ -6,12 +6,14 @@ the storage retries that refusal (`core.storage.retry_when_busy`) instead of fai
 sign-in. On MongoDB the retry never fires.
 """
 
+import pymongo
 from limits.storage import MongoDBStorage
 
 from core.storage import retry_when_busy
 from dashboard.context import DashboardContext
 
 PREFIX = "retrying+"
+CLOSE_TIMEOUT = 0.5
 
 
 class RetryingMongoDBStorage(MongoDBStorage):
@@ -53,11 +55,13 @@ for _name in ("incr", "get", "get_expiry", "clear", "reset", "get_moving_window"
 def storage(context: DashboardContext) -> dict:
     """Flask-Limiter's storage arguments for the app's database server."""
     return {"storage_uri": PREFIX + context.database_uri,
-            "storage_options": {"database_name": f"{context.db.name}_limits"}}
+            "storage_options": {"database_name": f"{context.db.name}_limits", "serverSelectionTimeoutMS": 5000}}
 
 
 def close(limiter) -> None:
-    """Close the storage's own client, if it opened one."""
+    """Close the storage's own client, if it opened one; with the database gone, at once (a
+    client's close ends its sessions on the server, and would wait for one to answer)."""
     client = getattr(limiter.storage, "_storage", None)
     if client is not None:
-        client.close()
+        with pymongo.timeout(CLOSE_TIMEOUT):
+            client.close()

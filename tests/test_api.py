@@ -322,13 +322,19 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path):
 
 
 @pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="stops the embedded server")
-def test_a_database_that_is_gone_is_a_503_problem(app, client, shop, write_key):
-    url = f"/api/v1/users/{shop['user']}/entitlements"
-    assert client.get(url, headers=write_key).status_code == 200
-    app.extensions["purchase_database"].server.stop()
-    reply = client.get(url, headers=write_key)
-    assert_problem(reply, 503, "unavailable")
-    assert reply.headers["Retry-After"] == "1"
+def test_a_database_that_is_gone_is_a_503_problem(tmp_path):
+    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": "", "MONGODB_DB": "gone", "SEED_DEMO": "0",
+                         "HEALTH_CHECK_SECONDS": "0", "DB_TIMEOUT": "1"})  # a request waits 1 s for the database
+    try:
+        client, headers = server.test_client(), api_headers(server, "read", "lms")
+        url = f"/api/v1/users/{ObjectId()}/entitlements"
+        assert_problem(client.get(url, headers=headers), 404, "user-not-found")
+        server.extensions["purchase_database"].server.stop()
+        reply = client.get(url, headers=headers)
+        assert_problem(reply, 503, "unavailable")
+        assert reply.headers["Retry-After"] == "1"
+    finally:
+        server.extensions["purchase_database"].close()
 
 
 def test_the_openapi_document_describes_every_route_and_its_docs_work_offline(client):

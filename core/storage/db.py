@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pymongo
 from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
@@ -26,6 +27,7 @@ DEFAULT_DB_NAME = "learning"
 SQLITE_NAME = "purchases.sqlite"
 LOCK_NAME = "embedded.lock"
 SUCCESSION_CHECK_SECONDS = 1.0
+CLOSE_TIMEOUT = 0.5
 log = logging.getLogger(__name__)
 CLIENT_OPTIONS = {"tz_aware": True, "tzinfo": UTC, "serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
 
@@ -56,7 +58,10 @@ class OpenDatabase:
             self._successor = None
         while self.on_close:
             self.on_close.pop()()
-        self.db.client.close()
+        # a client's close ends its sessions on the server: with the server gone, it would wait
+        # its whole server selection time for nothing (sessions expire on their own)
+        with pymongo.timeout(CLOSE_TIMEOUT):
+            self.db.client.close()
         if self.server is not None:
             _LOCAL_SERVERS.pop(self.server.address, None)
             self.server.stop()
