@@ -276,3 +276,31 @@ def test_a_read_only_snapshot_is_served_ahead_of_the_writers_in_line(db):
     # the reader came last and went first; then the writers in their order
     assert order == ["reader saw 1", "writer 0", "writer 1", "writer 2"]
     assert db.counter.find_one({"_id": 0})["n"] == 4
+
+
+def test_a_transaction_that_overruns_its_bound_is_aborted_not_left_holding_the_engine(tmp_path):
+    """Its commands end a margin before the bound, so the abort still reaches the server: the
+    next caller gets the engine at once, not when the transaction is aborted for its age."""
+    from core.errors import DatabaseUnavailableError
+
+    slow = EmbeddedServer(tmp_path / "overrun.sqlite", transaction_lifetime=60.0)
+    slow.start()
+    client = MongoClient(slow.uri)
+    db = client.overrun
+    try:
+        db.c.insert_one({"_id": 0, "n": 0})
+
+        def overrun(session):
+            db.c.update_one({"_id": 0}, {"$inc": {"n": 1}}, session=session)
+            time.sleep(1.6)  # past the work's share of a 2 s bound, within the bound
+            db.c.update_one({"_id": 0}, {"$inc": {"n": 1}}, session=session)
+
+        with pytest.raises(DatabaseUnavailableError):
+            run_in_transaction(db, overrun, timeout=2.0)
+        started = time.monotonic()
+        run_in_transaction(db, lambda s: db.c.update_one({"_id": 0}, {"$inc": {"n": 10}}, session=s), timeout=5.0)
+        assert time.monotonic() - started < 4.0  # the engine was free, not held for 60 s
+        assert db.c.find_one({"_id": 0})["n"] == 10  # the overrun wrote nothing
+    finally:
+        client.close()
+        slow.stop()

@@ -1,5 +1,7 @@
 """The one way core/ writes: a function run inside a single MongoDB transaction."""
 
+import time
+
 import pymongo
 from pymongo.database import Database
 from pymongo.read_concern import ReadConcern
@@ -11,6 +13,7 @@ from core.storage.retry import bound, retry_when_busy
 # embedded server's line serves such snapshots ahead of the writers (core.storage.
 # engine_queue); on MongoDB it is only a comment, in the logs.
 READ_ONLY_COMMENT = "read-only snapshot"
+ABORT_MARGIN = 1.0  # seconds of a transaction's bound kept for its abort (a quarter at most)
 
 
 def run_in_transaction(db: Database, work, *, timeout: float | None = None):
@@ -24,14 +27,25 @@ def run_in_transaction(db: Database, work, *, timeout: float | None = None):
     is down or too slow into DatabaseUnavailableError.
     """
 
+    timeout = bound() if timeout is None else timeout
+    # The transaction's own commands end `margin` before the bound, so that the abort that
+    # follows a failure still has time to reach the server: sent after the bound, pymongo
+    # drops it, and the embedded engine stays held by the open transaction until it is
+    # aborted for its age (60 s), every other caller waiting.
+    margin = min(ABORT_MARGIN, timeout / 4)
+    work_ends = time.monotonic() + timeout - margin
+
+    def bounded(session):
+        with pymongo.timeout(max(work_ends - time.monotonic(), 0.001)):
+            return work(session)
+
     def attempt():
         with db.client.start_session() as session:
             return session.with_transaction(
-                work,
+                bounded,
                 read_concern=ReadConcern("snapshot"),
                 write_concern=WriteConcern("majority"),
             )
 
-    timeout = bound() if timeout is None else timeout
     with pymongo.timeout(timeout):
         return retry_when_busy(attempt, deadline=timeout)
