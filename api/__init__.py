@@ -9,7 +9,7 @@ api.docs. Per-key rate limit: Flask-Limiter, in this process's memory (API_RATE_
 import logging
 import time
 
-from flask import g, request
+from flask import Response, g, request
 from flask_limiter import Limiter
 from flask_openapi3 import Info
 from flask_openapi3.models import Schema
@@ -54,18 +54,14 @@ def init_api(server, context) -> None:
 
     @server.before_request
     def authenticate():
-        """Only API paths; a Bearer key of the right scope, a small body."""
+        """Only API paths; a Bearer key of the right scope, a small JSON body."""
         path = request.path
-        if not path.startswith(API_PREFIX):
+        if not is_api(path):
             return None
-        limit = MAX_WEBHOOK_BODY if path.startswith("/api/v1/webhooks/") else MAX_BODY
-        request.max_content_length = limit
-        if (request.content_length or 0) > limit:
-            return problem("payload-too-large", f"at most {limit:,} bytes", instance=path)
         if request.method == "OPTIONS":
             return _route_problem(server) if request.blueprint not in BLUEPRINTS else _allow(server)
         if path.startswith(PUBLIC):
-            return None
+            return _body_problem(path)
         scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="purchases"'}
         if scheme.lower() != "bearer" or not secret.strip():
@@ -80,24 +76,52 @@ def init_api(server, context) -> None:
             return problem("forbidden", f"the key {key.name!r} has the {key.scope} scope: GET routes only",
                            instance=path)
         g.api_key = key
-        return None
+        return _body_problem(path)
 
     @server.before_request
     def unknown_route():
         """A path under /api that no API route serves: 404 or 405 (not the dashboard's pages,
         whose catch-all route would answer it with HTML)."""
-        if request.path.startswith(API_PREFIX) and request.blueprint not in BLUEPRINTS:
+        if is_api(request.path) and request.blueprint not in BLUEPRINTS:
             return _route_problem(server)
         return None
 
     api = routes.blueprint(context)
     limiter = Limiter(lambda: g.api_key.name if "api_key" in g else request.remote_addr, app=server,
                       storage_uri="memory://", strategy="moving-window")
-    limiter.limit(settings.api_rate_limit, on_breach=_too_many)(api)
+    # one count per key for every route, not one per route
+    limiter.shared_limit(settings.api_rate_limit, scope="api-key", on_breach=_too_many)(api)
     server.register_api(api)
     server.register_api(webhooks.blueprint(context))
     server.register_blueprint(docs.blueprint())
     _problems_for_every_error(server)
+
+
+def is_api(path: str) -> bool:
+    """Whether a path is the API's: its errors are problems, its doors keys (api/), not the dashboard's."""
+    return path == API_PREFIX.rstrip("/") or path.startswith(API_PREFIX)
+
+
+def _body_problem(path: str):
+    """A body the API does not read: too large, of unknown length, not JSON, nested past reading."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    limit = MAX_WEBHOOK_BODY if path.startswith("/api/v1/webhooks/") else MAX_BODY
+    request.max_content_length = limit
+    if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # the server may hand over no body at all when it does not know its length
+        return problem("length-required", instance=path)
+    if (request.content_length or 0) > limit:
+        return problem("payload-too-large", f"at most {limit:,} bytes", instance=path)
+    if request.content_length and request.mimetype != "application/json":
+        return problem("unsupported-media-type", f"send Content-Type: application/json, not {request.mimetype!r}",
+                       instance=path)
+    try:
+        request.get_json(silent=True)  # read once here (Flask keeps it): nesting too deep is refused, not a 500
+    except RecursionError:
+        return problem("validation-error", "the JSON nests too deeply to be read", instance=path,
+                       errors=[field_error("body", None, "nests too deeply")])
+    return None
 
 
 def _api_routes(server):
@@ -113,7 +137,9 @@ def _api_routes(server):
 def _allow(server):
     """OPTIONS: the methods the path takes, from the API's routes alone."""
     allowed = ", ".join(sorted(_api_routes(server).allowed_methods(request.path)))
-    return "", 204, {"Allow": allowed}
+    answer = Response(status=204, headers={"Allow": allowed})
+    del answer.headers["Content-Type"]  # no body, so no type
+    return answer
 
 
 def _route_problem(server):
@@ -142,8 +168,8 @@ def _field(loc: tuple) -> str:
 
 def _too_many(limit):
     wait = max(1, int(limit.reset_at - time.time()))  # as Flask-Limiter computes its own Retry-After
-    return problem("rate-limited", f"this key may make {limit.limit} requests", instance=request.path,
-                   headers={"Retry-After": str(wait)})
+    return problem("rate-limited", f"this key has made the {limit.limit} requests it may make (API_RATE_LIMIT); "
+                   f"try again in {wait} s", instance=request.path, headers={"Retry-After": str(wait)})
 
 
 def _problems_for_every_error(server) -> None:
@@ -151,13 +177,13 @@ def _problems_for_every_error(server) -> None:
 
     @server.errorhandler(PurchaseError)
     def core_error(error):
-        if not request.path.startswith(API_PREFIX):
+        if not is_api(request.path):
             raise error
         return from_core(error, request.path, routes.request_fields(), routes.sent_values()) or _internal(error)
 
     @server.errorhandler(HTTPException)
     def http_error(error):
-        if not request.path.startswith(API_PREFIX):
+        if not is_api(request.path):
             return error
         slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large",
                 415: "unsupported-media-type"}.get(error.code)
@@ -169,7 +195,7 @@ def _problems_for_every_error(server) -> None:
 
     @server.errorhandler(PyMongoError)
     def database_error(error):
-        if not request.path.startswith(API_PREFIX):
+        if not is_api(request.path):
             raise error
         log.warning("API request %s %s: database error %s", request.method, request.path, error)
         return problem("unavailable", instance=request.path, headers={"Retry-After": "1"})

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from api.schemas import AnalyticsQuery, iso
 from core import ValidationError, get_purchase_analytics
+from core.validation import MINOR_UNITS
 from dashboard import data
 from dashboard.filters import (
     FINEST_SPAN_DAYS,
@@ -127,7 +128,7 @@ def answer(view: View, f: dict, k, currency: str) -> dict:
         "currency": currency,
         "total_purchases": f["totalPurchases"],
         "total_revenue": f["totalRevenue"],
-        "average_order_value": f["averageOrderValue"],
+        "average_order_value": round(f["averageOrderValue"], MINOR_UNITS.get(currency, 2)),
         "course_purchases": f["coursePurchases"],
         "test_purchases": f["testPurchases"],
         "course_revenue": f["courseRevenue"],
@@ -146,9 +147,10 @@ def answer(view: View, f: dict, k, currency: str) -> dict:
                             for r in f["paymentMethods"]],
         "buyers": {"unique": f["uniqueBuyers"], "new": f["buyers"]["newBuyers"],
                    "repeat": f["buyers"]["repeatBuyers"], "as_of": iso(f["buyers"]["asOf"])},
-        "kpis": {"revenue_today": k.revenue_today, "purchases_today": k.purchases_today,
-                 "revenue_24h": k.revenue_24h, "purchases_24h": k.purchases_24h,
-                 "revenue_previous_24h": k.revenue_prev_24h, "purchases_previous_24h": k.purchases_prev_24h},
+        # sums of exact amounts: no float noise past the thousandths every amount fits in
+        "kpis": {"revenue_today": round(k.revenue_today, 3), "purchases_today": k.purchases_today,
+                 "revenue_24h": round(k.revenue_24h, 3), "purchases_24h": k.purchases_24h,
+                 "revenue_previous_24h": round(k.revenue_prev_24h, 3), "purchases_previous_24h": k.purchases_prev_24h},
         "data_version": f["dataVersion"],
         "as_of": iso(f["asOf"]),
     }

@@ -41,6 +41,7 @@ TYPES = {
     "idempotency-key-reused": (409, "This Idempotency-Key was used for another request",
                                "A key stands for one request: the same key with another body or route is "
                                "refused. Use a new key for a new request."),
+    "length-required": (411, "Send the body with a Content-Length", "A body of unknown length is not read."),
     "payload-too-large": (413, "The request body is too large", "Nothing was read or written."),
     "unsupported-media-type": (415, "Send JSON", "Request bodies are `application/json`."),
     "rate-limited": (429, "Too many requests for this key", "Wait for `Retry-After` seconds."),

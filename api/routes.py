@@ -4,6 +4,7 @@ the result into JSON; core's errors become problems in one place (`api.problems`
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 
 from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
@@ -32,7 +33,7 @@ OWNERSHIP = Tag(name="Ownership", description="What a user owns: one point read 
 PURCHASES = Tag(name="Purchases", description="Sales and refunds, idempotent by Idempotency-Key")
 ANALYTICS = Tag(name="Analytics", description="The live page's figures")
 READ_ERRORS = (401, 403, 404, 422, 429, 503)
-WRITE_ERRORS = (401, 403, 404, 409, 413, 422, 429, 503)
+WRITE_ERRORS = (401, 403, 404, 409, 411, 413, 415, 422, 429, 503)
 REPLAYED = "Idempotent-Replayed"
 
 
@@ -40,7 +41,7 @@ def blueprint(context) -> APIBlueprint:
     """The API's routes, bound to `context` (the app's database and settings)."""
     db, settings = context.db, context.settings
     api = APIBlueprint("api", __name__, url_prefix=PREFIX, abp_security=[{"bearer": []}])
-    PurchaseIn = purchase_model(settings.core.payment_methods, settings.core.max_amount)  # noqa: N806 - a class
+    PurchaseIn = purchase_model(settings.core)  # noqa: N806 - a class
 
     @api.get("/users/<user_id>/ownership", tags=[OWNERSHIP], responses={200: Owned, **response_doc(*READ_ERRORS)},
              summary="Does the user own this course or test?")
@@ -60,8 +61,11 @@ def blueprint(context) -> APIBlueprint:
              responses={200: PurchasePage, **response_doc(*READ_ERRORS)}, summary="The user's purchase history")
     def history(path: UserPath, query: HistoryQuery):
         """Newest first, revoked purchases included (with their reason); `next_cursor` pages on."""
+        # no purchase lies past tomorrow: an end beyond it (the end of the year) asks for everything
+        tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+        end = None if query.end is None or query.end > tomorrow else query.end.isoformat()
         options = {"limit": query.limit, "cursor": query.cursor, "kind": query.kind,
-                   "startDate": query.start, "endDate": query.end}
+                   "startDate": query.start.isoformat() if query.start else None, "endDate": end}
         page = get_purchase_history_page(db, path.user_id, {k: v for k, v in options.items() if v is not None})
         return {"purchases": [purchase_json(p, status=p["status"]) for p in page["purchases"]],
                 "next_cursor": page["nextCursor"]}

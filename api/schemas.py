@@ -85,20 +85,22 @@ class ItemIn(BaseModel):
 
 class PurchaseBase(ItemIn):
     amount: float
-    currency: Annotated[str, Field(pattern="^[A-Z]{3}$", description="ISO 4217, e.g. USD")]
+    currency: str
     payment_method: str
     purchased_at: datetime = Field(None, description="when it was paid (ISO 8601); default now")
     discount_code: ShortText = None
     metadata: Metadata = Field(None, description="JSON object kept with the purchase (keys without '$' or '.')")
 
 
-def purchase_model(methods, max_amount: float) -> type[BaseModel]:
-    """The body of POST /purchases for these settings: the payment methods and the largest amount."""
+def purchase_model(settings) -> type[BaseModel]:
+    """The body of POST /purchases for these CoreSettings: the currency, the payment methods, the
+    largest amount. One currency: the figures add amounts, and a sum of USD and JPY is no sum."""
     return create_model(
         "PurchaseIn", __base__=PurchaseBase,
-        amount=(Annotated[float, Field(strict=True, ge=0, le=max_amount, allow_inf_nan=False, description=
+        amount=(Annotated[float, Field(strict=True, ge=0, le=settings.max_amount, allow_inf_nan=False, description=
                 "in the currency's major unit, e.g. 29.99 (at most the currency's decimals: 2, or 0 for JPY)")], ...),
-        payment_method=(Literal[tuple(sorted(methods))], ...),
+        currency=(Literal[settings.currency], Field(description="the shop's currency (CURRENCY)")),
+        payment_method=(Literal[tuple(sorted(settings.payment_methods))], ...),
     )
 
 

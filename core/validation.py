@@ -209,10 +209,11 @@ def _amount(value, currency: str, settings: CoreSettings):
     if value > settings.max_amount:
         raise ValidationError(f"amount must be at most {settings.max_amount:,.0f} {currency}, got {shown(value)}", field="amount")
     digits = MINOR_UNITS.get(currency, 2)
-    # a float's shortest repr is what the caller wrote: 29.99, not 29.989999999999998
-    if Decimal(repr(value)).as_tuple().exponent < -digits:
+    # a float's shortest repr is what the caller wrote: 29.99, not 29.989999999999998; and
+    # 500.0 has no decimals to speak of (a JSON number read as a float)
+    if Decimal(repr(value)).normalize().as_tuple().exponent < -digits:
         raise ValidationError(f"amount in {currency} has at most {digits} decimals, got {shown(value)}", field="amount")
-    return value
+    return value + 0  # -0.0 is 0.0
 
 
 def _payment_method(value, settings: CoreSettings) -> str:

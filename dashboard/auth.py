@@ -103,7 +103,7 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
 
     @server.before_request
     def guard():
-        if request.path.startswith(PLATFORM_API):
+        if request.path == PLATFORM_API.rstrip("/") or request.path.startswith(PLATFORM_API):
             return None  # no session, no cookie, no origin check: a Bearer key or a signature (api/)
         if request.method not in SAFE_METHODS and not same_origin():
             abort(403, "cross-origin request refused")

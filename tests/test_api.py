@@ -175,7 +175,10 @@ def test_a_purchase_needs_an_idempotency_key_and_json(app, client, shop, write_k
     body = assert_problem(client.post("/api/v1/purchases", json=sale(shop), headers=write_key), 422, "validation-error")
     assert body["errors"][0]["field"] == "Idempotency-Key"
     assert_problem(client.post("/api/v1/purchases", data="amount=1", headers={**write_key, "Idempotency-Key": "x"},
-                               content_type="application/x-www-form-urlencoded"), 422, "validation-error")
+                               content_type="application/x-www-form-urlencoded"), 415, "unsupported-media-type")
+    deep = "[" * 30_000 + "]" * 30_000
+    assert_problem(client.post("/api/v1/purchases", data=deep, headers={**write_key, "Idempotency-Key": "x"},
+                               content_type="application/json"), 422, "validation-error")
     assert_problem(client.post("/api/v1/purchases", data="{", headers={**write_key, "Idempotency-Key": "x"},
                                content_type="application/json"), 422, "validation-error")
     assert snapshot(db) == before
@@ -273,7 +276,9 @@ def test_routes_that_do_not_exist_and_methods_they_do_not_take(client, write_key
     assert "POST" in wrong["detail"]
     assert_problem(client.delete("/api/v1/purchases", headers=write_key), 405, "method-not-allowed")
     allow = client.options("/api/v1/purchases", headers=write_key)
-    assert allow.status_code == 204 and allow.headers["Allow"] == "OPTIONS, POST"
+    assert allow.status_code == 204 and allow.headers["Allow"] == "OPTIONS, POST" and not allow.data
+    assert "Content-Type" not in allow.headers
+    assert_problem(client.get("/api", headers=write_key), 404, "not-found")  # not the dashboard's page
 
 
 def test_a_body_too_large_is_refused_before_it_is_read(client, write_key):
@@ -310,8 +315,11 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path):
                          "HEALTH_CHECK_SECONDS": "0", "API_RATE_LIMIT": "3 per minute"})
     try:
         client, headers = server.test_client(), api_headers(server, "read", "busy")
-        url = f"/api/v1/users/{ObjectId()}/entitlements"
-        assert [client.get(url, headers=headers).status_code for _ in range(3)] == [404, 404, 404]
+        user = ObjectId()
+        # one count per key, whatever the route
+        assert [client.get(f"/api/v1/users/{user}/{route}", headers=headers).status_code
+                for route in ("entitlements", "purchases", "ownership?course=" + str(ObjectId()))] == [404, 404, 404]
+        url = f"/api/v1/users/{user}/entitlements"
         reply = assert_problem(client.get(url, headers=headers), 429, "rate-limited")
         assert "3 per 1 minute" in reply["detail"]
         assert 1 <= int(client.get(url, headers=headers).headers["Retry-After"]) <= 60
@@ -393,5 +401,40 @@ def test_flask_create_api_key_prints_a_key_that_opens_the_api(tmp_path):
         reply = server.test_client().get(f"/api/v1/users/{ObjectId()}/entitlements",
                                          headers={"Authorization": f"Bearer {secret}"})
         assert_problem(reply, 404, "user-not-found")
+    finally:
+        server.extensions["purchase_database"].close()
+
+
+def test_history_takes_an_end_past_tomorrow_and_a_cursor_only_of_its_own_user(app, client, shop, write_key):
+    db = app.extensions["purchase_database"].db
+    for course in shop["courses"]:
+        create_purchase(db, shop["user"], course, None, {"amount": 10, "paymentMethod": "paypal"})
+    next_year = datetime.now(UTC).year + 1
+    whole = client.get(f"/api/v1/users/{shop['user']}/purchases?start=2020-01-01&end={next_year}-12-31&limit=1",
+                       headers=write_key)
+    assert whole.status_code == 200 and len(whole.get_json()["purchases"]) == 1
+    cursor = whole.get_json()["next_cursor"]
+    assert cursor
+    body = assert_problem(client.get(f"/api/v1/users/{shop['other']}/purchases?cursor={cursor}", headers=write_key),
+                          422, "validation-error")
+    assert body["errors"][0]["field"] == "cursor"
+
+
+def test_a_shop_in_yen_sells_whole_yen_over_the_api(tmp_path):
+    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": os.environ.get("MONGODB_URI", ""),
+                         "MONGODB_DB": f"yen_{uuid.uuid4().hex[:8]}", "SEED_DEMO": "0", "CURRENCY": "JPY",
+                         "HEALTH_CHECK_SECONDS": "0"})
+    try:
+        db, headers = server.extensions["purchase_database"].db, api_headers(server)
+        user, course = ObjectId(), ObjectId()
+        db[USERS].insert_one({"_id": user, "name": "Kenji", "purchasedCourses": [], "purchasedTests": []})
+        db[COURSES].insert_one({"_id": course, "title": "Go"})
+        client = server.test_client()
+        body = {"user_id": str(user), "course_id": str(course), "currency": "JPY", "payment_method": "credit_card"}
+        assert_problem(post_purchase(client, headers, {**body, "amount": 500.5}), 422, "validation-error")
+        assert_problem(post_purchase(client, headers, {**body, "amount": 5, "currency": "USD"}), 422,
+                       "validation-error")
+        sold = post_purchase(client, headers, {**body, "amount": 500})
+        assert sold.status_code == 201 and sold.get_json()["amount"] == 500
     finally:
         server.extensions["purchase_database"].close()

@@ -20,18 +20,30 @@ SECRET = "whsec_test_secret"
 
 
 @pytest.fixture
-def hooked(tmp_path):
-    """An app with a webhook secret, a user, a course and a test."""
-    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": os.environ.get("MONGODB_URI", ""),
-                         "MONGODB_DB": f"hooks_{uuid.uuid4().hex[:8]}", "SEED_DEMO": "0",
-                         "HEALTH_CHECK_SECONDS": "0", "STRIPE_WEBHOOK_SECRET": SECRET, "TESTING": True})
-    db = server.extensions["purchase_database"].db
-    ids = {"user": ObjectId(), "course": ObjectId(), "test": ObjectId()}
-    db[USERS].insert_one({"_id": ids["user"], "name": "Ada", "purchasedCourses": [], "purchasedTests": []})
-    db[COURSES].insert_one({"_id": ids["course"], "title": "Python"})
-    db[TESTS].insert_one({"_id": ids["test"], "title": "Exam"})
-    yield server, db, ids
-    server.extensions["purchase_database"].close()
+def shop_of(tmp_path):
+    """shop_of(currency): an app selling in `currency`, with a webhook secret, a user, a course and a test."""
+    opened = []
+
+    def make(currency: str = "USD"):
+        server = create_app({"DATA_DIR": str(tmp_path / currency), "MONGODB_URI": os.environ.get("MONGODB_URI", ""),
+                             "MONGODB_DB": f"hooks_{uuid.uuid4().hex[:8]}", "SEED_DEMO": "0", "CURRENCY": currency,
+                             "HEALTH_CHECK_SECONDS": "0", "STRIPE_WEBHOOK_SECRET": SECRET, "TESTING": True})
+        opened.append(server)
+        db = server.extensions["purchase_database"].db
+        ids = {"user": ObjectId(), "course": ObjectId(), "test": ObjectId()}
+        db[USERS].insert_one({"_id": ids["user"], "name": "Ada", "purchasedCourses": [], "purchasedTests": []})
+        db[COURSES].insert_one({"_id": ids["course"], "title": "Python"})
+        db[TESTS].insert_one({"_id": ids["test"], "title": "Exam"})
+        return server, db, ids
+
+    yield make
+    for server in opened:
+        server.extensions["purchase_database"].close()
+
+
+@pytest.fixture
+def hooked(shop_of):
+    return shop_of("USD")
 
 
 def signed(payload: str, secret: str = SECRET, at: int | None = None) -> str:
@@ -77,13 +89,52 @@ def test_a_completed_checkout_is_a_purchase_in_minor_units_converted_exactly(hoo
     assert (entry["action"], entry["source"], entry["actor"]) == ("grant", "webhook", "stripe")
 
 
-def test_currencies_without_cents_and_with_three_decimals(hooked):
+@pytest.mark.parametrize(("currency", "minor", "amount"), [("JPY", 4500, 4500), ("BHD", 12345, 12.345)])
+def test_currencies_without_cents_and_with_three_decimals(shop_of, currency, minor, amount):
+    server, db, ids = shop_of(currency)
+    assert deliver(server, checkout(ids, amount=minor, currency=currency.lower())).status_code == 200
+    assert db[PURCHASES].find_one({"user": ids["user"]})["amount"] == amount
+
+
+def test_a_sale_in_another_currency_than_the_shops_is_refused(hooked):
+    server, db, ids = hooked  # a USD shop: its figures add amounts, a yen is no cent
+    reply = deliver(server, checkout(ids, amount=4500, currency="jpy"))
+    assert reply.status_code == 422 and reply.get_json()["errors"][0]["field"] == "currency"
+    assert db[PURCHASES].count_documents({}) == 0
+
+
+def test_a_signed_body_that_is_no_event_is_refused_not_a_500(hooked):
     server, db, ids = hooked
-    deliver(server, checkout(ids, amount=4500, currency="jpy"))
-    deliver(server, checkout(ids, event_id="evt_test", amount=12345, currency="bhd", course_id="",
-                             test_id=str(ids["test"])))
-    amounts = {p["currency"]: p["amount"] for p in db[PURCHASES].find({"user": ids["user"]})}
-    assert amounts == {"JPY": 4500, "BHD": 12.345}
+    for body in ([1], {"id": "evt_1", "type": "checkout.session.completed", "data": [1]},
+                 {"id": "evt_2", "type": "checkout.session.completed", "data": "x"}, {"type": "x"}):
+        payload = json.dumps(body)
+        reply = server.test_client().post("/api/v1/webhooks/stripe", data=payload, content_type="application/json",
+                                          headers={"Stripe-Signature": signed(payload)})
+        assert reply.status_code in (200, 422), (body, reply.get_data(as_text=True))
+        assert reply.status_code == 422 or reply.get_json()["outcome"].startswith("ignored")
+    deep = "[" * 30_000 + "]" * 30_000
+    reply = server.test_client().post("/api/v1/webhooks/stripe", data=deep, content_type="application/json",
+                                      headers={"Stripe-Signature": signed(deep)})
+    assert reply.status_code == 422
+    assert db[PURCHASES].count_documents({}) == 0
+
+
+def test_a_refund_racing_its_sale_is_not_lost(hooked, monkeypatch):
+    """The sale commits after the refund found nothing to revoke and before it kept its note:
+    the sale did not see the note, so the refund looks again after keeping it."""
+    from api import webhooks
+
+    server, db, ids = hooked
+    sale, refunded = checkout(ids), refund(ids)
+    keep = webhooks._keep_pending
+
+    def sale_meanwhile(*args):
+        assert deliver(server, sale).get_json()["outcome"] == "purchased"  # no note yet: nothing to apply
+        keep(*args)
+
+    monkeypatch.setattr(webhooks, "_keep_pending", sale_meanwhile)
+    assert deliver(server, refunded).get_json()["outcome"] == "revoked"
+    assert owned(db, ids) == [] and db[webhooks.PENDING].count_documents({}) == 0
 
 
 def test_the_same_event_twice_applies_once(hooked):

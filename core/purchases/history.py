@@ -43,7 +43,7 @@ def get_purchase_history_page(db: Database, user_id, options=None) -> dict:
     db = utc(db)
     user = to_object_id(user_id, "user_id")
     options = known_options(options, PAGE_OPTION_NAMES, "history options")
-    after = _decode_cursor(options.get("cursor"))
+    after = _decode_cursor(options.get("cursor"), user)
     opts = parse_history_options({k: v for k, v in options.items() if k != "cursor"})
     entries = _entries(db, user, opts)
     if after is not None:
@@ -51,7 +51,7 @@ def get_purchase_history_page(db: Database, user_id, options=None) -> dict:
     page = entries[: opts["limit"]]
     _add_titles(db, page)
     more = len(entries) > opts["limit"]
-    return {"purchases": page, "nextCursor": _encode_cursor(_position(page[-1])) if more else None}
+    return {"purchases": page, "nextCursor": _encode_cursor(_position(page[-1]), user) if more else None}
 
 
 def _entries(db: Database, user, opts: dict) -> list[dict]:
@@ -73,12 +73,13 @@ def _position(entry: dict) -> tuple:
     return entry.get("purchasedAt") or EARLIEST, entry["_id"]
 
 
-def _encode_cursor(position: tuple) -> str:
-    return base64.urlsafe_b64encode(bson.encode({"at": position[0], "id": position[1]})).decode().rstrip("=")
+def _encode_cursor(position: tuple, user: ObjectId) -> str:
+    doc = {"at": position[0], "id": position[1], "user": user}
+    return base64.urlsafe_b64encode(bson.encode(doc)).decode().rstrip("=")
 
 
-def _decode_cursor(cursor) -> tuple | None:
-    """The position a cursor names; a ValidationError for anything this module did not write."""
+def _decode_cursor(cursor, user: ObjectId) -> tuple | None:
+    """The position a cursor of this user's history names; a ValidationError for anything else."""
     if cursor is None:
         return None
     try:
@@ -86,7 +87,8 @@ def _decode_cursor(cursor) -> tuple | None:
             raise ValueError
         doc = bson.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)),
                           codec_options=bson.CodecOptions(tz_aware=True, tzinfo=UTC))
-        if set(doc) != {"at", "id"} or not isinstance(doc["at"], datetime) or not isinstance(doc["id"], ObjectId):
+        if set(doc) != {"at", "id", "user"} or not isinstance(doc["at"], datetime) or \
+                not isinstance(doc["id"], ObjectId) or doc["user"] != user:
             raise ValueError
     except (ValueError, BSONError, binascii.Error, OverflowError):
         raise ValidationError(f"cursor is not one this history gave, got {cursor!r:.80}", field="cursor") from None
