@@ -13,8 +13,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 run: $(INSTALLED)
 	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
 
+# two workers (pytest-xdist), each with its own embedded server: much of a test is waiting
+# (on the engine, a browser, a subprocess), so two halve the time even on two cores
 test: $(INSTALLED) browser lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

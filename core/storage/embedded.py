@@ -18,6 +18,7 @@ from mongoeco import AsyncMongoClient
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
+from core.storage import mongoeco_corrections
 from core.storage.engine_queue import DEFAULT_LIFETIME, QueuedProxyServer
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class EmbeddedServer:
 
     def __init__(self, sqlite_path: Path, host: str = "127.0.0.1", port: int = 0, *,
                  transaction_lifetime: float = DEFAULT_LIFETIME, fair_queue: bool = True):
+        mongoeco_corrections.apply()
         self.sqlite_path = Path(sqlite_path)
         self._host, self._port = host, port
         self._lifetime, self._fair_queue = transaction_lifetime, fair_queue
@@ -137,3 +139,5 @@ class EmbeddedServer:
         finally:
             await proxy.close()
             await engine.disconnect()
+        if self._stopping:  # a clean stop: the next open keeps the index entries
+            mongoeco_corrections.mark_index_entries_current(self.sqlite_path)

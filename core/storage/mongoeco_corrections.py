@@ -1,0 +1,173 @@
+"""Corrections to mongoeco 4.11 where it does work that MongoDB does not, applied once when
+the embedded server starts (core.storage.embedded). Each one names the engine function it
+changes, what that cost and why MongoDB's semantics stay the same; tests/test_mongoeco_corrections.py
+proves each, and scripts/bench_scale.py measures them.
+
+They lean on one fact of the engine: every document is stored under a key made from its
+`_id` (`SQLiteEngine._storage_key`, the repr of the id with its type), after the wire
+boundary turned every ObjectId into mongoeco's own class. For an ObjectId or a string, two
+ids are equal in MongoDB exactly when their keys are equal, so one lookup of the key
+answers "is this `_id` taken?". Numbers are not like that (1, 1.0 and Int64(1) are one
+`_id` in MongoDB, three keys here), nor are documents holding numbers: for those the
+engine's own scans stay.
+
+The corrections are written against mongoeco's private functions, so `apply()` refuses any
+version but the pinned one: a new mongoeco is measured again before it runs corrected.
+"""
+
+import importlib.metadata
+import sqlite3
+from pathlib import Path
+
+from mongoeco._types._bson_objectid import ObjectId as EngineObjectId
+from mongoeco.core.query_plan import EqualsCondition
+from mongoeco.engines import sqlite as engine_module
+from mongoeco.engines._sqlite_connection import sqlite_read_scope
+from mongoeco.engines.sqlite import SQLiteEngine
+
+PINNED_VERSION = "4.11.0"
+
+# What the marker of current index entries lives in, inside mongoeco's SQLite file.
+MARKER_TABLE = "purchases_current_index_entries"
+MARKER_TRIGGERS = {
+    f"{MARKER_TABLE}_{table}_{event.lower()}": (table, event)
+    for table in ("documents", "scalar_index_entries", "indexes")
+    for event in ("INSERT", "UPDATE", "DELETE")
+}
+
+_applied = False
+
+
+class UnsupportedEngineVersion(RuntimeError):
+    """The installed mongoeco is not the one these corrections were written and measured for."""
+
+
+def apply() -> None:
+    """Install the corrections into mongoeco's SQLite engine; once per process."""
+    global _applied
+    installed = importlib.metadata.version("mongoeco")
+    if installed != PINNED_VERSION:
+        raise UnsupportedEngineVersion(
+            f"core/storage/mongoeco_corrections.py corrects mongoeco {PINNED_VERSION} and refuses mongoeco "
+            f"{installed}: pin mongoeco=={PINNED_VERSION} in requirements.txt, or check each correction "
+            "against the new version (tests/test_mongoeco_corrections.py, scripts/bench_scale.py) and raise "
+            "PINNED_VERSION"
+        )
+    if _applied:
+        return
+    _skip_payload_scan_on_insert()
+    _answer_misses_by_id_from_the_key()
+    _keep_current_index_entries_at_open()
+    _applied = True
+
+
+def keyed_exactly(value) -> bool:
+    """True when the storage key of `value` decides equality as MongoDB does (see the module's notes)."""
+    return type(value) is EngineObjectId or type(value) is str
+
+
+def _id_is_stored(engine: SQLiteEngine, db_name: str, coll_name: str, value, context=None) -> bool:
+    conn = engine._require_connection(context)
+    with engine._bind_connection(conn), sqlite_read_scope(conn):
+        row = conn.execute(
+            "SELECT 1 FROM documents WHERE db_name = ? AND coll_name = ? AND storage_key = ? LIMIT 1",
+            (db_name, coll_name, engine._storage_key(value)),
+        ).fetchone()
+    return row is not None
+
+
+def _is_id_lookup(plan) -> bool:
+    return isinstance(plan, EqualsCondition) and plan.field == "_id" and keyed_exactly(plan.value)
+
+
+def _skip_payload_scan_on_insert() -> None:
+    """`SQLiteEngine._validate_document_against_unique_indexes`, called by every insert
+    (`_sqlite_write_ops.insert_document_record`) with `scan_payload_id=True`: after looking
+    the new `_id`'s key up, it decoded every document of the collection to compare ids
+    again (insert_one 411 ms at 10,000 documents, 3.3 s at 100,000). For an ObjectId or a
+    string the key lookup it has just made is the whole answer; numbers and documents
+    keep the scan, and unique secondary indexes are checked as before."""
+    original = SQLiteEngine._validate_document_against_unique_indexes
+
+    def validate(self, db_name, coll_name, document, *, exclude_storage_key=None, skip_id_check=False,
+                 scan_payload_id=False):
+        if scan_payload_id and "_id" in document and keyed_exactly(document["_id"]):
+            scan_payload_id = False
+        return original(self, db_name, coll_name, document, exclude_storage_key=exclude_storage_key,
+                        skip_id_check=skip_id_check, scan_payload_id=scan_payload_id)
+
+    SQLiteEngine._validate_document_against_unique_indexes = validate
+
+
+def _answer_misses_by_id_from_the_key() -> None:
+    """A filter `{"_id": x}` is first looked up by key; when that finds nothing, mongoeco
+    does not trust the miss and runs the compiled plan, which reads the whole collection:
+    `SQLiteEngine._select_first_document_for_plan` (an update or upsert by `_id`: 78 ms at
+    10,000 documents, 412 ms at 100,000) and `SQLiteEngine._open_scan_documents_sync`
+    (find_one: 20 and 345 ms), which runs it twice. For an ObjectId or a string `_id` the
+    key's absence is the answer: no document with that `_id` exists."""
+    select_original = SQLiteEngine._select_first_document_for_plan
+    scan_original = SQLiteEngine._open_scan_documents_sync
+
+    def select_first(self, db_name, coll_name, plan, *, hint=None, context=None):
+        if hint is None and _is_id_lookup(plan) and not _id_is_stored(self, db_name, coll_name, plan.value, context):
+            return None
+        return select_original(self, db_name, coll_name, plan, hint=hint, context=context)
+
+    def open_scan(self, reader):
+        semantics = reader.semantics
+        if (semantics.hint is None and semantics.text_query is None and semantics.collation is None
+                and not self._is_profile_namespace(reader.coll_name) and _is_id_lookup(semantics.query_plan)
+                and not _id_is_stored(self, reader.db_name, reader.coll_name, semantics.query_plan.value,
+                                      reader.context)):
+            return iter(())
+        return scan_original(self, reader)
+
+    SQLiteEngine._select_first_document_for_plan = select_first
+    SQLiteEngine._open_scan_documents_sync = open_scan
+
+
+def _keep_current_index_entries_at_open() -> None:
+    """`_sqlite_index_runtime.backfill_scalar_indexes_sync`, run by every connect, deletes
+    and rebuilds the index entries of every document (13 s at 100,000 documents), though
+    each write keeps them current in its own SQLite transaction. A server that stops cleanly
+    leaves a marker (`mark_index_entries_current`); triggers in the file delete it at the
+    first change of a document, an index entry or an index by anyone, this engine or another
+    program or version. With the marker there, the open keeps the entries it finds and still
+    does the rest of the backfill (the index catalog's names, SQLite's own indexes)."""
+    original = engine_module._sqlite_runtime_backfill_scalar_indexes_sync
+
+    def backfill(engine, conn):
+        if not _marker_present(conn):
+            return original(engine, conn)
+        # the original rebuilds only collections it finds: let it find none
+        engine._lookup_collection_id = lambda *args, **kwargs: None
+        try:
+            return original(engine, conn)
+        finally:
+            del engine._lookup_collection_id
+
+    engine_module._sqlite_runtime_backfill_scalar_indexes_sync = backfill
+
+
+def _marker_present(conn: sqlite3.Connection) -> bool:
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
+    if MARKER_TABLE not in names or not set(MARKER_TRIGGERS) <= names:
+        return False
+    row = conn.execute(f"SELECT version FROM {MARKER_TABLE}").fetchone()
+    return row is not None and row[0] == PINNED_VERSION
+
+
+def mark_index_entries_current(sqlite_path: Path) -> None:
+    """After a clean stop: the file's index entries are current (see _keep_current_index_entries_at_open)."""
+    conn = sqlite3.connect(sqlite_path, timeout=30)
+    try:
+        with conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (version TEXT NOT NULL)")
+            for name, (table, event) in MARKER_TRIGGERS.items():
+                conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON {table} "
+                             f"BEGIN DELETE FROM {MARKER_TABLE}; END")
+            conn.execute(f"DELETE FROM {MARKER_TABLE}")
+            conn.execute(f"INSERT INTO {MARKER_TABLE} (version) VALUES (?)", (PINNED_VERSION,))
+    finally:
+        conn.close()

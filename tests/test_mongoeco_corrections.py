@@ -1,0 +1,222 @@
+"""core.storage.mongoeco_corrections: MongoDB's answers unchanged, and the work of an insert
+or a miss by `_id` no longer growing with the collection.
+
+Over the wire with pymongo, each test on an embedded server of its own. Work is counted,
+not timed: SQLite's virtual-machine steps (a progress handler on every engine connection)
+and the documents the engine decodes.
+"""
+
+import importlib.metadata
+import os
+import sqlite3
+
+import pytest
+from bson import Int64, ObjectId
+from pymongo import MongoClient
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from core import open_database
+from core.storage import mongoeco_corrections
+from core.storage.db import bulk_insert
+from core.storage.embedded import EmbeddedServer
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="about the embedded server")
+
+
+@pytest.fixture
+def server(tmp_path):
+    started = EmbeddedServer(tmp_path / "corrections.sqlite")
+    started.start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def coll(server):
+    client = MongoClient(server.uri)
+    yield client.corrections.things
+    client.close()
+
+
+@pytest.mark.parametrize(("first", "again"), [
+    (ObjectId("65a000000000000000000001"), ObjectId("65a000000000000000000001")),
+    ("ada", "ada"),
+    (1, 1.0),
+    (Int64(7), 7),
+    ({"a": 1, "b": "x"}, {"a": 1.0, "b": "x"}),
+    ({"a": "x"}, {"a": "x"}),
+])
+def test_a_duplicate_id_is_refused_by_insert_upsert_and_bulk(coll, first, again):
+    coll.insert_many([{"n": i} for i in range(50)])
+    coll.insert_one({"_id": first, "n": "first"})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": again, "n": "again"})
+    with pytest.raises(BulkWriteError, match="E11000"):
+        coll.insert_many([{"_id": again}])
+    # an upsert by an equal _id finds the first document instead of inserting another
+    coll.update_one({"_id": again}, {"$set": {"seen": True}}, upsert=True)
+    assert coll.count_documents({}) == 51
+    assert coll.find_one({"_id": again})["n"] == "first"
+
+
+def test_ids_that_differ_are_both_kept(coll):
+    coll.insert_one({"_id": "1"})
+    coll.insert_one({"_id": 1})
+    coll.insert_one({"_id": {"a": "x", "b": "y"}})
+    coll.insert_one({"_id": {"b": "y", "a": "x"}})  # field order matters in MongoDB
+    assert coll.count_documents({}) == 4
+
+
+def test_a_unique_secondary_index_still_refuses(coll):
+    coll.create_index("email", unique=True)
+    coll.insert_one({"email": "ada@example.com"})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": ObjectId(), "email": "ada@example.com"})
+    with pytest.raises(DuplicateKeyError):
+        coll.update_one({"_id": "new"}, {"$set": {"email": "ada@example.com"}}, upsert=True)
+    assert coll.count_documents({}) == 1
+
+
+def test_a_miss_by_id_misses_and_a_hit_hits(coll, server):
+    present, absent = ObjectId(), ObjectId()
+    coll.insert_many([{"_id": present, "n": 1}, {"_id": "s", "n": 2}, {"_id": 3, "n": 3}])
+    assert coll.find_one({"_id": absent}) is None
+    assert coll.find_one({"_id": "t"}) is None
+    assert list(coll.find({"_id": absent})) == []
+    assert coll.find_one({"_id": present})["n"] == 1
+    assert coll.find_one({"_id": {"$eq": "s"}})["n"] == 2
+    assert coll.find_one({"_id": 3.0})["n"] == 3  # numbers keep the engine's own search
+    assert coll.update_one({"_id": absent}, {"$set": {"n": 9}}).matched_count == 0
+    assert coll.update_one({"_id": absent}, {"$set": {"n": 9}}, upsert=True).upserted_id == absent
+    assert coll.find_one({"_id": absent})["n"] == 9
+
+
+def test_inside_a_transaction_its_own_insert_is_found_by_id(coll):
+    with coll.database.client.start_session() as session, session.start_transaction():
+        new = coll.insert_one({"n": 1}, session=session).inserted_id
+        assert coll.find_one({"_id": new}, session=session)["n"] == 1
+        assert coll.update_one({"_id": new}, {"$inc": {"n": 1}}, session=session).modified_count == 1
+    assert coll.find_one({"_id": new})["n"] == 2
+
+
+def test_another_mongoeco_version_is_refused_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "4.12.0")
+    with pytest.raises(mongoeco_corrections.UnsupportedEngineVersion, match=r"corrects mongoeco 4\.11\.0 and "
+                       r"refuses mongoeco 4\.12\.0: pin mongoeco==4\.11\.0"):
+        mongoeco_corrections.apply()
+
+
+def test_the_pinned_version_is_the_one_installed_and_in_requirements():
+    assert importlib.metadata.version("mongoeco") == mongoeco_corrections.PINNED_VERSION
+    with open("requirements.txt") as pinned:
+        assert f"mongoeco=={mongoeco_corrections.PINNED_VERSION}\n" in pinned.read()
+
+
+def _marker(path) -> list:
+    with sqlite3.connect(path) as conn:
+        try:
+            return conn.execute(f"SELECT version FROM {mongoeco_corrections.MARKER_TABLE}").fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+
+def test_a_clean_stop_keeps_index_entries_and_any_change_since_rebuilds_them(tmp_path):
+    path = tmp_path / "marker.sqlite"
+
+    def serve(check):
+        server = EmbeddedServer(path)
+        server.start()
+        client = MongoClient(server.uri)
+        try:
+            check(client.m.things)
+        finally:
+            client.close()
+            server.stop()
+
+    def load(things):
+        things.create_index("k")
+        things.insert_many([{"_id": f"d{i}", "k": f"v{i}"} for i in range(20)])
+
+    serve(load)
+    assert _marker(path) == [(mongoeco_corrections.PINNED_VERSION,)]
+    serve(lambda things: (
+        _assert_found(things, "k", "v3", "d3"),
+        things.update_one({"_id": "d4"}, {"$set": {"k": "changed"}})))
+    serve(lambda things: _assert_found(things, "k", "changed", "d4"))
+
+    # another program changes a document behind the engine's back (its index entry unchanged)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE documents SET document = ? WHERE coll_name = 'things' AND document LIKE ?",
+                     ('{"_id":"d5","k":"behind"}', '%"d5"%'))
+    assert _marker(path) == []
+    serve(lambda things: _assert_found(things, "k", "behind", "d5"))
+
+
+def _assert_found(things, field, value, expected_id):
+    assert [d["_id"] for d in things.find({field: value})] == [expected_id]
+
+
+class Work:
+    """SQLite steps and decoded documents of every engine connection, while counting."""
+
+    STEP = 100
+
+    def __init__(self, monkeypatch):
+        from mongoeco.engines.sqlite import SQLiteEngine
+
+        self.steps = self.decoded = 0
+        self.counting = False
+        create, decode = SQLiteEngine._create_sqlite_connection, SQLiteEngine._deserialize_document
+
+        def create_counted(engine, *args, **kwargs):
+            conn = create(engine, *args, **kwargs)
+            conn.set_progress_handler(self._step, self.STEP)
+            return conn
+
+        def decode_counted(engine, payload):
+            self.decoded += self.counting
+            return decode(engine, payload)
+
+        monkeypatch.setattr(SQLiteEngine, "_create_sqlite_connection", create_counted)
+        monkeypatch.setattr(SQLiteEngine, "_deserialize_document", decode_counted)
+
+    def _step(self):
+        self.steps += self.counting
+        return 0
+
+    def of(self, operation) -> tuple[int, int]:
+        self.steps = self.decoded = 0
+        self.counting = True
+        try:
+            operation()
+        finally:
+            self.counting = False
+        return self.steps * self.STEP, self.decoded
+
+
+def test_an_insert_an_upsert_and_a_miss_by_id_do_not_grow_with_the_collection(tmp_path, monkeypatch):
+    work = Work(monkeypatch)
+    measured = {}
+    for size in (2_000, 20_000):
+        opened = open_database(data_dir=tmp_path / str(size), uri="", db_name="grow")
+        try:
+            things = opened.db.things
+            things.create_index("user")
+            for start in range(0, size, 5_000):
+                bulk_insert(opened.db, "things", [{"user": ObjectId(), "n": i, "pad": "x" * 100}
+                                                  for i in range(start, min(size, start + 5_000))])
+            assert things.estimated_document_count() == size
+            measured[size] = {
+                "insert_one": work.of(lambda t=things: t.insert_one({"user": ObjectId()})),
+                "insert with a string _id": work.of(lambda t=things: t.insert_one({"_id": "new", "user": 1})),
+                "upsert on a new _id": work.of(lambda t=things: t.update_one(
+                    {"_id": ObjectId()}, {"$setOnInsert": {"user": 2}}, upsert=True)),
+                "find_one by _id, no match": work.of(lambda t=things: t.find_one({"_id": ObjectId()})),
+            }
+        finally:
+            opened.close()
+    for name, (small_steps, small_decoded) in measured[2_000].items():
+        large_steps, large_decoded = measured[20_000][name]
+        # ten times the documents: the work stays that of a few lookups (B-tree depth aside)
+        assert large_decoded <= small_decoded + 1, (name, measured)
+        assert large_steps <= 1.5 * small_steps + 2_000, (name, measured)
