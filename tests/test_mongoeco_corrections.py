@@ -11,7 +11,7 @@ import os
 import sqlite3
 
 import pytest
-from bson import Int64, ObjectId
+from bson import Decimal128, Int64, ObjectId
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -112,6 +112,48 @@ def test_the_pinned_version_is_the_one_installed_and_in_requirements():
         assert f"mongoeco=={mongoeco_corrections.PINNED_VERSION}\n" in pinned.read()
 
 
+def test_arrays_and_decimals_in_an_indexed_field_are_still_found_after_writes(coll):
+    coll.create_index("tag")
+    coll.insert_many([{"_id": f"d{i}", "tag": f"t{i}"} for i in range(30)])
+    assert [d["_id"] for d in coll.find({"tag": "t3"})] == ["d3"]
+    coll.insert_one({"_id": "list", "tag": ["t3", "x"]})
+    assert sorted(d["_id"] for d in coll.find({"tag": "t3"})) == ["d3", "list"]
+    assert coll.find_one({"tag": "x"})["_id"] == "list"
+    coll.update_one({"_id": "d5"}, {"$set": {"tag": ["t3"]}})
+    assert sorted(d["_id"] for d in coll.find({"tag": "t3"})) == ["d3", "d5", "list"]
+
+    coll.create_index("amount")
+    coll.insert_many([{"_id": "int", "amount": 2}, {"_id": "dec", "amount": Decimal128("2.0")}])
+    assert sorted(d["_id"] for d in coll.find({"amount": 2})) == ["dec", "int"]
+    assert sorted(d["_id"] for d in coll.find({"amount": Decimal128("2")})) == ["dec", "int"]
+
+
+def test_a_file_without_the_field_notes_gets_them_from_its_documents(tmp_path):
+    path = tmp_path / "kinds.sqlite"
+    server = EmbeddedServer(path)
+    server.start()
+    with MongoClient(server.uri) as client:
+        client.k.things.create_index("tag")
+        client.k.things.insert_many([{"_id": "a", "tag": ["red", "blue"]}, {"_id": "b", "tag": "red"}])
+    server.stop()
+    with sqlite3.connect(path) as conn:  # as a file from before the corrections
+        for name in mongoeco_corrections.FIELD_KINDS_TRIGGERS:
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute(f"DROP TABLE {mongoeco_corrections.FIELD_KINDS}")
+    server = EmbeddedServer(path)
+    server.start()
+    try:
+        with MongoClient(server.uri) as client:
+            client.k.other.insert_one({"x": 1})  # a write: the engine's cache of answers is dropped
+            assert sorted(d["_id"] for d in client.k.things.find({"tag": "blue"})) == ["a"]
+            assert sorted(d["_id"] for d in client.k.things.find({"tag": "red"})) == ["a", "b"]
+        with sqlite3.connect(path) as conn:
+            kinds = conn.execute(f"SELECT coll_name, field, kind FROM {mongoeco_corrections.FIELD_KINDS}").fetchall()
+        assert ("things", "tag", "array") in kinds
+    finally:
+        server.stop()
+
+
 def _marker(path) -> list:
     with sqlite3.connect(path) as conn:
         try:
@@ -201,17 +243,22 @@ def test_an_insert_an_upsert_and_a_miss_by_id_do_not_grow_with_the_collection(tm
         opened = open_database(data_dir=tmp_path / str(size), uri="", db_name="grow")
         try:
             things = opened.db.things
-            things.create_index("user")
+            things.create_index([("user", 1), ("n", -1)])  # as purchases by user, newest first
             for start in range(0, size, 5_000):
                 bulk_insert(opened.db, "things", [{"user": ObjectId(), "n": i, "pad": "x" * 100}
                                                   for i in range(start, min(size, start + 5_000))])
             assert things.estimated_document_count() == size
+            known = things.find_one({"n": 5})["user"]
             measured[size] = {
                 "insert_one": work.of(lambda t=things: t.insert_one({"user": ObjectId()})),
                 "insert with a string _id": work.of(lambda t=things: t.insert_one({"_id": "new", "user": 1})),
                 "upsert on a new _id": work.of(lambda t=things: t.update_one(
                     {"_id": ObjectId()}, {"$setOnInsert": {"user": 2}}, upsert=True)),
                 "find_one by _id, no match": work.of(lambda t=things: t.find_one({"_id": ObjectId()})),
+                "find by indexed field after a write": work.of(lambda t=things, known=known: (
+                    t.insert_one({"user": ObjectId()}), list(t.find({"user": known})))),
+                "find_one by indexed field after a write": work.of(lambda t=things, known=known: (
+                    t.insert_one({"user": ObjectId()}), t.find_one({"user": known}))),
             }
         finally:
             opened.close()
