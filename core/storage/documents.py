@@ -3,9 +3,10 @@
 - **Datetimes come back aware, in UTC**, whatever client the caller brought: `utc(db)` is the
   same database seen with `tz_aware=True, tzinfo=UTC`. pymongo's default client is naive;
   every public core function reads through `utc(db)`, so core answers the same either way.
-- **An insert is an upsert on a fresh `_id`** (`insert_new`): mongoeco 4.11 scans the whole
-  collection on `insert_one` (its unique-index check), but not on an upsert by `_id`. On
-  MongoDB the two cost the same.
+- **An insert is an upsert on a fresh `_id`** (`insert_new`): unmodified mongoeco 4.11 scanned
+  the whole collection on `insert_one` (its unique-index check), less so on an upsert by `_id`.
+  The embedded server corrects both (core.storage.mongoeco_corrections); the upsert stays, as
+  it costs the same on MongoDB and keeps core right on an uncorrected engine too.
 - **Read by `_id` or by one indexed field, then finish in Python**: mongoeco scans the
   collection for a filter on two fields, a sort, or `$in` on `_id`. A user holds few
   purchases, so `find({"user": u})` and a filter here is cheap on both engines.

@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT = 15.0
 # mongoeco 4.11 rebuilds every scalar index entry when it opens a file (its
-# backfill_scalar_indexes_sync): opening costs time in proportion to the data, minutes past
-# a few hundred thousand documents. A start waits for that; a failure is reported at once.
+# backfill_scalar_indexes_sync) unless the file was closed cleanly by this server since its
+# last change (core.storage.mongoeco_corrections): the first open of a file another program
+# wrote costs time in proportion to the data. A start waits for that; a failure is reported at once.
 OPEN_TIMEOUT = 900.0
 # SQLite finishes a big write at close (its last checkpoint: seconds after a migration of
 # 20,000 users); a close cut short leaves the next start to recover the file, locked
@@ -140,4 +141,7 @@ class EmbeddedServer:
             await proxy.close()
             await engine.disconnect()
         if self._stopping:  # a clean stop: the next open keeps the index entries
-            mongoeco_corrections.mark_index_entries_current(self.sqlite_path)
+            try:
+                mongoeco_corrections.mark_index_entries_current(self.sqlite_path)
+            except sqlite3.Error:  # the next open rebuilds them, as without the mark
+                log.warning("could not mark the index entries of %s current", self.sqlite_path, exc_info=True)
