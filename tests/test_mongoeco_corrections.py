@@ -236,9 +236,9 @@ class Work:
         return self.steps * self.STEP, self.decoded
 
 
-def test_an_insert_an_upsert_and_a_miss_by_id_do_not_grow_with_the_collection(tmp_path, monkeypatch):
+def test_an_insert_an_upsert_a_miss_by_id_and_an_index_build_per_document_do_not_grow_with_the_collection(tmp_path, monkeypatch):
     work = Work(monkeypatch)
-    measured = {}
+    measured, indexing = {}, {}
     for size in (2_000, 20_000):
         opened = open_database(data_dir=tmp_path / str(size), uri="", db_name="grow")
         try:
@@ -260,6 +260,8 @@ def test_an_insert_an_upsert_and_a_miss_by_id_do_not_grow_with_the_collection(tm
                 "find_one by indexed field after a write": work.of(lambda t=things, known=known: (
                     t.insert_one({"user": ObjectId()}), t.find_one({"user": known}))),
             }
+            # work per document: ten times the documents, about ten times the work (it was a hundred)
+            indexing[size] = work.of(lambda t=things: t.create_index("n"))[0] / size
         finally:
             opened.close()
     for name, (small_steps, small_decoded) in measured[2_000].items():
@@ -267,3 +269,4 @@ def test_an_insert_an_upsert_and_a_miss_by_id_do_not_grow_with_the_collection(tm
         # ten times the documents: the work stays that of a few lookups (B-tree depth aside)
         assert large_decoded <= small_decoded + 1, (name, measured)
         assert large_steps <= 1.5 * small_steps + 2_000, (name, measured)
+    assert indexing[20_000] <= 1.5 * indexing[2_000], indexing

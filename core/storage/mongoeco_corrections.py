@@ -71,7 +71,7 @@ def apply() -> None:
     _answer_misses_by_id_from_the_key()
     _keep_current_index_entries_at_open()
     _look_up_field_kinds()
-    _applied = True
+    _applied = True  # (and _ensure_entries_by_document, at each open)
 
 
 def keyed_exactly(value) -> bool:
@@ -152,6 +152,7 @@ def _keep_current_index_entries_at_open() -> None:
 
     def backfill(engine, conn):
         _ensure_field_kinds(conn)
+        _ensure_entries_by_document(conn)
         if not _marker_present(conn):
             return original(engine, conn)
         # the original rebuilds only collections it finds: let it find none
@@ -238,3 +239,18 @@ def _ensure_field_kinds(conn: sqlite3.Connection) -> None:
     conn.execute(f"INSERT OR IGNORE INTO {FIELD_KINDS} (db_name, coll_name, field, kind) "
                  + _KINDS_OF_NEW_ROW.replace("NEW.", "documents.").replace("FROM json_each(documents.document)",
                                                                            "FROM documents, json_each(documents.document)"))
+
+
+ENTRIES_BY_DOCUMENT = "purchases_scalar_index_entries_by_document"
+
+
+def _ensure_entries_by_document(conn: sqlite3.Connection) -> None:
+    """`create_index` on a collection that holds documents deletes each document's entries
+    first (`_sqlite_index_runtime.replace_scalar_entries_for_index_for_document`: `WHERE
+    collection_id = ? AND storage_key = ? AND index_name = ?`), and SQLite, with no
+    statistics, answered that through the index by index name, reading every entry of the
+    index for each document: 4.4 s for one index on 5,000 documents, 14 s on 10,000, hours
+    on 300,000. An index on exactly those three columns makes each delete one lookup; an
+    index never changes what a statement returns."""
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {ENTRIES_BY_DOCUMENT} "
+                 "ON scalar_index_entries (collection_id, storage_key, index_name)")
