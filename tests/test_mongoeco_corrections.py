@@ -128,7 +128,54 @@ def test_arrays_and_decimals_in_an_indexed_field_are_still_found_after_writes(co
     assert sorted(d["_id"] for d in coll.find({"amount": Decimal128("2")})) == ["dec", "int"]
 
 
-def test_a_file_without_the_field_notes_gets_them_from_its_documents(tmp_path):
+def test_sorts_and_uniform_types_answer_as_before(coll):
+    coll.create_index([("v", 1)])
+    coll.insert_many([{"_id": "three", "v": 3}, {"_id": "half", "v": Decimal128("2.5")}, {"_id": "one", "v": Int64(1)}])
+    assert [d["_id"] for d in coll.find().sort("v", 1)] == ["one", "half", "three"]
+    coll.insert_one({"_id": "list", "v": [0, 10]})
+    assert [d["_id"] for d in coll.find().sort("v", 1)] == ["list", "one", "half", "three"]
+    assert [d["_id"] for d in coll.find().sort("v", -1)] == ["list", "three", "half", "one"]
+    coll.delete_one({"_id": "list"})
+    coll.insert_many([{"_id": "text", "v": "a"}, {"_id": "none"}])
+    # MongoDB's order of types: missing (as null), numbers, strings
+    assert [d["_id"] for d in coll.find().sort("v", 1)] == ["none", "one", "half", "three", "text"]
+
+
+def _counts_in(path) -> dict:
+    """FIELD_COUNTS as stored, and as counted afresh from the documents."""
+    with sqlite3.connect(path) as conn:
+        stored = {row[:4]: row[4] for row in conn.execute(
+            f"SELECT db_name, coll_name, field, kind, n FROM {mongoeco_corrections.FIELD_COUNTS} WHERE n != 0")}
+        fresh = {}
+        for db_name, coll_name, document in conn.execute("SELECT db_name, coll_name, document FROM documents"):
+            kinds = [("", "documents")]
+            for field, kind, tag in conn.execute(
+                    """SELECT key, type, CASE WHEN type = 'object'
+                       THEN 'tag:' || COALESCE(json_extract(value, '$."$mongoeco".type'), '') END
+                       FROM json_each(?)""", (document,)):
+                kinds += [(field, kind)] + ([(field, tag)] if tag else [])
+            for field, kind in kinds:
+                key = (db_name, coll_name, field, kind)
+                fresh[key] = fresh.get(key, 0) + 1
+    return stored, fresh
+
+
+def test_the_field_counts_stay_exact_through_inserts_updates_deletes_and_drops(server, coll):
+    coll.insert_many([{"_id": i, "v": i, "tags": ["a"] if i % 3 else "a", "when": None} for i in range(40)])
+    coll.insert_one({"_id": "dec", "v": Decimal128("1.5"), "doc": {"x": 1}})
+    coll.update_many({"_id": {"$lt": 10}}, {"$set": {"v": "text"}, "$unset": {"when": ""}})
+    coll.update_one({"_id": "dec"}, {"$set": {"v": [1, 2]}})
+    coll.delete_many({"_id": {"$in": list(range(30, 40))}})
+    coll.database.other.insert_one({"v": True})
+    coll.database.client.drop_database("dropped")
+    coll.database.client.dropped.gone.insert_many([{"v": 1}, {"v": [2]}])
+    coll.database.client.drop_database("dropped")
+    stored, fresh = _counts_in(server.sqlite_path)
+    assert stored == fresh
+    assert fresh[("corrections", "things", "v", "array")] == 1
+
+
+def test_a_file_without_the_field_counts_gets_them_from_its_documents(tmp_path):
     path = tmp_path / "kinds.sqlite"
     server = EmbeddedServer(path)
     server.start()
@@ -137,9 +184,9 @@ def test_a_file_without_the_field_notes_gets_them_from_its_documents(tmp_path):
         client.k.things.insert_many([{"_id": "a", "tag": ["red", "blue"]}, {"_id": "b", "tag": "red"}])
     server.stop()
     with sqlite3.connect(path) as conn:  # as a file from before the corrections
-        for name in mongoeco_corrections.FIELD_KINDS_TRIGGERS:
+        for name in mongoeco_corrections.FIELD_COUNTS_TRIGGERS:
             conn.execute(f"DROP TRIGGER {name}")
-        conn.execute(f"DROP TABLE {mongoeco_corrections.FIELD_KINDS}")
+        conn.execute(f"DROP TABLE {mongoeco_corrections.FIELD_COUNTS}")
     server = EmbeddedServer(path)
     server.start()
     try:
@@ -147,9 +194,9 @@ def test_a_file_without_the_field_notes_gets_them_from_its_documents(tmp_path):
             client.k.other.insert_one({"x": 1})  # a write: the engine's cache of answers is dropped
             assert sorted(d["_id"] for d in client.k.things.find({"tag": "blue"})) == ["a"]
             assert sorted(d["_id"] for d in client.k.things.find({"tag": "red"})) == ["a", "b"]
-        with sqlite3.connect(path) as conn:
-            kinds = conn.execute(f"SELECT coll_name, field, kind FROM {mongoeco_corrections.FIELD_KINDS}").fetchall()
-        assert ("things", "tag", "array") in kinds
+        stored, fresh = _counts_in(path)
+        assert stored == fresh
+        assert stored[("k", "things", "tag", "array")] == 1
     finally:
         server.stop()
 

@@ -36,16 +36,19 @@ MARKER_TRIGGERS = {
     for event in ("INSERT", "UPDATE", "DELETE")
 }
 
-# Which top-level fields of which collections ever held an array or a tagged value
-# (mongoeco stores Decimal128, bytes, undefined ... as {"$mongoeco": {"type": ...}}).
-FIELD_KINDS = "purchases_field_kinds"
-_KINDS_OF_NEW_ROW = """
-    SELECT NEW.db_name, NEW.coll_name, key,
-           CASE WHEN type = 'array' THEN 'array' ELSE 'tag:' || json_extract(value, '$."$mongoeco".type') END
-    FROM json_each(NEW.document)
-    WHERE type = 'array' OR (type = 'object' AND json_extract(value, '$."$mongoeco".type') IS NOT NULL)"""
-FIELD_KINDS_TRIGGERS = {f"{FIELD_KINDS}_{event.lower()}": event for event in ("INSERT", "UPDATE")}
+# How many documents of each collection hold each kind of value in each top-level field:
+# its JSON type, and for objects the type mongoeco tags them with (Decimal128, int64, bytes,
+# datetime ... are stored as {"$mongoeco": {"type": ...}}; a plain document as "tag:").
+# Field "" counts the documents. Triggers keep it exact at every insert, update and delete.
+FIELD_COUNTS = "purchases_field_counts"
+_KINDS_OF = """SELECT key AS field, type AS kind FROM json_each({row}.document)
+    UNION ALL SELECT key, 'tag:' || COALESCE(json_extract(value, '$."$mongoeco".type'), '')
+              FROM json_each({row}.document) WHERE type = 'object'
+    UNION ALL SELECT '', 'documents'"""
+FIELD_COUNTS_TRIGGERS = {f"{FIELD_COUNTS}_{event.lower()}": event for event in ("INSERT", "UPDATE", "DELETE")}
 SIMPLE_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# what mongoeco's sort_requires_python scans a collection for, in a sorted field
+SORT_SCAN_KINDS = ("array", "tag:", "tag:int64", "tag:decimal", "tag:decimal128", "tag:decimal128_public")
 
 _applied = False
 
@@ -70,7 +73,7 @@ def apply() -> None:
     _skip_payload_scan_on_insert()
     _answer_misses_by_id_from_the_key()
     _keep_current_index_entries_at_open()
-    _look_up_field_kinds()
+    _count_field_kinds()
     _applied = True  # (and _ensure_entries_by_document, at each open)
 
 
@@ -151,7 +154,7 @@ def _keep_current_index_entries_at_open() -> None:
     original = engine_module._sqlite_runtime_backfill_scalar_indexes_sync
 
     def backfill(engine, conn):
-        _ensure_field_kinds(conn)
+        _ensure_field_counts(conn)
         _ensure_entries_by_document(conn)
         if not _marker_present(conn):
             return original(engine, conn)
@@ -188,57 +191,113 @@ def mark_index_entries_current(sqlite_path: Path) -> None:
         conn.close()
 
 
-def _look_up_field_kinds() -> None:
-    """Before it uses an index for `{field: value}`, mongoeco asks whether any document of
-    the collection holds an array in that field (`SQLiteEngine._field_is_top_level_array_in_collection`)
-    or a Decimal128 (`_field_contains_tagged_value_type_in_collection`), by reading every
-    document; the answers are cached until the next write to the collection, so after each
-    sale a customer's history read them all again (60 ms at 5,000 purchases, 1.1 s at
-    60,000). Triggers in the file now note, at every insert and update by anyone, which
-    top-level fields ever held an array or a tagged value (`FIELD_KINDS`, built once from
-    the documents at the first open), and the two questions are one lookup there. A note is
-    never removed when its document goes: the engine then takes its general path, slower but
-    exact, as it did before. Fields with dots or unusual characters keep the scan."""
+def _count_field_kinds() -> None:
+    """Before it uses an index for `{field: value}` or sorts by a field, mongoeco asks whether
+    any document of the collection holds an array in that field
+    (`SQLiteEngine._field_is_top_level_array_in_collection`), a Decimal128 or another tagged
+    value (`_field_contains_tagged_value_type_in_collection`), whether every document holds
+    one scalar type there (`_field_has_uniform_scalar_sort_type_in_collection`) and, to sort,
+    whether a matching document holds an array or a number it must order in Python
+    (`_sqlite_plan_heuristics.sort_requires_python`): each question read every document of
+    the collection, and the answers were cached only until the next write to it. So after
+    each sale a customer's history read every purchase (60 ms at 5,000 purchases, 1.1 s at
+    60,000) and the customer page every audit entry. Triggers in the file now count, at every
+    insert, update and delete by anyone, the kinds of value in each top-level field
+    (`FIELD_COUNTS`, built once from the documents at the first open), and each question is
+    a lookup there, with the same answer. Fields with dots or unusual characters keep the
+    engine's scans, and so does a sort whose field holds one of the kinds it looks for."""
     array_original = SQLiteEngine._field_is_top_level_array_in_collection
     tagged_original = SQLiteEngine._field_contains_tagged_value_type_in_collection
+    uniform_original = SQLiteEngine._field_has_uniform_scalar_sort_type_in_collection
+    sort_original = engine_module._sqlite_sort_requires_python
 
     def holds_array(self, db_name, coll_name, field):
         if not SIMPLE_FIELD.fullmatch(field):
             return array_original(self, db_name, coll_name, field)
-        return _field_kind_noted(self, db_name, coll_name, field, "array")
+        return _counted(self, db_name, coll_name, field, ("array",)) > 0
 
     def holds_tagged(self, db_name, coll_name, field, value_type):
         if not SIMPLE_FIELD.fullmatch(field):
             return tagged_original(self, db_name, coll_name, field, value_type)
-        return _field_kind_noted(self, db_name, coll_name, field, f"tag:{value_type}")
+        return _counted(self, db_name, coll_name, field, (f"tag:{value_type}",)) > 0
+
+    def uniform_sort_type(self, db_name, coll_name, field):
+        if not SIMPLE_FIELD.fullmatch(field):
+            return uniform_original(self, db_name, coll_name, field)
+        documents = _counted(self, db_name, coll_name, "", ("documents",))
+        if documents == 0:
+            return None
+        for name, kinds in (("number", ("integer", "real")), ("string", ("text",)), ("bool", ("true", "false"))):
+            if _counted(self, db_name, coll_name, field, kinds) == documents:
+                return name
+        return None
+
+    def sort_requires_python(*, db_name, coll_name, sort, fetchone, json_path_for_field, **rest):
+        engine = _engine_of(fetchone)
+        # the sorted fields whose kinds say the scan below could find nothing
+        clear = {f"json_type(document, '{json_path_for_field(field)}') = 'array'"
+                 for field, _direction in (sort or ())
+                 if engine is not None and SIMPLE_FIELD.fullmatch(field)
+                 and _counted(engine, db_name, coll_name, field, SORT_SCAN_KINDS) == 0}
+
+        def fetchone_unless_clear(sql, params):
+            if any(probe in sql for probe in clear):
+                return None
+            return fetchone(sql, params)
+
+        return sort_original(db_name=db_name, coll_name=coll_name, sort=sort, fetchone=fetchone_unless_clear,
+                             json_path_for_field=json_path_for_field, **rest)
 
     SQLiteEngine._field_is_top_level_array_in_collection = holds_array
     SQLiteEngine._field_contains_tagged_value_type_in_collection = holds_tagged
+    SQLiteEngine._field_has_uniform_scalar_sort_type_in_collection = uniform_sort_type
+    engine_module._sqlite_sort_requires_python = sort_requires_python
 
 
-def _field_kind_noted(engine: SQLiteEngine, db_name: str, coll_name: str, field: str, kind: str) -> bool:
+def _engine_of(fetchone):
+    """The engine whose `_sort_requires_python` made this fetchone (a lambda closing over it)."""
+    for cell in fetchone.__closure__ or ():
+        if isinstance(cell.cell_contents, SQLiteEngine):
+            return cell.cell_contents
+    return None
+
+
+def _counted(engine: SQLiteEngine, db_name: str, coll_name: str, field: str, kinds: tuple[str, ...]) -> int:
+    marks = ", ".join("?" for _ in kinds)
     row = engine._require_connection().execute(
-        f"SELECT 1 FROM {FIELD_KINDS} WHERE db_name = ? AND coll_name = ? AND field = ? AND kind = ?",
-        (db_name, coll_name, field, kind),
+        f"SELECT COALESCE(SUM(n), 0) FROM {FIELD_COUNTS} WHERE db_name = ? AND coll_name = ? AND field = ? "
+        f"AND kind IN ({marks})",
+        (db_name, coll_name, field, *kinds),
     ).fetchone()
-    return row is not None
+    return row[0]
 
 
-def _ensure_field_kinds(conn: sqlite3.Connection) -> None:
-    """FIELD_KINDS and its triggers, filled from every document when they are new (once a file)."""
+def _counting(row: str, sign: int) -> str:
+    return (f"INSERT INTO {FIELD_COUNTS} (db_name, coll_name, field, kind, n) "
+            f"SELECT {row}.db_name, {row}.coll_name, field, kind, {sign} FROM ({_KINDS_OF.format(row=row)}) WHERE true "
+            "ON CONFLICT (db_name, coll_name, field, kind) DO UPDATE SET n = n + excluded.n;")
+
+
+def _ensure_field_counts(conn: sqlite3.Connection) -> None:
+    """FIELD_COUNTS and its triggers, counted from every document when they are new (once a file)."""
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
-    if FIELD_KINDS in names and set(FIELD_KINDS_TRIGGERS) <= names:
+    if FIELD_COUNTS in names and set(FIELD_COUNTS_TRIGGERS) <= names:
         return
-    conn.execute(f"DROP TABLE IF EXISTS {FIELD_KINDS}")
-    conn.execute(f"CREATE TABLE {FIELD_KINDS} (db_name TEXT NOT NULL, coll_name TEXT NOT NULL, field TEXT NOT NULL, "
-                 "kind TEXT NOT NULL, PRIMARY KEY (db_name, coll_name, field, kind)) WITHOUT ROWID")
-    for name, event in FIELD_KINDS_TRIGGERS.items():
+    conn.execute(f"DROP TABLE IF EXISTS {FIELD_COUNTS}")
+    conn.execute(f"CREATE TABLE {FIELD_COUNTS} (db_name TEXT NOT NULL, coll_name TEXT NOT NULL, field TEXT NOT NULL, "
+                 "kind TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (db_name, coll_name, field, kind)) WITHOUT ROWID")
+    bodies = {"INSERT": _counting("NEW", 1), "DELETE": _counting("OLD", -1),
+              "UPDATE": _counting("OLD", -1) + " " + _counting("NEW", 1)}
+    for name, event in FIELD_COUNTS_TRIGGERS.items():
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-        conn.execute(f"CREATE TRIGGER {name} AFTER {event} ON documents BEGIN "
-                     f"INSERT OR IGNORE INTO {FIELD_KINDS} (db_name, coll_name, field, kind) {_KINDS_OF_NEW_ROW}; END")
-    conn.execute(f"INSERT OR IGNORE INTO {FIELD_KINDS} (db_name, coll_name, field, kind) "
-                 + _KINDS_OF_NEW_ROW.replace("NEW.", "documents.").replace("FROM json_each(documents.document)",
-                                                                           "FROM documents, json_each(documents.document)"))
+        conn.execute(f"CREATE TRIGGER {name} AFTER {event} ON documents BEGIN {bodies[event]} END")
+    into = f"INSERT INTO {FIELD_COUNTS} (db_name, coll_name, field, kind, n)"
+    conn.execute(f"{into} SELECT d.db_name, d.coll_name, j.key, j.type, COUNT(*) "
+                 "FROM documents d, json_each(d.document) j GROUP BY 1, 2, 3, 4")
+    conn.execute(f"""{into} SELECT d.db_name, d.coll_name, j.key,
+                            'tag:' || COALESCE(json_extract(j.value, '$."$mongoeco".type'), ''), COUNT(*)
+                     FROM documents d, json_each(d.document) j WHERE j.type = 'object' GROUP BY 1, 2, 3, 4""")
+    conn.execute(f"{into} SELECT db_name, coll_name, '', 'documents', COUNT(*) FROM documents GROUP BY 1, 2")
 
 
 ENTRIES_BY_DOCUMENT = "purchases_scalar_index_entries_by_document"
