@@ -287,6 +287,7 @@ def measure_opens(data_dir: Path, results: Results, record: dict, opens: int):
         opened = open_database(uri="", data_dir=data_dir)
         ensure_indexes(opened.db)
         later.append(time.perf_counter() - started)
+    note(results.size, f"later opens: {', '.join(f'{t:.2f}' for t in later)} s")
     results.value("later_open", statistics.median(later), "s")
     return opened
 
