@@ -68,6 +68,7 @@ from dashboard import shell
 from dashboard.accounts import create_account, get_account
 from dashboard.pages import customers, grant, live
 from scripts.bench_api import Server
+from scripts.bench_core import timed
 from scripts.bench_dashboard import timed_poll
 from scripts.dash_client import callback_body, callback_key
 
@@ -203,16 +204,6 @@ def database_for(folder: Path, size: int) -> tuple[Path, dict]:
 
 
 # ---------------------------------------------------------------- measuring
-
-def timed(calls) -> list[float]:
-    """Run each call once; the seconds each took."""
-    times = []
-    for call in calls:
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return times
-
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
