@@ -91,6 +91,20 @@ def test_a_miss_by_id_misses_and_a_hit_hits(coll, server):
     assert coll.find_one({"_id": absent})["n"] == 9
 
 
+def test_a_list_of_ids_finds_each_document_once_in_insertion_order(coll):
+    ids = [ObjectId() for _ in range(700)]
+    coll.insert_many([{"_id": i, "n": n} for n, i in enumerate(ids)] + [{"_id": "s", "n": -1}, {"_id": 5, "n": -2}])
+    wanted = ids[600:] + ids[:550] + [ObjectId(), ids[3], "s"]  # past the engine's 490, a miss, a repeat
+    found = list(coll.find({"_id": {"$in": wanted}}, {"n": 1}))
+    assert [d["n"] for d in found] == list(range(550)) + list(range(600, 700)) + [-1]
+    assert all(set(d) == {"_id", "n"} for d in found)
+    assert sorted(d["n"] for d in coll.find({"_id": {"$in": [5.0, "s"]}})) == [-2, -1]  # numbers: the engine's way
+    assert [d["n"] for d in coll.find({"_id": {"$in": ids[:5]}}).sort("n", -1).limit(2)] == [4, 3]
+    with coll.database.client.start_session() as session, session.start_transaction():
+        coll.insert_one({"_id": "t", "n": -3}, session=session)
+        assert sorted(d["n"] for d in coll.find({"_id": {"$in": ["t", "s"]}}, session=session)) == [-3, -1]
+
+
 def test_inside_a_transaction_its_own_insert_is_found_by_id(coll):
     with coll.database.client.start_session() as session, session.start_transaction():
         new = coll.insert_one({"n": 1}, session=session).inserted_id
@@ -296,12 +310,14 @@ def test_an_insert_an_upsert_a_miss_by_id_and_an_index_build_per_document_do_not
                                                   for i in range(start, min(size, start + 5_000))])
             assert things.estimated_document_count() == size
             known = things.find_one({"n": 5})["user"]
+            some = [d["_id"] for d in things.find({}, {"_id": 1}).limit(20)]
             measured[size] = {
                 "insert_one": work.of(lambda t=things: t.insert_one({"user": ObjectId()})),
                 "insert with a string _id": work.of(lambda t=things: t.insert_one({"_id": "new", "user": 1})),
                 "upsert on a new _id": work.of(lambda t=things: t.update_one(
                     {"_id": ObjectId()}, {"$setOnInsert": {"user": 2}}, upsert=True)),
                 "find_one by _id, no match": work.of(lambda t=things: t.find_one({"_id": ObjectId()})),
+                "find by a list of _ids": work.of(lambda t=things, some=some: list(t.find({"_id": {"$in": some}}))),
                 "find by indexed field after a write": work.of(lambda t=things, known=known: (
                     t.insert_one({"user": ObjectId()}), list(t.find({"user": known})))),
                 "find_one by indexed field after a write": work.of(lambda t=things, known=known: (

@@ -21,7 +21,8 @@ import sqlite3
 from pathlib import Path
 
 from mongoeco._types._bson_objectid import ObjectId as EngineObjectId
-from mongoeco.core.query_plan import EqualsCondition
+from mongoeco.core.projections import apply_projection
+from mongoeco.core.query_plan import EqualsCondition, InCondition
 from mongoeco.engines import sqlite as engine_module
 from mongoeco.engines._sqlite_connection import sqlite_read_scope
 from mongoeco.engines.sqlite import SQLiteEngine
@@ -96,6 +97,27 @@ def _is_id_lookup(plan) -> bool:
     return isinstance(plan, EqualsCondition) and plan.field == "_id" and keyed_exactly(plan.value)
 
 
+def _is_id_list_lookup(plan) -> bool:
+    return (isinstance(plan, InCondition) and plan.field == "_id" and len(plan.values) > 0
+            and all(keyed_exactly(value) for value in plan.values))
+
+
+def _documents_by_id(engine: SQLiteEngine, db_name: str, coll_name: str, ids, context) -> list:
+    """The documents whose `_id` is one of `ids`, in the order a scan meets them (SQLite's rowid)."""
+    keys = list(dict.fromkeys(engine._storage_key(value) for value in ids))
+    found = []
+    conn = engine._require_connection(context)
+    with engine._bind_connection(conn), sqlite_read_scope(conn):
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            found += conn.execute(
+                f"SELECT rowid, document FROM documents WHERE db_name = ? AND coll_name = ? "
+                f"AND storage_key IN ({', '.join('?' for _ in chunk)})",
+                (db_name, coll_name, *chunk),
+            ).fetchall()
+    return [engine._deserialize_document(document) for _rowid, document in sorted(found)]
+
+
 def _skip_payload_scan_on_insert() -> None:
     """`SQLiteEngine._validate_document_against_unique_indexes`, called by every insert
     (`_sqlite_write_ops.insert_document_record`) with `scan_payload_id=True`: after looking
@@ -121,7 +143,11 @@ def _answer_misses_by_id_from_the_key() -> None:
     `SQLiteEngine._select_first_document_for_plan` (an update or upsert by `_id`: 78 ms at
     10,000 documents, 412 ms at 100,000) and `SQLiteEngine._open_scan_documents_sync`
     (find_one: 20 and 345 ms), which runs it twice. For an ObjectId or a string `_id` the
-    key's absence is the answer: no document with that `_id` exists."""
+    key's absence is the answer: no document with that `_id` exists. The same holds for
+    `{"_id": {"$in": [...]}}` of such ids (a bulk grant's preview reads its customers so:
+    50 of 30,000 users took 1.4 s, 14 ms by their keys), read here by their keys, in the scan's order, when nothing is
+    sorted, skipped or limited (a list past some 490 ids also failed in the engine's
+    compiled plan: "Expression tree is too large")."""
     select_original = SQLiteEngine._select_first_document_for_plan
     scan_original = SQLiteEngine._open_scan_documents_sync
 
@@ -131,12 +157,16 @@ def _answer_misses_by_id_from_the_key() -> None:
         return select_original(self, db_name, coll_name, plan, hint=hint, context=context)
 
     def open_scan(self, reader):
-        semantics = reader.semantics
-        if (semantics.hint is None and semantics.text_query is None and semantics.collation is None
-                and not self._is_profile_namespace(reader.coll_name) and _is_id_lookup(semantics.query_plan)
-                and not _id_is_stored(self, reader.db_name, reader.coll_name, semantics.query_plan.value,
-                                      reader.context)):
+        semantics, plan = reader.semantics, reader.semantics.query_plan
+        plain = (semantics.hint is None and semantics.text_query is None and semantics.collation is None
+                 and not self._is_profile_namespace(reader.coll_name))
+        if plain and _is_id_lookup(plan) and not _id_is_stored(self, reader.db_name, reader.coll_name, plan.value,
+                                                                  reader.context):
             return iter(())
+        if plain and _is_id_list_lookup(plan) and not semantics.sort and not semantics.skip and not semantics.limit:
+            documents = _documents_by_id(self, reader.db_name, reader.coll_name, plan.values, reader.context)
+            return iter([apply_projection(document, semantics.projection, selector_filter=semantics.filter_spec,
+                                          dialect=semantics.dialect) for document in documents])
         return scan_original(self, reader)
 
     SQLiteEngine._select_first_document_for_plan = select_first
