@@ -8,7 +8,8 @@
   The embedded server corrects both (core.storage.mongoeco_corrections); the upsert stays, as
   it costs the same on MongoDB and keeps core right on an uncorrected engine too.
 - **Read by `_id` or by one indexed field, then finish in Python**: mongoeco scans the
-  collection for a filter on two fields, a sort, or `$in` on `_id`. A user holds few
+  collection for a filter on two fields or a sorted `$in` on `_id` (an unsorted one is
+  corrected: core.storage.mongoeco_corrections). A user holds few
   purchases, so `find({"user": u})` and a filter here is cheap on both engines.
 - **Bulk loads go through `core.storage.db.bulk_insert`**: over the wire mongoeco turns
   `insert_many` into single inserts; in-process it is fast.
