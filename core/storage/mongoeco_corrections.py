@@ -75,7 +75,7 @@ def apply() -> None:
     _answer_misses_by_id_from_the_key()
     _keep_current_index_entries_at_open()
     _count_field_kinds()
-    _applied = True  # (and _ensure_entries_by_document, at each open)
+    _applied = True
 
 
 def keyed_exactly(value) -> bool:
@@ -184,6 +184,8 @@ def _keep_current_index_entries_at_open() -> None:
     original = engine_module._sqlite_runtime_backfill_scalar_indexes_sync
 
     def backfill(engine, conn):
+        # every open first makes sure of what the corrections add to the file (FIELD_COUNTS,
+        # ENTRIES_BY_DOCUMENT), in the open's own transaction
         _ensure_field_counts(conn)
         _ensure_entries_by_document(conn)
         if not _marker_present(conn):
