@@ -22,15 +22,28 @@ VERSION_ID = "purchases"
 FEED_SIZE = 50
 
 
-def bump_version(db: Database, session) -> int:
-    """Tell pollers that purchases changed, in the same transaction; return the new version."""
+def bump_version(db: Database, session, also: dict | None = None, *, expect: int | None = None) -> int:
+    """Tell pollers that purchases changed, in the same transaction; return the new version.
+
+    `also`: more update operators for the same document in the same write (the rollups' notes,
+    core.analytics.rollups.touched_update). `expect`: the version the transaction computed from
+    its own earlier read of the document; inside a transaction it cannot differ (a write in
+    between makes this one conflict on MongoDB, and mongoeco runs one transaction at a time),
+    so a difference is a bug, refused rather than recorded.
+    """
+    update = {"$inc": {"version": 1}, "$set": {"updatedAt": datetime.now(UTC)}}
+    for operator, fields in (also or {}).items():
+        update[operator] = {**update.get(operator, {}), **fields}
     doc = db[DATA_VERSION].find_one_and_update(
         {"_id": VERSION_ID},
-        {"$inc": {"version": 1}, "$set": {"updatedAt": datetime.now(UTC)}},
+        update,
+        projection={"version": 1},
         upsert=True,
         return_document=ReturnDocument.AFTER,
         session=session,
     )
+    if expect is not None and doc["version"] != expect:
+        raise RuntimeError(f"the data version moved inside a transaction: {expect} expected, {doc['version']} found")
     return doc["version"]
 
 
@@ -47,9 +60,11 @@ def get_data_version(db: Database) -> int:
 
 
 
-def record_activity(db: Database, session, event: str, purchase: dict, at: datetime, user: dict, item: dict | None) -> int:
-    """Bump the data version and write this change into its feed slot; return the version."""
-    version = bump_version(db, session)
+def record_activity(db: Database, session, event: str, purchase: dict, at: datetime, user: dict, item: dict | None,
+                    *, also: dict | None = None, expect: int | None = None) -> int:
+    """Bump the data version (with `also`, `expect`: bump_version) and write this change into
+    its feed slot; return the version."""
+    version = bump_version(db, session, also, expect=expect)
     kind = kind_of(purchase)
     entry = {
         "version": version,

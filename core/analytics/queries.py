@@ -236,16 +236,21 @@ class _Reader:
             if level != "raw":
                 high_id = bucket_id(level, high) if high else f"{level}|~"
                 docs += self._range(state, stats_collection(level, part), level, bucket_id(level, low), high_id,
-                                    projection)
+                                    projection, split=part == "details")
         return docs
 
-    def _range(self, state: dict, base: str, level: str, low: str, high: str, projection: dict) -> list[dict]:
-        """The documents of one level's `_id` range [low, high) in the snapshot's rollup set."""
+    def _range(self, state: dict, base: str, level: str, low: str, high: str, projection: dict, *,
+               split: bool = False) -> list[dict]:
+        """The documents of one level's `_id` range [low, high) in the snapshot's rollup set;
+        `split`: a bucket's part is several documents, "<bucket>|..." (the details)."""
         collection = set_collection(base, active_set(state))
         plan = _ROLLUPS.plan(self.db.name, state, collection, level, low, high, projection)
         self.ranges.append(plan)
         if plan.stale is None:
             return plan.finish(self.find(collection, {"_id": {"$gte": low, "$lt": high}}, projection))
+        if split:
+            return plan.finish([doc for i in plan.stale
+                                for doc in self.find(collection, {"_id": {"$gte": i, "$lt": f"{i}|~"}}, projection)])
         # one by one: the embedded engine answers a point read with a limit in ~1 ms, one without in ~5
         return plan.finish([doc for i in plan.stale for doc in self.find(collection, {"_id": i}, projection, limit=1)])
 
@@ -253,7 +258,8 @@ class _Reader:
         found = [
             doc["period"]
             for part in ("sales", "details")
-            for doc in self._range(state, stats_collection("month", part), "month", "month|", "month|~", {"period": 1})
+            for doc in self._range(state, stats_collection("month", part), "month", "month|", "month|~", {"period": 1},
+                                   split=part == "details")
         ]
         return min(found, default=None)
 
@@ -272,10 +278,8 @@ def _sales_projection(f: Filters) -> dict:
 def _detail_projection(f: Filters) -> dict:
     if f.payment_method:
         items = {f"itemsByMethod.{kind}.{key(f.payment_method)}": 1 for kind in _kinds(f)}
-    elif f.exclude_method:
+    else:  # an item's total is the sum over its methods (core.analytics.rollups)
         items = {f"itemsByMethod.{kind}": 1 for kind in _kinds(f)}
-    else:
-        items = {f"items.{kind}": 1 for kind in _kinds(f)}
     return {**items, **{f"revoked.{kind}": 1 for kind in _kinds(f)}}
 
 
@@ -324,8 +328,6 @@ def _records(snap: Snapshot, f: Filters):
                 if wanted(kind, unkey(field)):
                     sales.append((doc["period"], kind, unkey(field), c.get("count", 0), c.get("revenueMilli", 0), c.get("comped", 0)))
     for doc in snap.details:
-        for kind, by_item in doc.get("items", {}).items():
-            items += [(kind, item, c.get("count", 0), c.get("revenueMilli", 0)) for item, c in by_item.items()]
         for kind, by_method in doc.get("itemsByMethod", {}).items():
             for field, by_item in by_method.items():
                 if not wanted(kind, unkey(field)):

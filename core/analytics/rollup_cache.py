@@ -39,8 +39,9 @@ class RangeRead:
         """The range's documents, from what was read (the stale `_id`s, or the whole range)."""
         by_id = {} if self.stale is None else dict(self.held)
         if self.stale is not None:
-            for stale in self.stale:
-                by_id.pop(stale, None)
+            # a bucket's details are several documents, "<bucket>|<kind>|<method>" (core.analytics.rollups)
+            stale = set(self.stale)
+            by_id = {i: doc for i, doc in by_id.items() if _bucket_of(i) not in stale}
         by_id.update((doc["_id"], doc) for doc in read)
         self.docs = [by_id[i] for i in sorted(by_id)]
         return self.docs
@@ -89,6 +90,11 @@ class RollupCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def _bucket_of(doc_id: str) -> str:
+    """"day|2025-01-31T00" of "day|2025-01-31T00" and of "day|2025-01-31T00|course|paypal"."""
+    return "|".join(doc_id.split("|", 2)[:2])
 
 
 def _moments_since(state: dict, held: int, version: int) -> list | None:

@@ -5,11 +5,19 @@ every update is a point write, a time range is an `_id` range, and the number of
 grows with time, not with sales. Each bucket has two parts in two collections
 (`core.storage.schema.stats_collection`), so that a query reads only small documents:
 
-    sales part:    {level, period, sales: {<kind>: {<method>: {count, revenueMilli, comped}}}}
-    details part:  {level, period,
-                    items:         {<kind>: {<item>: {count, revenueMilli}}},
+    sales part:    {_id: "<level>|<period>", level, period,
+                    sales: {<kind>: {<method>: {count, revenueMilli, comped}}}}
+    details part:  one document per kind and payment method that the bucket saw,
+                   {_id: "<level>|<period>|<kind>|<method>", level, period,
                     itemsByMethod: {<kind>: {<method>: {<item>: {count, revenueMilli}}}},
                     revoked:       {<kind>: {<method>: {count, revenueMilli}}}}
+
+The details are split by kind and method because the embedded engine copies and re-encodes
+a whole document on each update (a month's details in one document, 480 counters, cost 39 ms
+an update; a fortieth of it, a few): a grant writes small documents only. A bucket's
+documents still form one `_id` range ("<level>|<period>" sorts before its details' ids, and
+ids of one level have one length up to the period), so every range read is unchanged, and
+an item's total is the sum over its methods.
 
 Money is kept in integer thousandths of the major unit (`revenueMilli`), exact for every
 currency's minor unit (0, 2 or 3 decimals): any sequence of grants and revocations leaves
@@ -41,7 +49,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from urllib.parse import unquote
 
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import UpdateOne
 from pymongo.database import Database
 
 from core.analytics.periods import ROLLUP_LEVELS, floor
@@ -51,7 +59,7 @@ from core.storage.schema import DATA_VERSION, ROLLUP_COLLECTIONS, kind_of, stats
 
 COUNTER_FIELDS = ("sales", "items", "itemsByMethod", "revoked")
 MILLI = 1000
-ROLLUP_FORMAT = 2  # 2: money in integer thousandths; 1 (no mark): sums of floats
+ROLLUP_FORMAT = 3  # 3: details split by kind and method; 2: money in integer thousandths; 1 (no mark): sums of floats
 # an amount's thousandths must fit a 64-bit counter many times over; settings cap amounts below this
 LARGEST_AMOUNT = 1e15
 # the changes recorded in the data version document's `touched`: a reader whose rollups are
@@ -123,8 +131,6 @@ def sale_increments(purchase: dict, sign: int) -> dict:
     inc = {
         f"sales.{kind}.{method}.count": sign,
         f"sales.{kind}.{method}.revenueMilli": sign * units,
-        f"items.{kind}.{item}.count": sign,
-        f"items.{kind}.{item}.revenueMilli": sign * units,
         f"itemsByMethod.{kind}.{method}.{item}.count": sign,
         f"itemsByMethod.{kind}.{method}.{item}.revenueMilli": sign * units,
     }
@@ -138,71 +144,93 @@ def revocation_increments(revoked: dict) -> dict:
     return {f"revoked.{kind}.{method}.count": 1, f"revoked.{kind}.{method}.revenueMilli": money_units(revoked["amount"])}
 
 
-def record_sale(db: Database, session, purchase: dict, sign: int) -> None:
-    """Add (sign 1) or take away (sign -1) a purchase in its hour, day, week and month buckets."""
-    _increment(db, session, purchase["purchasedAt"], sale_increments(purchase, sign))
+def record_sale(db: Database, session, state: dict, purchase: dict, sign: int) -> datetime:
+    """Add (sign 1) or take away (sign -1) a purchase in its hour, day, week and month buckets
+    of the rollup set `state` names (`writing_set`); return the moment whose buckets changed."""
+    _increment(db, session, state, purchase["purchasedAt"], sale_increments(purchase, sign))
+    return purchase["purchasedAt"]
 
 
-def record_revocation(db: Database, session, revoked: dict) -> None:
-    _increment(db, session, revoked["revokedAt"], revocation_increments(revoked))
+def record_revocation(db: Database, session, state: dict, revoked: dict) -> datetime:
+    _increment(db, session, state, revoked["revokedAt"], revocation_increments(revoked))
+    return revoked["revokedAt"]
 
 
 def part_of(path: str) -> str:
     return "sales" if path.startswith("sales.") else "details"
 
 
-def split_increments(level: str, inc: dict) -> dict[str, dict]:
-    """{collection: $inc} for one level; weeks keep the sales part only."""
-    out = {}
+def details_suffix(path: str) -> str:
+    """"|<kind>|<method>": what a details counter adds to its bucket's `_id`
+    ("itemsByMethod.<kind>.<method>.<item>.count", "revoked.<kind>.<method>.count")."""
+    _, kind, method, _ = path.split(".", 3)
+    return f"|{kind}|{method}"
+
+
+def bucket_parts(level: str) -> tuple[str, ...]:
+    """The parts a level keeps: weeks keep the sales part only (weekly series), everything
+    else is read from months, days and hours, which nest."""
+    return ("sales",) if level == "week" else ("sales", "details")
+
+
+def rollup_targets(level: str, moment: datetime, inc: dict) -> dict[tuple[str, str], dict]:
+    """{(collection, document _id): $inc} of one level's bucket holding `moment`."""
+    bucket, out = touched_id(level, moment), {}
     for path, value in inc.items():
         part = part_of(path)
-        if level != "week" or part == "sales":
-            out.setdefault(stats_collection(level, part), {})[path] = value
+        if part in bucket_parts(level):
+            doc_id = bucket if part == "sales" else bucket + details_suffix(path)
+            out.setdefault((stats_collection(level, part), doc_id), {})[path] = value
     return out
 
 
 def writing_set(db: Database, session) -> dict:
-    """The rollup set to keep exact, read in the writer's transaction (and the format marked):
-    the data version document's `rollupSet`, `version` and `epoch`.
+    """The data version document as the writer's transaction sees it ({} before the first
+    change): the rollup set to keep exact (`rollupSet`), `version` and `epoch`.
 
-    A rebuild's switch updates the same document: on MongoDB a transaction that read the
-    set before the switch fails with a write conflict when it bumps the data version, and
-    runs again; mongoeco runs one transaction at a time.
+    The writer then bumps the version in the same transaction (core.changes.bump_version,
+    with `touched_update`). A rebuild's switch updates the same document: on MongoDB a
+    transaction that read the set before the switch fails with a write conflict when it bumps
+    the data version, and runs again; mongoeco runs one transaction at a time.
     """
-    return db[DATA_VERSION].find_one_and_update(
-        {"_id": VERSION_ID},
-        {"$setOnInsert": {"rollupFormat": ROLLUP_FORMAT}},
-        projection={"rollupSet": 1, "version": 1, "epoch": 1},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-        session=session,
-    )
+    found = db[DATA_VERSION].find_one({"_id": VERSION_ID}, {"rollupSet": 1, "version": 1, "epoch": 1},
+                                      session=session)
+    return found or {}
 
 
-def _increment(db: Database, session, moment: datetime, inc: dict) -> None:
-    state = writing_set(db, session)
+def _increment(db: Database, session, state: dict, moment: datetime, inc: dict) -> None:
+    """The increments of one change, one bulk write per collection (one round trip each)."""
     rollup_set = active_set(state)
+    by_collection: dict[str, list] = {}
     for level in ROLLUP_LEVELS:
-        for collection, part_inc in split_increments(level, inc).items():
-            db[set_collection(collection, rollup_set)].update_one(
-                {"_id": touched_id(level, moment)},
+        for (collection, doc_id), part_inc in rollup_targets(level, moment, inc).items():
+            by_collection.setdefault(collection, []).append(UpdateOne(
+                {"_id": doc_id},
                 {"$inc": part_inc, "$setOnInsert": {"level": level, "period": floor(moment, level)}},
                 upsert=True,
-                session=session,
-            )
-    record_touched(db, session, state, moment)
+            ))
+    for collection, requests in by_collection.items():
+        db[set_collection(collection, rollup_set)].bulk_write(requests, ordered=True, session=session)
 
 
-def record_touched(db: Database, session, state: dict, moment: datetime) -> None:
-    """Note in the data version document that the change this transaction makes (its version:
-    the one read plus one, as it bumps it once) touched the buckets of `moment`: a reader that
-    holds the rollups of an earlier version reads again only those (core.analytics.rollup_cache).
-    The first such note gives the document its `epoch`, which no other database's shares."""
-    touched = {"version": (state.get("version") or 0) + 1, "at": moment}
-    update = {"$push": {"touched": {"$each": [touched], "$slice": -TOUCHED_KEPT}}}
+def next_version(state: dict) -> int:
+    """The data version the writer's change makes, from its `writing_set`."""
+    return (state.get("version") or 0) + 1
+
+
+def touched_update(state: dict, moments: list[datetime]) -> dict:
+    """The update operators that note in the data version document that the change this
+    transaction makes (its version: the one `state` read plus one, as it bumps it once)
+    touched the buckets of `moments`: a reader that holds the rollups of an earlier version
+    reads again only those (core.analytics.rollup_cache). The first such note gives the
+    document its `epoch`, which no other database's shares; a new document is marked with
+    this release's ROLLUP_FORMAT."""
+    notes = [{"version": next_version(state), "at": moment} for moment in moments]
+    update = {"$push": {"touched": {"$each": notes, "$slice": -TOUCHED_KEPT}},
+              "$setOnInsert": {"rollupFormat": ROLLUP_FORMAT}}
     if not state.get("epoch"):
         update["$set"] = {"epoch": str(ObjectId())}
-    db[DATA_VERSION].update_one({"_id": VERSION_ID}, update, session=session)
+    return update
 
 
 def touched_id(level: str, moment: datetime) -> str:
@@ -271,10 +299,9 @@ class RollupBuilder(IncrementSink):
 
     def _add(self, moment: datetime, inc: dict) -> None:
         for level in ROLLUP_LEVELS:
-            period = floor(moment, level)
-            for collection, part_inc in split_increments(level, inc).items():
-                doc_id = bucket_id(level, period)
-                doc = self._docs[collection].setdefault(doc_id, {"_id": doc_id, "level": level, "period": period})
+            for (collection, doc_id), part_inc in rollup_targets(level, moment, inc).items():
+                doc = self._docs[collection].setdefault(
+                    doc_id, {"_id": doc_id, "level": level, "period": floor(moment, level)})
                 for path, value in part_inc.items():
                     _add_path(doc, path, value)
 

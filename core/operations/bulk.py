@@ -1,9 +1,10 @@
 """Bulk grants from a CSV file: read it, check every row before anything is written, then
 grant the good rows as a job that survives a reload and resumes after a crash.
 
-- `preview(db, content, settings)` checks every row with five reads in all, whatever the
-  file's size: the users' emails (`core.customers.email_index`), the users the file names,
-  the catalog, this file's earlier grants, nothing per row. It writes nothing.
+- `preview(db, content, settings)` checks every row with a few reads, none per row and none
+  of every user: the file's emails (`core.customers.users_by_email`: the process's customer
+  index, checked against the users it names), the users the file names (ID_BATCH to a read),
+  the catalog, this file's earlier grants. It writes nothing.
 - `start_job` grants the ready rows in a thread; `run_job` does it in the caller's thread.
   Each row goes through `create_purchase(source="bulk")` with the key `row_key(digest, row)`,
   so a re-upload, a second click or a re-run after a crash grants nothing twice.
@@ -35,7 +36,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from core.catalog import list_items, title_key
-from core.customers import email_index
+from core.customers import ID_BATCH, users_by_email
 from core.errors import AlreadyPurchasedError, PurchaseError, ValidationError
 from core.purchases.commands import create_purchase
 from core.settings import DEFAULT_SETTINGS, CoreSettings
@@ -187,7 +188,7 @@ def preview(db: Database, content: bytes, settings: CoreSettings | None = None) 
     db = utc(db)
     raw = read_rows(content)
     digest = hashlib.sha256(content).hexdigest()
-    emails = email_index(db) if any(cells.get("email") for _, cells, _ in raw) else {}
+    emails = users_by_email(db, [cells.get("email") for _, cells, _ in raw])
     named = {emails.get(cells.get("email", "").lower()) for _, cells, _ in raw}
     named |= {ObjectId(cells["userId"]) for _, cells, _ in raw if ObjectId.is_valid(cells.get("userId", ""))}
     items = list_items(db)
@@ -203,11 +204,12 @@ def preview(db: Database, content: bytes, settings: CoreSettings | None = None) 
 
 
 def _owned(db: Database, users: list[ObjectId]) -> dict:
-    """Each named user's items, in one read (not one per row)."""
-    if not users:
-        return {}
+    """Each named user's items, a read per ID_BATCH users (not one per row)."""
     fields = {"purchasedCourses": 1, "purchasedTests": 1}
-    docs = retry_when_busy(lambda: list(db[USERS].find({"_id": {"$in": users}}, fields)))
+    users = sorted(users)
+    docs = [doc for start in range(0, len(users), ID_BATCH)
+            for doc in retry_when_busy(lambda part=users[start : start + ID_BATCH]:
+                                       list(db[USERS].find({"_id": {"$in": part}}, fields)))]
     return {doc["_id"]: {("course", c) for c in doc.get("purchasedCourses") or []}
             | {("test", t) for t in doc.get("purchasedTests") or []} for doc in docs}
 

@@ -17,10 +17,12 @@ from core.analytics.rollups import (
     IncrementSink,
     active_set,
     bucket_id,
+    bucket_parts,
+    details_suffix,
     part_of,
     rollup_counters,
+    rollup_targets,
     set_collections,
-    split_increments,
     well_formed,
 )
 from core.changes import read_version
@@ -28,7 +30,16 @@ from core.operations.joined import users_with_purchases
 from core.storage.db import read_all
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
-from core.storage.schema import KINDS, PURCHASES, REVOKED, ROLLUP_COLLECTIONS, USERS, catalog, user_array
+from core.storage.schema import (
+    KINDS,
+    PURCHASES,
+    REVOKED,
+    ROLLUP_COLLECTIONS,
+    USERS,
+    catalog,
+    stats_collection,
+    user_array,
+)
 from core.storage.transactions import run_in_transaction
 
 PROBLEMS = {
@@ -183,23 +194,24 @@ class RollupSums(IncrementSink):
         self._buckets: dict[int, list] = {}  # UTC hour -> [(collection, bucket _id, part)]: all levels nest hours
 
     def _add(self, moment: datetime, inc: dict) -> None:
-        parts = {"sales": 0, "details": 0}
+        parts = defaultdict(int)  # (part, what it adds to the bucket's _id) -> weighted sum
         for path, value in inc.items():
-            parts[part_of(path)] += _weight(path) * value
+            part = part_of(path)
+            parts[(part, "" if part == "sales" else details_suffix(path))] += _weight(path) * value
         for collection, bucket, part in self._buckets_of(moment):
-            if parts[part]:
-                self.sums[(collection, bucket)] += parts[part]
+            for (counted, suffix), total in parts.items():
+                if counted == part and total:
+                    self.sums[(collection, bucket + suffix)] += total
 
     def _buckets_of(self, moment: datetime) -> list:
-        """Where a moment's increments go, as split_increments sends them, by part."""
+        """Where a moment's increments go, as rollup_targets sends them: (collection, bucket, part)."""
         hour = int(moment.timestamp() // 3600)
         found = self._buckets.get(hour)
         if found is None:
             found = self._buckets[hour] = [
-                (collection, bucket_id(level, floor(moment, level)), part)
+                (stats_collection(level, part), bucket_id(level, floor(moment, level)), part)
                 for level in ROLLUP_LEVELS
-                for part, probe in (("sales", "sales.x"), ("details", "items.x"))
-                for collection in split_increments(level, {probe: 1})
+                for part in bucket_parts(level)
             ]
         return found
 
@@ -287,19 +299,19 @@ class _BucketCounters(IncrementSink):
 
     def _add(self, moment: datetime, inc: dict) -> None:
         for level in ROLLUP_LEVELS:
-            bucket = bucket_id(level, floor(moment, level))
-            for collection, part in split_increments(level, inc).items():
-                if (collection, bucket) in self.counters:
+            for target, part in rollup_targets(level, moment, inc).items():
+                if target in self.counters:
                     for path, value in part.items():
-                        self.counters[(collection, bucket)][path] += value
+                        self.counters[target][path] += value
 
 
 def _time_ranges(bucket_ids) -> list[tuple[datetime, datetime]]:
     """The time the buckets cover, as sorted disjoint [start, end) ranges; ids that name no
-    bucket ("level|%Y-%m-%dT%H") cover nothing."""
+    bucket ("level|%Y-%m-%dT%H", with or without "|<kind>|<method>") cover nothing."""
     spans = []
     for bucket in set(bucket_ids):
         level, _, period = str(bucket).partition("|")
+        period = period.split("|", 1)[0]
         try:
             start = datetime.strptime(period, "%Y-%m-%dT%H").replace(tzinfo=UTC)
             spans.append((start, step(start, level)))

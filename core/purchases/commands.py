@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 from bson import ObjectId
 from pymongo.database import Database
 
-from core.analytics.rollups import record_revocation, record_sale
+from core.analytics.rollups import (
+    next_version,
+    record_revocation,
+    record_sale,
+    touched_update,
+    writing_set,
+)
 from core.audit import check_source, record_change
 from core.changes import record_activity
 from core.errors import (
@@ -103,8 +109,10 @@ def purchase_item(
         if key is not None:
             record = {"_id": key, "purchase": purchase["_id"], "user": user, kind: item, "fingerprint": fingerprint}
             insert_new(db, IDEMPOTENCY, record, session)
-        record_sale(db, session, purchase, 1)
-        record_activity(db, session, "purchase", purchase, purchase["purchasedAt"], buyer, product)
+        state = writing_set(db, session)
+        moment = record_sale(db, session, state, purchase, 1)
+        record_activity(db, session, "purchase", purchase, purchase["purchasedAt"], buyer, product,
+                        also=touched_update(state, [moment]), expect=next_version(state))
         record_change(db, session, "grant", purchase, at=datetime.now(UTC), actor=fields.get("actor"), source=source,
                       user=buyer, item=product, note=note)
         return Outcome(purchase)
@@ -160,10 +168,11 @@ def revoke_item(db: Database, user_id, course_id=None, test_id=None, *, actor=No
             record = {"_id": key, "action": "revoke", "purchase": purchase["_id"], "user": user, kind: item,
                       "fingerprint": fingerprint}
             insert_new(db, IDEMPOTENCY, record, session)
-        record_sale(db, session, purchase, -1)
-        record_revocation(db, session, revoked)
+        state = writing_set(db, session)
+        moments = [record_sale(db, session, state, purchase, -1), record_revocation(db, session, state, revoked)]
         product = db[catalog(kind)].find_one({"_id": item}, {"title": 1}, session=session)
-        record_activity(db, session, "revocation", purchase, revoked_at, buyer, product)
+        record_activity(db, session, "revocation", purchase, revoked_at, buyer, product,
+                        also=touched_update(state, moments), expect=next_version(state))
         record_change(db, session, "revoke", purchase, at=revoked_at, actor=actor, source=source, user=buyer,
                       item=product, reason=reason, note=note)
         return Outcome(revoked)

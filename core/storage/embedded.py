@@ -94,6 +94,8 @@ class EmbeddedServer:
                     return
                 if not self._stopping:
                     log.exception("the embedded server at %s died; starting it again", self.uri)
+                else:  # the index entries stay unmarked: the next open rebuilds them
+                    log.warning("the embedded server at %s failed while stopping", self.uri, exc_info=True)
             if self._stopping or not self._ready.done():
                 return
             time.sleep(RESTART_DELAY)
