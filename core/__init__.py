@@ -25,11 +25,13 @@ from core.errors import (
     ValidationError,
 )
 from core.purchases.commands import (
+    GrantRequest,
     Outcome,
     create_purchase,
     get_owned_items,
     has_purchased,
     purchase_item,
+    purchase_items,
     remove_purchase,
     revoke_item,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "AlreadyPurchasedError",
     "CoreSettings",
     "DatabaseUnavailableError",
+    "GrantRequest",
     "IdempotencyConflictError",
     "ItemNotFoundError",
     "NotPurchasedError",
@@ -67,6 +70,7 @@ __all__ = [
     "open_database",
     "purchase_figures",
     "purchase_item",
+    "purchase_items",
     "remove_purchase",
     "revoke_item",
 ]

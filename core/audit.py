@@ -11,7 +11,7 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 
 from core.errors import ValidationError
-from core.storage.documents import insert_new, utc
+from core.storage.documents import insert_all, insert_new, utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import AUDIT, kind_of
 from core.validation import date_range, known_options, shown, to_object_id
@@ -34,8 +34,22 @@ def record_change(db: Database, session, action: str, purchase: dict, *, at: dat
                   source: str, user: dict, item: dict | None, reason: str | None = None,
                   note: str | None = None) -> dict:
     """Write the entry of one grant or revocation inside its transaction; return it."""
+    entry = change_entry(action, purchase, at=at, actor=actor, source=source, user=user, item=item, reason=reason,
+                         note=note)
+    insert_new(db, AUDIT, entry, session)
+    return entry
+
+
+def record_changes(db: Database, session, entries: list[dict]) -> None:
+    """Write the entries (change_entry) of many changes inside their transaction."""
+    insert_all(db, AUDIT, entries, session)
+
+
+def change_entry(action: str, purchase: dict, *, at: datetime, actor: str | None, source: str, user: dict,
+                 item: dict | None, reason: str | None = None, note: str | None = None) -> dict:
+    """The audit entry of one grant or revocation."""
     kind = kind_of(purchase)
-    entry = {
+    return {
         "_id": ObjectId(),
         "at": at,
         "action": action,
@@ -55,8 +69,6 @@ def record_change(db: Database, session, action: str, purchase: dict, *, at: dat
         "reason": reason,
         "note": note,
     }
-    insert_new(db, AUDIT, entry, session)
-    return entry
 
 
 def get_audit_log(db: Database, filters=None) -> list[dict]:

@@ -9,7 +9,7 @@ sorting `purchases` by time would scan the collection on the embedded engine.
 
 from datetime import UTC, datetime
 
-from pymongo import ReturnDocument
+from pymongo import ReplaceOne, ReturnDocument
 from pymongo.database import Database
 
 from core.errors import ValidationError
@@ -22,8 +22,9 @@ VERSION_ID = "purchases"
 FEED_SIZE = 50
 
 
-def bump_version(db: Database, session, also: dict | None = None, *, expect: int | None = None) -> int:
-    """Tell pollers that purchases changed, in the same transaction; return the new version.
+def bump_version(db: Database, session, also: dict | None = None, *, expect: int | None = None, by: int = 1) -> int:
+    """Tell pollers that purchases changed, in the same transaction; return the new version
+    (`by` changes: the version moves by that many).
 
     `also`: more update operators for the same document in the same write (the rollups' notes,
     core.analytics.rollups.touched_update). `expect`: the version the transaction computed from
@@ -31,7 +32,7 @@ def bump_version(db: Database, session, also: dict | None = None, *, expect: int
     between makes this one conflict on MongoDB, and mongoeco runs one transaction at a time),
     so a difference is a bug, refused rather than recorded.
     """
-    update = {"$inc": {"version": 1}, "$set": {"updatedAt": datetime.now(UTC)}}
+    update = {"$inc": {"version": by}, "$set": {"updatedAt": datetime.now(UTC)}}
     for operator, fields in (also or {}).items():
         update[operator] = {**update.get(operator, {}), **fields}
     doc = db[DATA_VERSION].find_one_and_update(
@@ -42,8 +43,9 @@ def bump_version(db: Database, session, also: dict | None = None, *, expect: int
         return_document=ReturnDocument.AFTER,
         session=session,
     )
-    if expect is not None and doc["version"] != expect:
-        raise RuntimeError(f"the data version moved inside a transaction: {expect} expected, {doc['version']} found")
+    if expect is not None and doc["version"] != expect + by - 1:
+        raise RuntimeError(f"the data version moved inside a transaction: {expect + by - 1} expected, "
+                           f"{doc['version']} found")
     return doc["version"]
 
 
@@ -64,9 +66,24 @@ def record_activity(db: Database, session, event: str, purchase: dict, at: datet
                     *, also: dict | None = None, expect: int | None = None) -> int:
     """Bump the data version (with `also`, `expect`: bump_version) and write this change into
     its feed slot; return the version."""
-    version = bump_version(db, session, also, expect=expect)
+    return record_activities(db, session, [(event, purchase, at, user, item)], also=also, expect=expect)
+
+
+def record_activities(db: Database, session, changes: list[tuple], *, also: dict | None = None,
+                      expect: int | None = None) -> int:
+    """record_activity of many changes ((event, purchase, at, user, item), in order), each its
+    own version, in one bump; the feed keeps the last FEED_SIZE. Return the last version."""
+    last = bump_version(db, session, also, expect=expect, by=len(changes))
+    first = last - len(changes) + 1
+    slots = [ReplaceOne({"_id": version % FEED_SIZE}, _feed_entry(version, *change), upsert=True)
+             for version, change in enumerate(changes, start=first) if version > last - FEED_SIZE]
+    db[ACTIVITY].bulk_write(slots, ordered=True, session=session)
+    return last
+
+
+def _feed_entry(version: int, event: str, purchase: dict, at: datetime, user: dict, item: dict | None) -> dict:
     kind = kind_of(purchase)
-    entry = {
+    return {
         "version": version,
         "event": event,
         "at": at,
@@ -80,8 +97,6 @@ def record_activity(db: Database, session, event: str, purchase: dict, at: datet
         "currency": purchase.get("currency"),
         "paymentMethod": purchase["paymentMethod"],
     }
-    db[ACTIVITY].replace_one({"_id": version % FEED_SIZE}, entry, upsert=True, session=session)
-    return version
 
 
 def get_recent_activity(db: Database, limit: int = 20) -> list[dict]:

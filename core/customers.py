@@ -12,7 +12,7 @@ from pymongo.errors import InvalidOperation
 
 from core.errors import UserNotFoundError, ValidationError
 from core.storage.db import deployment
-from core.storage.documents import utc
+from core.storage.documents import ID_BATCH, utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import USERS
 from core.validation import to_object_id
@@ -23,7 +23,6 @@ REFRESH_SECONDS = 5.0
 REBUILD_SECONDS = 600.0
 FIRST_BUILD_TIMEOUT = 60.0
 MISS_REFRESH_SECONDS = 0.25
-ID_BATCH = 200  # ids in one $in
 log = logging.getLogger(__name__)
 
 
@@ -77,7 +76,7 @@ def _confirmed(db: Database, candidates: dict[str, list[ObjectId]]) -> dict[str,
     """The candidates whose user document holds that email now."""
     ids = sorted({user for users in candidates.values() for user in users})
     emails = {}
-    for start in range(0, len(ids), ID_BATCH):  # MongoDB's and mongoeco's limits on one query
+    for start in range(0, len(ids), ID_BATCH):
         part = ids[start : start + ID_BATCH]
         for doc in retry_when_busy(lambda part=part: list(db[USERS].find({"_id": {"$in": part}}, {"email": 1}))):
             if isinstance(doc.get("email"), str):

@@ -238,7 +238,7 @@ with open_database(data_dir=sys.argv[1], db_name=sys.argv[2]) as opened:
 
 @embedded_only
 def test_an_app_killed_halfway_finishes_on_the_next_apply_and_grants_nothing_twice(tmp_path):
-    data_dir, name, rows = tmp_path / "data", f"bulk_{uuid.uuid4().hex[:8]}", 40
+    data_dir, name, rows = tmp_path / "data", f"bulk_{uuid.uuid4().hex[:8]}", 4 * bulk.BATCH_ROWS
     with open_database(data_dir=data_dir, db_name=name) as opened:
         ids = add_catalog(opened.db, users=rows)
     lines = [f"user{n}@example.com,,,{ids['test']},,{n + 1},paypal,row {n}" for n in range(rows)]
@@ -288,8 +288,9 @@ def test_one_run_holds_a_job_and_a_dead_runner_is_taken_over(db, monkeypatch):
     assert bulk.get_job(db, found.job_id)["status"] == bulk.INTERRUPTED
     second = bulk.claim_job(db, found, actor="b@example.com")
     assert second not in (None, first)
-    # a first runner still alive after all stops at its next write, here after its first row
+    # a first runner still alive after all stops at its next write, here after its first batch (a row)
     monkeypatch.setattr(bulk, "PROGRESS_SECONDS", 0)
+    monkeypatch.setattr(bulk, "BATCH_ROWS", 1)
     assert bulk.run_job(db, found, first, actor="a@example.com")[bulk.GRANTED] == 1
     assert bulk.get_job(db, found.job_id)["runner"]["token"] == second
     counts = bulk.run_job(db, found, second, actor="b@example.com")

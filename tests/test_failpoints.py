@@ -17,6 +17,7 @@ from pymongo.monitoring import CommandListener
 
 from core import (
     DatabaseUnavailableError,
+    GrantRequest,
     PurchaseError,
     create_purchase,
     get_audit_log,
@@ -25,6 +26,7 @@ from core import (
     get_purchase_history,
     get_recent_activity,
     has_purchased,
+    purchase_items,
     remove_purchase,
 )
 from core.catalog import get_item, list_items
@@ -245,3 +247,21 @@ def test_the_user_id_in_a_failing_read_is_not_mistaken_for_a_missing_user(watche
     db, _ = watched
     with fail_point(db, ["find"], 1, SHUTTING_DOWN):
         assert has_purchased(db, catalog["user"], ObjectId()) is False
+
+
+@pytest.mark.parametrize(("commands", "times", "error"), FAULTS)
+def test_a_batch_of_grants_under_transient_faults_lands_exactly_once(watched, catalog, commands, times, error):
+    db, recorder = watched
+    requests = [GrantRequest(user, course, None, {**CARD, "idempotencyKey": f"row-{user}-{course}"})
+                for user in (catalog["user"], catalog["other_user"]) for course in catalog["courses"]]
+    version = get_data_version(db)
+
+    with fail_point(db, commands, times, error):
+        results = purchase_items(db, requests, source="bulk")
+
+    assert recorder.count(commands, error["errorCode"]) == times
+    assert all(not isinstance(r, Exception) and not r.replayed for r in results)
+    assert sorted(p["_id"] for p in db[PURCHASES].find()) == sorted(r.document["_id"] for r in results)
+    assert db[AUDIT].count_documents({"source": "bulk"}) == len(requests)
+    assert get_data_version(db) == version + len(requests)
+    assert_whole(db)

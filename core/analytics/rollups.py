@@ -147,12 +147,18 @@ def revocation_increments(revoked: dict) -> dict:
 def record_sale(db: Database, session, state: dict, purchase: dict, sign: int) -> datetime:
     """Add (sign 1) or take away (sign -1) a purchase in its hour, day, week and month buckets
     of the rollup set `state` names (`writing_set`); return the moment whose buckets changed."""
-    _increment(db, session, state, purchase["purchasedAt"], sale_increments(purchase, sign))
+    _increment(db, session, state, [(purchase["purchasedAt"], sale_increments(purchase, sign))])
     return purchase["purchasedAt"]
 
 
+def record_sales(db: Database, session, state: dict, purchases: list[dict]) -> list[datetime]:
+    """record_sale of many new purchases, each bucket written once; their moments."""
+    _increment(db, session, state, [(p["purchasedAt"], sale_increments(p, 1)) for p in purchases])
+    return [p["purchasedAt"] for p in purchases]
+
+
 def record_revocation(db: Database, session, state: dict, revoked: dict) -> datetime:
-    _increment(db, session, state, revoked["revokedAt"], revocation_increments(revoked))
+    _increment(db, session, state, [(revoked["revokedAt"], revocation_increments(revoked))])
     return revoked["revokedAt"]
 
 
@@ -198,17 +204,25 @@ def writing_set(db: Database, session) -> dict:
     return found or {}
 
 
-def _increment(db: Database, session, state: dict, moment: datetime, inc: dict) -> None:
-    """The increments of one change, one bulk write per collection (one round trip each)."""
+def _increment(db: Database, session, state: dict, changes: list[tuple[datetime, dict]]) -> None:
+    """The increments of the changes (moment, $inc), each document written once, one bulk
+    write per collection (one round trip each)."""
     rollup_set = active_set(state)
+    targets: dict[tuple[str, str], dict] = {}
+    for moment, inc in changes:
+        for level in ROLLUP_LEVELS:
+            for (collection, doc_id), part_inc in rollup_targets(level, moment, inc).items():
+                target = targets.setdefault((collection, doc_id), {"level": level, "period": floor(moment, level),
+                                                                   "inc": {}})
+                for path, value in part_inc.items():
+                    target["inc"][path] = target["inc"].get(path, 0) + value
     by_collection: dict[str, list] = {}
-    for level in ROLLUP_LEVELS:
-        for (collection, doc_id), part_inc in rollup_targets(level, moment, inc).items():
-            by_collection.setdefault(collection, []).append(UpdateOne(
-                {"_id": doc_id},
-                {"$inc": part_inc, "$setOnInsert": {"level": level, "period": floor(moment, level)}},
-                upsert=True,
-            ))
+    for (collection, doc_id), target in targets.items():
+        by_collection.setdefault(collection, []).append(UpdateOne(
+            {"_id": doc_id},
+            {"$inc": target["inc"], "$setOnInsert": {"level": target["level"], "period": target["period"]}},
+            upsert=True,
+        ))
     for collection, requests in by_collection.items():
         db[set_collection(collection, rollup_set)].bulk_write(requests, ordered=True, session=session)
 

@@ -4,26 +4,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bson import ObjectId
+from pymongo import UpdateOne
 from pymongo.database import Database
 
 from core.analytics.rollups import (
     next_version,
     record_revocation,
     record_sale,
+    record_sales,
     touched_update,
     writing_set,
 )
-from core.audit import check_source, record_change
-from core.changes import record_activity
+from core.audit import change_entry, check_source, record_change, record_changes
+from core.changes import record_activities, record_activity
 from core.errors import (
     AlreadyPurchasedError,
     IdempotencyConflictError,
     ItemNotFoundError,
     NotPurchasedError,
+    PurchaseError,
     UserNotFoundError,
 )
 from core.settings import CoreSettings
-from core.storage.documents import insert_new, utc
+from core.storage.documents import ID_BATCH, insert_all, insert_new, utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import IDEMPOTENCY, KINDS, PURCHASES, REVOKED, USERS, catalog, kind_of, user_array
 from core.storage.transactions import run_in_transaction
@@ -61,14 +64,18 @@ def create_purchase(
     saying so.
     """
     done = purchase_item(db, user_id, course_id, test_id, purchase_data, settings=settings, source=source, note=note)
-    revoked = done.document
-    if "revokedAt" in revoked:
-        raise NotPurchasedError(
-            f"idempotencyKey {revoked.get('idempotencyKey')!r} granted purchase {revoked['_id']}, which was revoked on "
-            f"{revoked['revokedAt']:%Y-%m-%d %H:%M} UTC ({revoked.get('reason') or 'no reason given'}); "
-            "use a new key to grant it again"
-        )
+    if "revokedAt" in done.document:
+        raise revoked_replay_error(done.document)
     return done.document
+
+
+def revoked_replay_error(revoked: dict) -> NotPurchasedError:
+    """What a replay of a grant revoked since is told."""
+    return NotPurchasedError(
+        f"idempotencyKey {revoked.get('idempotencyKey')!r} granted purchase {revoked['_id']}, which was revoked on "
+        f"{revoked['revokedAt']:%Y-%m-%d %H:%M} UTC ({revoked.get('reason') or 'no reason given'}); "
+        "use a new key to grant it again"
+    )
 
 
 def purchase_item(
@@ -83,41 +90,146 @@ def purchase_item(
     such as a hash of an HTTP body: a replay whose fingerprint differs is a conflict, whatever
     the fields say.
     """
-    db = utc(db)
-    user = to_object_id(user_id, "user_id")
-    kind, item = item_kind(course_id, test_id)
-    fields = validate_purchase_data(purchase_data, core_settings(settings), datetime.now(UTC))
-    source, note = check_source(source), optional_string(note, "note")
-    fingerprint = optional_string(fingerprint, "fingerprint")
-    purchase = {"_id": ObjectId(), "user": user, kind: item, **fields}
-    key = fields.get("idempotencyKey")
+    request = GrantRequest(user_id, course_id, test_id, purchase_data, note=note, fingerprint=fingerprint)
+    (done,) = purchase_items(db, [request], settings=settings, source=source)
+    if isinstance(done, PurchaseError):
+        raise done
+    return done
 
-    def work(session):
-        if key is not None:
-            original = _replay(db, session, key, purchase, fingerprint,
-                               explicit_date="purchasedAt" in (purchase_data or {}))
-            if original is not None:
-                return Outcome(original, replayed=True)
-        buyer = _user(db, session, user, kind)
-        product = db[catalog(kind)].find_one({"_id": item}, {"title": 1}, session=session)
-        if product is None:
-            raise ItemNotFoundError(f"no {kind} with id {item} in {catalog(kind)!r}")
-        if item in _owned(buyer, kind):
-            raise AlreadyPurchasedError(f"user {user} already owns {kind} {item}")
-        insert_new(db, PURCHASES, purchase, session)
-        db[USERS].update_one({"_id": user}, {"$addToSet": {user_array(kind): item}}, session=session)
-        if key is not None:
-            record = {"_id": key, "purchase": purchase["_id"], "user": user, kind: item, "fingerprint": fingerprint}
-            insert_new(db, IDEMPOTENCY, record, session)
-        state = writing_set(db, session)
-        moment = record_sale(db, session, state, purchase, 1)
-        record_activity(db, session, "purchase", purchase, purchase["purchasedAt"], buyer, product,
-                        also=touched_update(state, [moment]), expect=next_version(state))
-        record_change(db, session, "grant", purchase, at=datetime.now(UTC), actor=fields.get("actor"), source=source,
-                      user=buyer, item=product, note=note)
-        return Outcome(purchase)
 
-    return run_in_transaction(db, work)
+@dataclass(frozen=True)
+class GrantRequest:
+    """One grant of a batch (`purchase_items`): the arguments of purchase_item."""
+
+    user_id: object
+    course_id: object = None
+    test_id: object = None
+    purchase_data: object = None
+    note: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass
+class _Grant:
+    """A request checked outside the transaction: the purchase it would write."""
+
+    purchase: dict
+    kind: str
+    note: str | None
+    fingerprint: str | None
+    explicit_date: bool
+
+    @property
+    def key(self) -> str | None:
+        return self.purchase.get("idempotencyKey")
+
+
+def purchase_items(db: Database, requests: list[GrantRequest], *, settings: CoreSettings | None = None,
+                   source: str = "api") -> list[Outcome | PurchaseError]:
+    """Grant many items in one transaction: for each request, in order, its Outcome or the
+    PurchaseError purchase_item would raise (then nothing of that request is written; the
+    others are). The same reads and writes as one grant, a read or write per collection for
+    them all (a bulk upload: 2-4 rows a second one by one on the embedded engine).
+
+    A request that repeats the idempotencyKey of an earlier one in the batch is its replay
+    (or a conflict), as if it came after it. A failure of the database ends the whole batch,
+    with nothing written.
+    """
+    settings, source = core_settings(settings), check_source(source)
+    db, now = utc(db), datetime.now(UTC)
+    results: list = [None] * len(requests)
+    grants: dict[int, _Grant] = {}
+    for number, request in enumerate(requests):
+        try:
+            grants[number] = _checked(request, settings, now)
+        except PurchaseError as error:
+            results[number] = error
+    if grants:
+        for number, result in run_in_transaction(db, lambda session: _grant_all(db, session, grants, source)).items():
+            results[number] = result
+    return results
+
+
+def _checked(request: GrantRequest, settings: CoreSettings, now: datetime) -> _Grant:
+    user = to_object_id(request.user_id, "user_id")
+    kind, item = item_kind(request.course_id, request.test_id)
+    fields = validate_purchase_data(request.purchase_data, settings, now)
+    note, fingerprint = optional_string(request.note, "note"), optional_string(request.fingerprint, "fingerprint")
+    explicit_date = isinstance(request.purchase_data, dict) and "purchasedAt" in request.purchase_data
+    return _Grant({"_id": ObjectId(), "user": user, kind: item, **fields}, kind, note, fingerprint, explicit_date)
+
+
+def _grant_all(db: Database, session, grants: dict[int, _Grant], source: str) -> dict[int, Outcome | PurchaseError]:
+    """The transaction of purchase_items: every check first, then one write per collection."""
+    results: dict[int, Outcome | PurchaseError] = {}
+    records = _by_id(db, session, IDEMPOTENCY, [g.key for g in grants.values() if g.key is not None], None)
+    buyers = _by_id(db, session, USERS, [g.purchase["user"] for g in grants.values()],
+                    {"name": 1, **{user_array(kind): 1 for kind in KINDS}})
+    products = {kind: _by_id(db, session, catalog(kind), [g.purchase[kind] for g in grants.values() if g.kind == kind],
+                             {"title": 1}) for kind in KINDS}
+    granted, earlier = [], {}  # earlier: key -> the grant of this batch that used it
+    owned = {(user, kind, item) for user, doc in buyers.items() for kind in KINDS for item in _owned(doc, kind)}
+    for number, grant in grants.items():
+        try:
+            purchase, kind = grant.purchase, grant.kind
+            if grant.key in earlier:
+                results[number] = Outcome(_repeat_in_batch(grant, earlier[grant.key]), replayed=True)
+                continue
+            if grant.key in records:
+                original = _replay(db, session, grant.key, records[grant.key], purchase, grant.fingerprint,
+                                   explicit_date=grant.explicit_date)
+                results[number] = Outcome(original, replayed=True)
+                continue
+            user, item = purchase["user"], purchase[kind]
+            if user not in buyers:
+                raise UserNotFoundError(f"no user with id {user}")
+            if item not in products[kind]:
+                raise ItemNotFoundError(f"no {kind} with id {item} in {catalog(kind)!r}")
+            if (user, kind, item) in owned:
+                raise AlreadyPurchasedError(f"user {user} already owns {kind} {item}")
+        except PurchaseError as error:
+            results[number] = error
+            continue
+        owned.add((user, kind, item))
+        if grant.key is not None:
+            earlier[grant.key] = grant
+        granted.append(grant)
+        results[number] = Outcome(purchase)
+    if granted:
+        _write_grants(db, session, granted, buyers, products, source)
+    return results
+
+
+def _write_grants(db: Database, session, granted: list[_Grant], buyers: dict, products: dict, source: str) -> None:
+    purchases = [grant.purchase for grant in granted]
+    insert_all(db, PURCHASES, purchases, session)
+    additions: dict[tuple, list] = {}
+    for grant in granted:
+        additions.setdefault((grant.purchase["user"], user_array(grant.kind)), []).append(grant.purchase[grant.kind])
+    db[USERS].bulk_write([UpdateOne({"_id": user}, {"$addToSet": {array: {"$each": items}}})
+                          for (user, array), items in additions.items()], ordered=True, session=session)
+    keys = [{"_id": g.key, "purchase": g.purchase["_id"], "user": g.purchase["user"], g.kind: g.purchase[g.kind],
+             "fingerprint": g.fingerprint} for g in granted if g.key is not None]
+    if keys:
+        insert_all(db, IDEMPOTENCY, keys, session)
+    state = writing_set(db, session)
+    moments = record_sales(db, session, state, purchases)
+    changes = [("purchase", p, p["purchasedAt"], buyers[p["user"]], products[g.kind][p[g.kind]])
+               for g, p in zip(granted, purchases, strict=True)]
+    record_activities(db, session, changes, also=touched_update(state, moments), expect=next_version(state))
+    record_changes(db, session, [
+        change_entry("grant", g.purchase, at=datetime.now(UTC), actor=g.purchase.get("actor"), source=source,
+                     user=buyers[g.purchase["user"]], item=products[g.kind][g.purchase[g.kind]], note=g.note)
+        for g in granted
+    ])
+
+
+def _by_id(db: Database, session, collection: str, ids: list, projection: dict | None) -> dict:
+    """{_id: document} of the documents with these ids, ID_BATCH to a read."""
+    ids = list(dict.fromkeys(ids))
+    return {doc["_id"]: doc for start in range(0, len(ids), ID_BATCH)
+            for doc in db[collection].find({"_id": {"$in": ids[start : start + ID_BATCH]}}, projection,
+                                           session=session)}
 
 
 def remove_purchase(db: Database, user_id, course_id=None, test_id=None, *, actor=None, reason=None,
@@ -215,23 +327,32 @@ def _owned(user: dict, kind: str) -> list:
     return items if isinstance(items, list) else []
 
 
-def _replay(db: Database, session, key: str, purchase: dict, fingerprint: str | None, *, explicit_date: bool):
-    """The purchase a key was first used for (active, or revoked since), or None for a new key.
+def _replay(db: Database, session, key: str, record: dict, purchase: dict, fingerprint: str | None, *,
+            explicit_date: bool) -> dict:
+    """The purchase a key was first used for (active, or revoked since): `record` is the key's.
 
     Stripe's rule: a key stands for one request. The same key with another user, item,
     amount, method, currency or (when given) date, another fingerprint, or for a revocation,
     is an error, not a replay.
     """
-    record = db[IDEMPOTENCY].find_one({"_id": key}, session=session)
-    if record is None:
-        return None
     if record.get("action") == "revoke":
         raise IdempotencyConflictError(f"idempotencyKey {key!r} was already used for a revocation; use a new key "
                                        "for a new request", field="idempotencyKey")
     _same_request(key, record, fingerprint)
     original = db[PURCHASES].find_one({"_id": record["purchase"]}, session=session)
     revoked = None if original is not None else db[REVOKED].find_one({"_id": record["purchase"]}, session=session)
-    first = original or revoked or record
+    _same_purchase(key, original or revoked or record, purchase, explicit_date)
+    return original or revoked
+
+
+def _repeat_in_batch(grant: _Grant, first: _Grant) -> dict:
+    """The purchase an earlier request of the same batch made with this key (as _replay)."""
+    _same_request(grant.key, {"fingerprint": first.fingerprint}, grant.fingerprint)
+    _same_purchase(grant.key, first.purchase, grant.purchase, grant.explicit_date)
+    return first.purchase
+
+
+def _same_purchase(key: str, first: dict, purchase: dict, explicit_date: bool) -> None:
     compared = ["user", kind_of(purchase), "amount", "paymentMethod", "currency"] + (["purchasedAt"] if explicit_date else [])
     differing = [name for name in compared if name in first and first.get(name) != purchase.get(name)]
     if kind_of(purchase) not in first or differing:
@@ -239,7 +360,6 @@ def _replay(db: Database, session, key: str, purchase: dict, fingerprint: str | 
             f"idempotencyKey {key!r} was already used for another purchase "
             f"(differs in {', '.join(differing) or 'item'}); use a new key for a new purchase", field="idempotencyKey"
         )
-    return original or revoked
 
 
 def _replay_revocation(db: Database, session, key: str, user: ObjectId, kind: str, item: ObjectId,

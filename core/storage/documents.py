@@ -19,7 +19,10 @@
 
 from datetime import UTC
 
+from pymongo import UpdateOne
 from pymongo.database import Database
+
+ID_BATCH = 200  # ids in one `$in`: MongoDB limits a command to 16 MB, mongoeco an expression's depth
 
 
 def utc(db: Database) -> Database:
@@ -32,11 +35,19 @@ def utc(db: Database) -> Database:
 
 def insert_new(db: Database, collection: str, document: dict, session) -> None:
     """Insert a document with a fresh `_id` (as an upsert: see the module's notes)."""
-    result = db[collection].update_one(
-        {"_id": document["_id"]},
-        {"$setOnInsert": {k: v for k, v in document.items() if k != "_id"}},
-        upsert=True,
+    insert_all(db, collection, [document], session)
+
+
+def insert_all(db: Database, collection: str, documents: list[dict], session) -> None:
+    """Insert documents with fresh `_id`s, in one command (as upserts: see the module's notes);
+    an `_id` already there is refused and nothing of the command is kept by the transaction."""
+    result = db[collection].bulk_write(
+        [UpdateOne({"_id": doc["_id"]}, {"$setOnInsert": {k: v for k, v in doc.items() if k != "_id"}}, upsert=True)
+         for doc in documents],
+        ordered=True,
         session=session,
     )
-    if result.upserted_id is None:
-        raise RuntimeError(f"{collection} already holds a document with _id {document['_id']!r}")
+    if result.upserted_count != len(documents):
+        new = set(result.upserted_ids.values())
+        taken = next(doc["_id"] for doc in documents if doc["_id"] not in new)
+        raise RuntimeError(f"{collection} already holds a document with _id {taken!r}")
