@@ -1,5 +1,6 @@
 """Money exact to the cent: any grants and revocations leave every figure equal to a Decimal sum."""
 
+import random
 import uuid
 from collections import defaultdict
 from dataclasses import replace
@@ -226,3 +227,32 @@ def test_a_grant_writes_a_details_document_of_one_kind_and_method(db, catalog):
             assert len(kinds) == 1 and all(len(by_method) == 1 for by_method in kinds.values())
             _, _, kind, method = doc["_id"].split("|")
             assert list(kinds) == [kind] and list(kinds[kind]) == [method]
+
+
+def test_a_rebuild_of_purchases_whose_ids_do_not_follow_their_dates_writes_each_bucket_once(db, catalog, monkeypatch):
+    """An import or a migration gives ids in another order than dates: the rebuild reads by
+    date and writes a month at a time (memory holds a month's buckets), so a bucket is
+    inserted whole, never added to in parts (but a week across two months)."""
+    from core.operations import rebuild  # noqa: PLC0415 - the module whose writes are counted
+    from core.storage.db import bulk_insert  # noqa: PLC0415
+
+    rng = random.Random(7)
+    start = NOW - timedelta(days=95)
+    purchases = [{"_id": ObjectId(), "user": ObjectId(), "course": rng.choice(catalog["courses"]),
+                  "amount": rng.choice([0, 9.99, 29.99]), "paymentMethod": rng.choice(["paypal", "stripe"]),
+                  "purchasedAt": start + timedelta(minutes=rng.randrange(90 * 24 * 60))} for _ in range(600)]
+    bulk_insert(db, "purchases", purchases)  # ids in one order, dates in another
+    ensure_indexes(db)
+    parts = []
+    real = rebuild.bulk_write
+    monkeypatch.setattr(rebuild, "bulk_write", lambda db, name, requests: parts.extend(requests) or real(db, name, requests))
+    flushes = []
+    real_add = rebuild._SetWriter.add
+    monkeypatch.setattr(rebuild._SetWriter, "add", lambda self, docs: flushes.append(docs) or real_add(self, docs))
+
+    rebuild.rebuild_rollups(db)
+
+    assert rollup_differences(db) == []
+    months = {p["purchasedAt"].strftime("%Y-%m") for p in purchases}
+    assert len([docs for docs in flushes if any(docs.values())]) == len(months) >= 3
+    assert all(update._filter["_id"].startswith("week|") for update in parts)

@@ -9,6 +9,7 @@ and the documents the engine decodes.
 import importlib.metadata
 import os
 import sqlite3
+from datetime import UTC, datetime
 
 import pytest
 from bson import Decimal128, Int64, ObjectId
@@ -333,3 +334,18 @@ def test_an_insert_an_upsert_a_miss_by_id_and_an_index_build_per_document_do_not
         assert large_decoded <= small_decoded + 1, (name, measured)
         assert large_steps <= 1.5 * small_steps + 2_000, (name, measured)
     assert indexing[10_000] <= 1.5 * indexing[1_000], indexing
+
+
+def test_documents_read_back_the_same_and_the_codec_is_inspected_once(server, coll, monkeypatch):
+    docs = [{"_id": ObjectId(), "at": datetime(2025, 1, n + 1, tzinfo=UTC), "n": Int64(n), "price": Decimal128("1.10"),
+             "tags": ["a", {"b": ObjectId()}]} for n in range(30)]
+    coll.insert_many(docs)
+    asked = []
+    real = mongoeco_corrections.inspect.signature
+    monkeypatch.setattr(mongoeco_corrections.inspect, "signature", lambda f: asked.append(f) or real(f))
+
+    with MongoClient(server.uri, tz_aware=True) as client:
+        found = list(client[coll.database.name][coll.name].find({}).sort("n", 1))
+
+    assert found == docs
+    assert len(asked) <= 1  # 30 documents decoded, the codec asked about once at most

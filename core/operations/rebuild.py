@@ -16,10 +16,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from core.analytics.periods import buckets, floor, step
 from core.analytics.rollups import (
     ROLLUP_FORMAT,
     SET_SEPARATOR,
@@ -43,8 +44,8 @@ LEASE_SECONDS = 15.0
 RENEW_SECONDS = 3.0
 BATCH = 1000
 PAGE = 50_000  # purchases read at once
-FLUSH_EVERY = 50_000  # purchases (or revocations) whose rollups are built in memory before they are written
 _FIELDS = {"purchasedAt": 1, "amount": 1, "paymentMethod": 1, "course": 1, "test": 1}
+_REVOKED_FIELDS = {**_FIELDS, "revokedAt": 1}
 # what the version document's older releases used for an in-place rebuild: cleared at each switch
 _OLD_FLAGS = {"rebuilding": "", "rebuildingUntil": ""}
 
@@ -68,13 +69,13 @@ def rebuild_rollups(db: Database, progress=None, *, wait: float = LEASE_SECONDS 
         for _ in range(REBUILD_ATTEMPTS):
             version = read_version(db)["version"]
             builder, written = RollupBuilder(), _SetWriter(db, lease.token, lease, progress)
-            for add, collection, fields in ((builder.add_sale, PURCHASES, _FIELDS),
-                                            (builder.add_revocation, REVOKED, {**_FIELDS, "revokedAt": 1})):
-                for count, document in enumerate(lease.renewing(_stream(db, collection, fields)), 1):
-                    add(document)
-                    if count % FLUSH_EVERY == 0:
-                        written.add(builder.take())
-            written.add(builder.take())
+            for slices in _months(db):
+                for low, high in slices:
+                    for document in lease.renewing(_between(db, PURCHASES, _FIELDS, "purchasedAt", low, high)):
+                        builder.add_sale(document)
+                    for document in lease.renewing(_between(db, REVOKED, _REVOKED_FIELDS, "revokedAt", low, high)):
+                        builder.add_revocation(document)
+                written.add(builder.take())
             if _switch(db, lease.token, version):
                 return len(written.ids)
             _drop_set(db, lease.token)  # purchases changed meanwhile: start over
@@ -137,12 +138,11 @@ def ensure_rollups_current(db: Database, *, wait: float = 30.0) -> bool:
 
 
 class _SetWriter:
-    """Writes the rollups of a rebuild in parts, as they are built: a bucket's first part is
-    inserted, later parts add to its counters. Memory then holds the buckets of FLUSH_EVERY
-    purchases (the rollups of 300,000 purchases were 170 MB of Python objects, 5x those of
-    60,000: they grow with hours x items that saw a sale), and the buckets written so far
-    are `_id`s only. Purchases read in `_id` order come roughly in time order, so a bucket
-    seldom has more than one part."""
+    """Writes the rollups of a rebuild in parts, a month at a time (_months): a bucket's first
+    part is inserted, a later part (a week across two months) adds to its counters. Memory
+    then holds a month's buckets (all the rollups of 300,000 purchases were 170 MB of Python
+    objects: they grow with hours x items that saw a sale), and the buckets written so far
+    are `_id`s only."""
 
     def __init__(self, db: Database, rollup_set: str, lease: "_Lease", progress=None):
         self.db, self.rollup_set, self.lease, self.progress = db, rollup_set, lease, progress
@@ -264,6 +264,36 @@ class _Lease:
         except Exception:  # noqa: BLE001 - a failure is being raised; the lease runs out anyway
             if not quietly:
                 raise
+
+
+def _months(db: Database):
+    """For each UTC month from the first purchase or revocation to the last, its days.
+
+    A rebuild reads by time (the `purchasedAt` and `revokedAt` indexes), a day to a query (the
+    embedded engine's wire server holds a query's whole answer), and writes each month when it
+    is whole, so every bucket but a week across two months is written once, as an insert:
+    read in `_id` order, purchases whose ids do not follow their dates (an import, a
+    migration) left nearly every bucket in parts, each part an update (at 300,000 purchases
+    over three months, more than 11 minutes). Documents without a date there count in no
+    rollup and are not read."""
+    month = _first_date(db, datetime.min.replace(tzinfo=UTC))
+    while month is not None:
+        month = floor(month, "month")
+        following = step(month, "month")
+        yield [(day, step(day, "day")) for day in buckets(month, following, "day")]
+        month = _first_date(db, following)  # months without any are skipped
+
+
+def _first_date(db: Database, since: datetime) -> datetime | None:
+    """The first purchase date or revocation date from `since` on, by their indexes."""
+    found = [doc[field] for collection, field in ((PURCHASES, "purchasedAt"), (REVOKED, "revokedAt"))
+             for doc in [retry_when_busy(lambda c=collection, f=field: db[c].find_one(
+                 {f: {"$gte": since}}, {f: 1}, sort=[(f, ASCENDING)]))] if doc is not None]
+    return min(found, default=None)
+
+
+def _between(db: Database, collection: str, fields: dict, field: str, low: datetime, high: datetime):
+    return retry_when_busy(lambda: list(db[collection].find({field: {"$gte": low, "$lt": high}}, fields)))
 
 
 def _stream(db: Database, collection: str, fields: dict):

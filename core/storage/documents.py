@@ -3,10 +3,11 @@
 - **Datetimes come back aware, in UTC**, whatever client the caller brought: `utc(db)` is the
   same database seen with `tz_aware=True, tzinfo=UTC`. pymongo's default client is naive;
   every public core function reads through `utc(db)`, so core answers the same either way.
-- **An insert is an upsert on a fresh `_id`** (`insert_new`): unmodified mongoeco 4.11 scanned
-  the whole collection on `insert_one` (its unique-index check), less so on an upsert by `_id`.
-  The embedded server corrects both (core.storage.mongoeco_corrections); the upsert stays, as
-  it costs the same on MongoDB and keeps core right on an uncorrected engine too.
+- **Inserts are `insert_many`, one command for all of a transaction's documents of a
+  collection** (`insert_all`): unmodified mongoeco 4.11 scanned the whole collection on each
+  insert (its unique-index check); the embedded server corrects that
+  (core.storage.mongoeco_corrections), and an insert then costs a quarter less than the
+  upsert on a fresh `_id` core used before (2.8 against 3.8 ms a document in a transaction).
 - **Read by `_id` or by one indexed field, then finish in Python**: mongoeco scans the
   collection for a filter on two fields or a sorted `$in` on `_id` (an unsorted one is
   corrected: core.storage.mongoeco_corrections). A user holds few
@@ -19,9 +20,10 @@
 
 from datetime import UTC
 
-from pymongo import UpdateOne
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
+DUPLICATE_KEY = 11000
 ID_BATCH = 200  # ids in one `$in`: MongoDB limits a command to 16 MB, mongoeco an expression's depth
 
 
@@ -34,20 +36,18 @@ def utc(db: Database) -> Database:
 
 
 def insert_new(db: Database, collection: str, document: dict, session) -> None:
-    """Insert a document with a fresh `_id` (as an upsert: see the module's notes)."""
+    """Insert a document with a fresh `_id`."""
     insert_all(db, collection, [document], session)
 
 
 def insert_all(db: Database, collection: str, documents: list[dict], session) -> None:
-    """Insert documents with fresh `_id`s, in one command (as upserts: see the module's notes);
-    an `_id` already there is refused and nothing of the command is kept by the transaction."""
-    result = db[collection].bulk_write(
-        [UpdateOne({"_id": doc["_id"]}, {"$setOnInsert": {k: v for k, v in doc.items() if k != "_id"}}, upsert=True)
-         for doc in documents],
-        ordered=True,
-        session=session,
-    )
-    if result.upserted_count != len(documents):
-        new = set(result.upserted_ids.values())
-        taken = next(doc["_id"] for doc in documents if doc["_id"] not in new)
-        raise RuntimeError(f"{collection} already holds a document with _id {taken!r}")
+    """Insert documents with fresh `_id`s in one command; an `_id` already there is refused
+    (RuntimeError) and the transaction keeps nothing of the command."""
+    try:
+        db[collection].insert_many(documents, ordered=True, session=session)
+    except BulkWriteError as error:
+        duplicates = [e for e in error.details.get("writeErrors", []) if e.get("code") == DUPLICATE_KEY]
+        if not duplicates:
+            raise
+        taken = documents[duplicates[0]["index"]]["_id"]
+        raise RuntimeError(f"{collection} already holds a document with _id {taken!r}") from error

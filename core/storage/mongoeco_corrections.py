@@ -16,6 +16,7 @@ version but the pinned one: a new mongoeco is measured again before it runs corr
 """
 
 import importlib.metadata
+import inspect
 import re
 import sqlite3
 from pathlib import Path
@@ -75,6 +76,7 @@ def apply() -> None:
     _answer_misses_by_id_from_the_key()
     _keep_current_index_entries_at_open()
     _count_field_kinds()
+    _decode_without_inspecting_each_time()
     _applied = True
 
 
@@ -171,6 +173,31 @@ def _answer_misses_by_id_from_the_key() -> None:
 
     SQLiteEngine._select_first_document_for_plan = select_first
     SQLiteEngine._open_scan_documents_sync = open_scan
+
+
+def _decode_without_inspecting_each_time() -> None:
+    """`SQLiteEngine._decode_codec_payload`, called for every document read that holds an
+    ObjectId, a date or another tagged value (every document here), asked
+    `inspect.signature(self._codec.decode)` each time whether the codec takes
+    `preserve_bson_wrappers`: about 20 us a document, 13% of a find of 20,000 purchases
+    (2.81 s -> 2.44 s) and of every index build. The answer depends on the codec's decode
+    function only, so it is asked once per function; the call made is the same."""
+    takes_flag: dict = {}
+
+    def decode_codec_payload(self, payload, *, preserve_bson_wrappers):
+        decode = self._codec.decode
+        function = getattr(decode, "__func__", decode)
+        flag = takes_flag.get(function)
+        if flag is None:
+            try:
+                flag = takes_flag[function] = "preserve_bson_wrappers" in inspect.signature(decode).parameters
+            except (TypeError, ValueError):
+                flag = takes_flag[function] = False
+        if not flag:
+            return decode(payload)
+        return decode(payload, preserve_bson_wrappers=preserve_bson_wrappers)
+
+    SQLiteEngine._decode_codec_payload = decode_codec_payload
 
 
 def _keep_current_index_entries_at_open() -> None:
