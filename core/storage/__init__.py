@@ -7,7 +7,7 @@
 - `embedded`: mongoeco's wire server on loopback, in a thread.
 - `transactions`: `run_in_transaction`, the one way core writes.
 - `retry`: bounded retry of the embedded engine's "busy" refusals.
-- `documents`: UTC-aware reads and inserts as upserts; the engine's work-arounds, explained.
+- `documents`: UTC-aware reads, inserts in one command a collection; the engine's work-arounds, explained.
 - `schema`: collection and field names, exactly as the seed has them.
 """
 
