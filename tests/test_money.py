@@ -255,4 +255,13 @@ def test_a_rebuild_of_purchases_whose_ids_do_not_follow_their_dates_writes_each_
     assert rollup_differences(db) == []
     months = {p["purchasedAt"].strftime("%Y-%m") for p in purchases}
     assert len([docs for docs in flushes if any(docs.values())]) == len(months) >= 3
+
+    # a month of more than PAGE documents is read a day to a query, with the same rollups
+    reads = []
+    real_between = rebuild._between
+    monkeypatch.setattr(rebuild, "PAGE", 50)
+    monkeypatch.setattr(rebuild, "_between", lambda *args, **kw: reads.append(args[4:6]) or real_between(*args, **kw))
+    rebuild.rebuild_rollups(db)
+    assert rollup_differences(db) == []
+    assert sum(high - low == timedelta(days=1) for low, high in reads) >= 28
     assert all(update._filter["_id"].startswith("week|") for update in parts)

@@ -47,11 +47,11 @@ real_between, real_switch, real_drop = rebuild._between, rebuild._switch, rebuil
 reads = []
 
 
-def between(*args):
+def between(*args, **kwargs):
     reads.append(args)
-    if len(reads) == 3:  # a few days read, the month not written yet
+    if len(reads) == 3:  # the first month written, the second being read
         stop_here("reading")
-    return real_between(*args)
+    return real_between(*args, **kwargs)
 
 
 def drop_other_sets(db, keep):

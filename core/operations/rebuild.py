@@ -69,12 +69,11 @@ def rebuild_rollups(db: Database, progress=None, *, wait: float = LEASE_SECONDS 
         for _ in range(REBUILD_ATTEMPTS):
             version = read_version(db)["version"]
             builder, written = RollupBuilder(), _SetWriter(db, lease.token, lease, progress)
-            for slices in _months(db):
-                for low, high in slices:
-                    for document in lease.renewing(_between(db, PURCHASES, _FIELDS, "purchasedAt", low, high)):
-                        builder.add_sale(document)
-                    for document in lease.renewing(_between(db, REVOKED, _REVOKED_FIELDS, "revokedAt", low, high)):
-                        builder.add_revocation(document)
+            for month in _months(db):
+                for document in lease.renewing(_month_of(db, PURCHASES, _FIELDS, "purchasedAt", month)):
+                    builder.add_sale(document)
+                for document in lease.renewing(_month_of(db, REVOKED, _REVOKED_FIELDS, "revokedAt", month)):
+                    builder.add_revocation(document)
                 written.add(builder.take())
             if _switch(db, lease.token, version):
                 return len(written.ids)
@@ -267,21 +266,31 @@ class _Lease:
 
 
 def _months(db: Database):
-    """For each UTC month from the first purchase or revocation to the last, its days.
+    """The start of each UTC month that holds a purchase date or a revocation date.
 
-    A rebuild reads by time (the `purchasedAt` and `revokedAt` indexes), a day to a query (the
-    embedded engine's wire server holds a query's whole answer), and writes each month when it
-    is whole, so every bucket but a week across two months is written once, as an insert:
-    read in `_id` order, purchases whose ids do not follow their dates (an import, a
+    A rebuild reads by time (the `purchasedAt` and `revokedAt` indexes) and writes each month
+    when it is whole, so every bucket but a week across two months is written once, as an
+    insert: read in `_id` order, purchases whose ids do not follow their dates (an import, a
     migration) left nearly every bucket in parts, each part an update (at 300,000 purchases
-    over three months, more than 11 minutes). Documents without a date there count in no
-    rollup and are not read."""
+    over three months, 18 minutes). Documents without a date there count in no rollup and
+    are not read."""
     month = _first_date(db, datetime.min.replace(tzinfo=UTC))
     while month is not None:
         month = floor(month, "month")
-        following = step(month, "month")
-        yield [(day, step(day, "day")) for day in buckets(month, following, "day")]
-        month = _first_date(db, following)  # months without any are skipped
+        yield month
+        month = _first_date(db, step(month, "month"))  # months without any are skipped
+
+
+def _month_of(db: Database, collection: str, fields: dict, field: str, month: datetime):
+    """The documents whose `field` lies in `month`: in one query, or a day to a query when
+    the month holds more than PAGE (the embedded engine's wire server holds a query's whole
+    answer)."""
+    following = step(month, "month")
+    found = _between(db, collection, fields, field, month, following, limit=PAGE + 1)
+    if len(found) <= PAGE:
+        return found
+    return (doc for day in buckets(month, following, "day")
+            for doc in _between(db, collection, fields, field, day, step(day, "day")))
 
 
 def _first_date(db: Database, since: datetime) -> datetime | None:
@@ -292,8 +301,10 @@ def _first_date(db: Database, since: datetime) -> datetime | None:
     return min(found, default=None)
 
 
-def _between(db: Database, collection: str, fields: dict, field: str, low: datetime, high: datetime):
-    return retry_when_busy(lambda: list(db[collection].find({field: {"$gte": low, "$lt": high}}, fields)))
+def _between(db: Database, collection: str, fields: dict, field: str, low: datetime, high: datetime, *,
+             limit: int = 0) -> list[dict]:
+    return retry_when_busy(lambda: list(db[collection].find({field: {"$gte": low, "$lt": high}}, fields,
+                                                            limit=limit)))
 
 
 def _stream(db: Database, collection: str, fields: dict):
