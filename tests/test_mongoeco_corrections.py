@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 from bson import Decimal128, Int64, ObjectId
+from mongoeco.engines.sqlite import SQLiteEngine
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -349,3 +350,23 @@ def test_documents_read_back_the_same_and_the_codec_is_inspected_once(server, co
 
     assert found == docs
     assert len(asked) <= 1  # 30 documents decoded, the codec asked about once at most
+
+
+def test_an_error_the_heartbeat_met_before_a_clean_close_still_leaves_the_marker(tmp_path, monkeypatch):
+    """mongoeco raises, after closing the file, an error its change-consumer heartbeat met
+    while a long write held the file; the close was clean, so the next open keeps the entries."""
+    path = tmp_path / "heartbeat.sqlite"
+    real = SQLiteEngine._stop_ephemeral_registration_heartbeat
+
+    def stop_heartbeat(self):
+        real(self)
+        return sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(SQLiteEngine, "_stop_ephemeral_registration_heartbeat", stop_heartbeat)
+    server = EmbeddedServer(path)
+    server.start()
+    with MongoClient(server.uri) as client:
+        client.m.things.insert_one({"_id": "a", "k": 1})
+    server.stop()
+
+    assert _marker(path) == [(mongoeco_corrections.PINNED_VERSION,)]

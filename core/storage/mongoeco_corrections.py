@@ -235,6 +235,12 @@ def _marker_present(conn: sqlite3.Connection) -> bool:
     return row is not None and row[0] == PINNED_VERSION
 
 
+def closed(engine: SQLiteEngine) -> bool:
+    """True when `SQLiteEngine.disconnect` got as far as closing the file (it sets its
+    connections to None after the last commit, then raises what its heartbeat met before)."""
+    return engine._connection is None and engine._change_delivery_connection is None
+
+
 def mark_index_entries_current(sqlite_path: Path) -> None:
     """After a clean stop: the file's index entries are current (see _keep_current_index_entries_at_open)."""
     conn = sqlite3.connect(sqlite_path, timeout=30)
