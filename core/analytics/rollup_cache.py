@@ -2,7 +2,7 @@
 
 Every change that adds to the rollups notes in the data version document, in its own
 transaction, the moment whose buckets it changed and the version it makes (`touched`, the
-last TOUCHED_KEPT; `core.analytics.rollups.record_touched`). A reader that holds the
+last TOUCHED_KEPT; `core.analytics.rollups.touched_update`). A reader that holds the
 documents of an `_id` range as of version c and finds version n, with every version of
 (c, n] among the notes, reads again only the buckets of those moments that fall in the
 range: after a sale, one point read instead of the range (on the embedded engine the

@@ -434,11 +434,6 @@ def grant_rows(db: Database, digest: str, rows: list[Row], *, actor: str,
     return [_row_result(row, outcome) for row, outcome in zip(rows, outcomes, strict=True)]
 
 
-def grant_row(db: Database, digest: str, row: Row, *, actor: str, settings: CoreSettings | None = None) -> dict:
-    """Grant one ready row with its key; its result (granted, already granted or failed)."""
-    return grant_rows(db, digest, [row], actor=actor, settings=settings)[0]
-
-
 def _row_result(row: Row, outcome) -> dict:
     if isinstance(outcome, AlreadyPurchasedError):
         return result_of(row, ALREADY, str(outcome))
