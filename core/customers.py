@@ -36,8 +36,8 @@ def get_customer(db: Database, user_id) -> dict:
 
 
 def email_index(db: Database) -> dict[str, ObjectId]:
-    """Every user's lower-cased email -> id, in one read: for resolving many emails at once
-    (a bulk upload) where a query per email would each scan the embedded engine's users."""
+    """Every user's lower-cased email -> id, in one read of every user (users_by_email reads
+    only the emails it is given, and falls back on this while the customer index is not ready)."""
     docs = retry_when_busy(lambda: list(utc(db)[USERS].find({}, {"email": 1})))
     index = {}
     for doc in docs:

@@ -114,10 +114,13 @@ class _Grant:
     """A request checked outside the transaction: the purchase it would write."""
 
     purchase: dict
-    kind: str
     note: str | None
     fingerprint: str | None
     explicit_date: bool
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.purchase)
 
     @property
     def key(self) -> str | None:
@@ -156,7 +159,7 @@ def _checked(request: GrantRequest, settings: CoreSettings, now: datetime) -> _G
     fields = validate_purchase_data(request.purchase_data, settings, now)
     note, fingerprint = optional_string(request.note, "note"), optional_string(request.fingerprint, "fingerprint")
     explicit_date = isinstance(request.purchase_data, dict) and "purchasedAt" in request.purchase_data
-    return _Grant({"_id": ObjectId(), "user": user, kind: item, **fields}, kind, note, fingerprint, explicit_date)
+    return _Grant({"_id": ObjectId(), "user": user, kind: item, **fields}, note, fingerprint, explicit_date)
 
 
 def _grant_all(db: Database, session, grants: dict[int, _Grant], source: str) -> dict[int, Outcome | PurchaseError]:

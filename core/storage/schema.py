@@ -10,8 +10,9 @@ IDEMPOTENCY = "idempotency_keys"
 # embedded engine re-scans a whole collection after every write to it.
 STATS = "purchase_stats"  # sales by month, week and day
 STATS_HOURLY = "purchase_stats_hourly"  # sales by hour
-STATS_DETAILS = "purchase_stats_details"  # items and revocations by month and day
-STATS_DETAILS_HOURLY = "purchase_stats_details_hourly"  # items and revocations by hour
+# items and revocations, one document per bucket, kind and payment method (core.analytics.rollups)
+STATS_DETAILS = "purchase_stats_details"  # by month and day
+STATS_DETAILS_HOURLY = "purchase_stats_details_hourly"  # by hour
 ROLLUP_COLLECTIONS = (STATS, STATS_HOURLY, STATS_DETAILS, STATS_DETAILS_HOURLY)
 
 
