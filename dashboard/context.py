@@ -19,8 +19,13 @@ EXTENSION = "dashboard"
 class DashboardContext:
     db: Database
     settings: Settings
-    description: str  # which database, for the page header
-    database_uri: str  # how another client reaches the same server
+    description: str  # which database and where, for admins (the health page)
+    database_uri: str  # how another client reaches the same server (with its credentials)
+
+    @property
+    def engine(self) -> str:
+        """Which kind of database, without its address: what every signed-in page shows."""
+        return "Embedded mongoeco" if self.description.startswith("embedded") else "MongoDB"
 
     @property
     def currency(self) -> str:

@@ -27,7 +27,7 @@ def layout(pages: list):
                 html.Span("Purchases", className="brand"),
                 html.Nav(id=NAV, className="nav", children=_nav(pages)),
                 html.Div(id=ACCOUNT, className="account", children=_account()),
-                html.P(["Database: ", html.Code(context.description, id=DATABASE)], className="dbline"),
+                html.P(["Database: ", html.Code(context.engine, id=DATABASE)], className="dbline"),
             ]),
             html.Div(id=BANNER, className="banner hidden", role="alert"),
             html.Main(id=CONTENT),
@@ -51,7 +51,8 @@ def _account() -> list:
     if not current_user.is_authenticated:
         return []
     return [html.Span([current_user.name, html.Span(current_user.role, className="role")], className="who"),
-            html.A("Sign out", href="/logout", className="signout")]
+            html.Form(html.Button("Sign out", type="submit", className="signout", id="shell-signout"),
+                      method="post", action="/logout", className="signout-form")]
 
 
 def register(app, context: DashboardContext, pages: list) -> None:

@@ -88,6 +88,11 @@ def client(app):
 PASSWORD = "correct horse battery staple"
 
 
+def host_port(uri: str) -> str:
+    """"127.0.0.1:40123" of a MongoDB URI, without its credentials and options."""
+    return uri.strip().removeprefix("mongodb://").rsplit("@", 1)[-1].split("/", 1)[0]
+
+
 def signed_in(app, role: str, email: str | None = None):
     """A test client signed in through POST /login with a new account of `role`."""
     email = email or f"{role}-{uuid.uuid4().hex[:6]}@example.com"

@@ -31,7 +31,8 @@ def test_first_start_seeds_demo_data_with_rollups_and_serves_the_page(tmp_path):
         client = signed_in(server, "viewer")
         assert client.get("/").status_code == 200
         shell_layout = json.dumps(client.get("/_dash-layout").get_json())
-        assert f'"{shell.CONTENT}"' in shell_layout and str(tmp_path) in shell_layout  # names its database
+        assert f'"{shell.CONTENT}"' in shell_layout and "Embedded mongoeco" in shell_layout  # names its engine
+        assert str(tmp_path) not in shell_layout and "127.0.0.1" not in shell_layout  # not where it is
         page = json.dumps(route(client, server, "/"))
         for component in (live.REVENUE_CHART, live.FEED, live.INTERVAL, live.value(live.AOV)):
             assert f'"{component}"' in page

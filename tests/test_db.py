@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 from bson import ObjectId
@@ -13,6 +14,7 @@ from core import bulk_insert, ensure_indexes, open_database
 from core.storage import is_embedded
 from core.storage.db import CLIENT_OPTIONS
 from core.storage.schema import PURCHASES
+from tests.conftest import host_port
 
 embedded_only = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="MONGODB_URI points elsewhere")
 
@@ -69,10 +71,10 @@ def test_a_server_that_dies_inside_its_process_is_started_again_on_its_address(t
         deadline = time.monotonic() + 10
         while server.restarts == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert server.restarts == 1 and server.uri == uri
+        assert server.restarts == 1 and host_port(server.uri) == host_port(uri)
         assert opened.db.things.find_one({"_id": 1}) == {"_id": 1}  # the same client, reconnected
         opened.db.things.insert_one({"_id": 2})
-        assert (tmp_path / "d" / "embedded.lock").read_text().strip() == uri
+        assert host_port((tmp_path / "d" / "embedded.lock").read_text()) == host_port(uri)
     with open_database(data_dir=str(tmp_path / "d"), db_name="app") as again:  # stopped cleanly after a restart
         assert again.db.things.count_documents({}) == 2
 
@@ -92,8 +94,7 @@ def test_bulk_insert_in_process_and_over_the_wire(db, opened_database):
     assert bulk_insert(db, "bulk", docs[:150]) == 150
     if opened_database.server is not None:
         # another address for the same server: not this process's in-process path
-        host, port = opened_database.server.address
-        with MongoClient(f"mongodb://localhost:{port}/?directConnection=true", **CLIENT_OPTIONS) as wire:
+        with MongoClient(opened_database.uri.replace("@127.0.0.1:", "@localhost:"), **CLIENT_OPTIONS) as wire:
             assert bulk_insert(wire[db.name], "bulk", docs[150:]) == 150
     else:
         bulk_insert(db, "bulk", docs[150:])
@@ -124,3 +125,37 @@ def test_read_all_reads_every_document_once_in_id_order_whatever_the_id_types(db
     strings_on = [doc["_id"] for doc in read_all(db, "mixed", after="a", page=2)]
     assert strings_on == expected[expected.index("a") + 1 :]
     assert list(read_all(db, "nothing_here", page=2)) == []
+
+
+@embedded_only
+def test_the_data_folder_and_the_embedded_server_are_the_owners_alone(tmp_path):
+    import stat
+
+    from bson import Int64
+    from pymongo.errors import OperationFailure
+
+    folder = tmp_path / "d"
+    with open_database(data_dir=str(folder), db_name="app") as opened:
+        opened.db.staff_accounts.insert_one({"_id": "ann@example.com", "passwordHash": "x"})
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
+        assert {"purchases.sqlite", "embedded.lock", "database_secret"} <= set(modes)
+        assert set(modes.values()) == {0o600}, modes
+        address = (folder / "embedded.lock").read_text().strip()
+        assert "@" not in address and opened.uri.split("@")[0].split(":")[-1] not in address  # no password
+        for client in (MongoClient(address, serverSelectionTimeoutMS=5000),
+                       MongoClient(address, username="purchases", password="a guess", authSource="admin",
+                                   authMechanism="SCRAM-SHA-256", serverSelectionTimeoutMS=5000)):
+            with client:
+                with pytest.raises(OperationFailure):
+                    client.app.staff_accounts.find_one()
+                with pytest.raises(OperationFailure):
+                    client.app.staff_accounts.insert_one({"_id": "eve@example.com", "role": "admin"})
+                # a transaction started without authenticating holds nothing
+                with pytest.raises(OperationFailure):
+                    client.app.command({"find": "staff_accounts", "lsid": {"id": uuid.uuid4()},
+                                        "txnNumber": Int64(1), "startTransaction": True, "autocommit": False})
+        started = time.monotonic()
+        opened.db.things.insert_one({"_id": 1})  # not waiting behind that transaction
+        assert time.monotonic() - started < 5
+        assert opened.db.staff_accounts.count_documents({}) == 1

@@ -7,12 +7,15 @@ decides what follows from it (unique guard indexes, the bulk-load path).
 import atexit
 import fcntl
 import logging
+import os
 import re
+import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pymongo
 from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
@@ -26,6 +29,8 @@ from core.storage.schema import AUDIT, PURCHASES, REVOKED
 DEFAULT_DB_NAME = "learning"
 SQLITE_NAME = "purchases.sqlite"
 LOCK_NAME = "embedded.lock"
+SECRET_NAME = "database_secret"  # the embedded server's password, readable by DATA_DIR's owner only
+DATABASE_USER = "purchases"
 SUCCESSION_CHECK_SECONDS = 1.0
 CLOSE_TIMEOUT = 0.5
 log = logging.getLogger(__name__)
@@ -108,28 +113,35 @@ def _hosts(uri: str) -> str:
 
 
 def _open_embedded(data_dir: Path, name: str) -> OpenDatabase:
-    """Start the embedded server, or join the one another process already runs on this folder."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Start the embedded server, or join the one another process already runs on this folder.
+
+    The folder and its files are its owner's alone (0700, 0600), and the server answers only
+    clients that authenticate with the password kept in the folder: another local user can
+    neither read the file nor talk to the server.
+    """
+    secret = _private_folder(data_dir)
     sqlite_path = data_dir / SQLITE_NAME
-    lock_file = open(data_dir / LOCK_NAME, "a+")  # noqa: SIM115 - held open while we own the server
+    lock_file = _open_lock(data_dir)
     try:
         fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         # Two engines on one SQLite file would not see each other's caches: join the owner.
         lock_file.seek(0)
-        uri = lock_file.read().strip()
+        address = lock_file.read().strip()
         lock_file.close()
+        uri = _with_credentials(address, secret)
         client = MongoClient(uri, **CLIENT_OPTIONS)
-        opened = OpenDatabase(client[name], f"embedded mongoeco at {sqlite_path} (served by another process at {uri})",
-                              uri)
+        opened = OpenDatabase(client[name], f"embedded mongoeco at {sqlite_path} (served by another process at "
+                                            f"{_hosts(address)})", uri)
         opened._successor = _Successor(opened, data_dir)
         atexit.register(opened.close)
         return opened
-    server = _serve(sqlite_path, lock_file)
+    server = _serve(sqlite_path, lock_file, secret)
+    uri = _with_credentials(server.uri, secret)
     opened = OpenDatabase(
-        MongoClient(server.uri, **CLIENT_OPTIONS)[name],
+        MongoClient(uri, **CLIENT_OPTIONS)[name],
         f"embedded mongoeco at {sqlite_path}",
-        server.uri,
+        uri,
         server=server,
         _lock_file=lock_file,
     )
@@ -137,10 +149,51 @@ def _open_embedded(data_dir: Path, name: str) -> OpenDatabase:
     return opened
 
 
-def _serve(sqlite_path: Path, lock_file) -> EmbeddedServer:
+def _private_folder(data_dir: Path) -> str:
+    """Make DATA_DIR its owner's alone (0700, its files 0600); the embedded server's password."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.chmod(data_dir, 0o700)
+        for path in data_dir.iterdir():
+            if path.is_file():
+                os.chmod(path, 0o600)
+    except PermissionError:
+        log.warning("could not make %s private to its owner", data_dir, exc_info=True)
+    sqlite_path = data_dir / SQLITE_NAME
+    with _created_private(sqlite_path, exist_ok=True):  # SQLite gives its -wal and -shm files the same mode
+        pass
+    path = data_dir / SECRET_NAME
+    try:
+        with _created_private(path) as file:
+            file.write(secrets.token_urlsafe(32))
+    except FileExistsError:
+        pass
+    return path.read_text().strip()
+
+
+def _created_private(path: Path, exist_ok: bool = False):
+    """`path` opened for writing, created with mode 0600 (FileExistsError if it exists, unless `exist_ok`)."""
+    flags = os.O_WRONLY | os.O_CREAT | (0 if exist_ok else os.O_EXCL)
+    return os.fdopen(os.open(path, flags, 0o600), "a")
+
+
+def _open_lock(data_dir: Path):
+    """The folder's lock file, created 0600; it names the address of the server that holds it."""
+    return os.fdopen(os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600), "a+")
+
+
+def _with_credentials(address: str, secret: str) -> str:
+    """The server's URI with the user and password every client of it must present."""
+    rest = address.removeprefix("mongodb://")
+    options = "authSource=admin&authMechanism=SCRAM-SHA-256"
+    separator = "&" if "?" in rest else "/?" if "/" not in rest else "?"
+    return f"mongodb://{DATABASE_USER}:{quote(secret, safe='')}@{rest}{separator}{options}"
+
+
+def _serve(sqlite_path: Path, lock_file, secret: str) -> EmbeddedServer:
     """Start the server of a folder whose lock this process holds; name it in the lock file."""
     lock_file.seek(0)
-    server = _start_on_previous_address(sqlite_path, lock_file.read().strip())
+    server = _start_on_previous_address(sqlite_path, lock_file.read().strip(), secret)
     lock_file.seek(0)
     lock_file.truncate()
     lock_file.write(server.uri)
@@ -167,7 +220,7 @@ class _Successor(threading.Thread):
 
     def run(self) -> None:
         while not self._stopped.wait(SUCCESSION_CHECK_SECONDS):
-            lock_file = open(self._data_dir / LOCK_NAME, "a+")  # noqa: SIM115 - kept open while we serve
+            lock_file = _open_lock(self._data_dir)  # kept open while we serve
             try:
                 fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -177,7 +230,7 @@ class _Successor(threading.Thread):
                 lock_file.close()
                 return
             try:
-                server = _serve(self._data_dir / SQLITE_NAME, lock_file)
+                server = _serve(self._data_dir / SQLITE_NAME, lock_file, _private_folder(self._data_dir))
             except Exception:  # noqa: BLE001 - logged; the next check tries again
                 log.exception("taking over the embedded server of %s failed", self._data_dir)
                 lock_file.close()
@@ -189,7 +242,7 @@ class _Successor(threading.Thread):
             return
 
 
-def _start_on_previous_address(sqlite_path: Path, previous_uri: str) -> EmbeddedServer:
+def _start_on_previous_address(sqlite_path: Path, previous_uri: str, secret: str) -> EmbeddedServer:
     """Serve on the address the folder's last server had, when it is free.
 
     Processes that joined a server that then died (its process killed, a gunicorn worker
@@ -198,13 +251,13 @@ def _start_on_previous_address(sqlite_path: Path, previous_uri: str) -> Embedded
     """
     host, _, port = previous_uri.removeprefix("mongodb://").split("/", 1)[0].rpartition(":")
     if host == "127.0.0.1" and port.isdigit():
-        server = EmbeddedServer(sqlite_path, port=int(port))
+        server = EmbeddedServer(sqlite_path, port=int(port), credentials=(DATABASE_USER, secret))
         try:
             server.start()
             return server
         except OSError:
             pass  # taken by something else since: any free port
-    server = EmbeddedServer(sqlite_path)
+    server = EmbeddedServer(sqlite_path, credentials=(DATABASE_USER, secret))
     server.start()
     return server
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mongoeco import AsyncMongoClient
 from mongoeco.engines.sqlite import SQLiteEngine
+from mongoeco.wire.auth import WireAuthUser
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
 from core.storage import mongoeco_corrections
@@ -45,14 +46,20 @@ class EmbeddedServer:
     as mongoeco alone does (refusing), for benchmarks that compare the two. A server that
     dies while serving (anything but `stop()`) is started again on the same address, so its
     clients, here and in other processes, reconnect without a restart.
+
+    With `credentials` (user, password), only clients that authenticate with them (SCRAM-SHA-256,
+    as on MongoDB) may run any command but the handshake's.
     """
 
     def __init__(self, sqlite_path: Path, host: str = "127.0.0.1", port: int = 0, *,
-                 transaction_lifetime: float = DEFAULT_LIFETIME, fair_queue: bool = True):
+                 transaction_lifetime: float = DEFAULT_LIFETIME, fair_queue: bool = True,
+                 credentials: tuple[str, str] | None = None):
         mongoeco_corrections.apply()
         self.sqlite_path = Path(sqlite_path)
         self._host, self._port = host, port
         self._lifetime, self._fair_queue = transaction_lifetime, fair_queue
+        self._users = () if credentials is None else (
+            WireAuthUser(credentials[0], credentials[1], source="admin", mechanisms=("SCRAM-SHA-256",)),)
         self._ready: concurrent.futures.Future = concurrent.futures.Future()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -130,9 +137,10 @@ class EmbeddedServer:
         self._client = AsyncMongoClient(engine)
         if self._fair_queue:
             proxy = QueuedProxyServer(client=self._client, host=self._host, port=self._port,
-                                      transaction_lifetime=self._lifetime)
+                                      transaction_lifetime=self._lifetime, auth_users=self._users)
         else:
-            proxy = AsyncMongoEcoProxyServer(client=self._client, host=self._host, port=self._port)
+            proxy = AsyncMongoEcoProxyServer(client=self._client, host=self._host, port=self._port,
+                                             auth_users=self._users)
         try:
             address = await proxy.start()
             self.address = (address.host, address.port)

@@ -300,7 +300,9 @@ class QueuedProxyServer(AsyncMongoEcoProxyServer):
 
     async def _dispatch_wire_request(self, header, payload: bytes, *, connection) -> bytes | None:
         request = parse_request(header, payload)
-        if request is None:
+        if request is None or (self._auth.enabled and not connection.authenticated_users):
+            # a client that has not authenticated is refused there, never admitted to the line
+            # (where a startTransaction alone would hold the engine for the lifetime)
             return await super()._dispatch_wire_request(header, payload, connection=connection)
         if request.command in ENDS_TRANSACTION:
             failed = await self._fail_point(header, request)
