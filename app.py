@@ -13,6 +13,7 @@ import time
 import pymongo
 from flask import Flask, g
 from flask_openapi3 import OpenAPI
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import api
 import api.cli
@@ -38,6 +39,12 @@ def create_app(config=None) -> Flask:
     # flask-openapi3's Flask: the API's routes write its OpenAPI document (api.docs)
     server = OpenAPI(__name__, doc_ui=False)
     server.config.update(settings.values)
+    server.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    if settings.trusted_proxies:
+        # the client's address, scheme and host as the proxies in front say (sign-in limits
+        # per address, the origin check); never without proxies, where anyone could say them
+        n = settings.trusted_proxies
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=n)
     server.extensions["settings"] = settings
     server.extensions["purchase_database"] = opened
     bound_database_calls(server, settings.db_timeout)
@@ -94,14 +101,14 @@ def serve_database(config=None) -> int:
     settings = load_settings(config)
     opened = settings.open_database()
     if opened.server is None:
-        print(f"{READY} (already served by another process: {opened.uri})", flush=True)
+        print(f"{READY} (already served by another process: {opened.description})", flush=True)
         opened.close()
         return 0
     prepare_database(settings, opened)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"{READY} at {opened.uri} ({opened.description})", flush=True)
+    print(f"{READY}: {opened.description}", flush=True)  # not its URI: that carries the password
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # nobody reads our stdout from here on
     stop.wait()
     opened.close()

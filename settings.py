@@ -7,6 +7,7 @@ the environment. Keys are the environment variables' names, as in Flask's config
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,6 +31,11 @@ DEFAULTS = {
     "SECURE_COOKIES": "0",
     "LOGIN_LIMIT_ACCOUNT": "5 per minute",
     "LOGIN_LIMIT_ADDRESS": "20 per minute",
+    "TRUSTED_PROXIES": "0",
+    "MAX_CONTENT_LENGTH": str(16 * 1024 * 1024),
+    "SESSION_IDLE_MINUTES": "60",
+    "SESSION_IDLE_MINUTES_VIEWER": "720",
+    "SESSION_MAX_DAYS": "7",
     "HEALTH_CHECK_SECONDS": "3600",
     "EARLIEST_PURCHASE": "2000-01-01",
     "MAX_AMOUNT": "1000000",
@@ -54,6 +60,11 @@ class Settings:
     secure_cookies: bool  # set when served over HTTPS
     login_limit_account: str
     login_limit_address: str
+    max_content_length: int  # bytes: the largest request body the dashboard reads (the API has its own)
+    trusted_proxies: int  # proxies in front that set X-Forwarded-For/-Proto/-Host (werkzeug's ProxyFix)
+    session_idle_admin: timedelta  # a sign-in idle this long ends (dashboard.sign_ins)
+    session_idle_viewer: timedelta
+    session_lifetime: timedelta  # and any sign-in this old
     health_check_seconds: int  # 0: no scheduled consistency checks in this process
     db_timeout: float  # seconds a request's database calls may take before DatabaseUnavailableError
     api_rate_limit: str  # requests per API key, per web process
@@ -83,6 +94,11 @@ def load_settings(config: Mapping | None = None, environ: Mapping | None = None)
         secure_cookies=_flag(values["SECURE_COOKIES"]),
         login_limit_account=_limit(values, "LOGIN_LIMIT_ACCOUNT"),
         login_limit_address=_limit(values, "LOGIN_LIMIT_ADDRESS"),
+        max_content_length=_integer(values, "MAX_CONTENT_LENGTH", 64 * 1024, 1024**3),
+        trusted_proxies=_integer(values, "TRUSTED_PROXIES", 0, 10),
+        session_idle_admin=timedelta(minutes=_number(values, "SESSION_IDLE_MINUTES", 0.05, 525_600, "minutes")),
+        session_idle_viewer=timedelta(minutes=_number(values, "SESSION_IDLE_MINUTES_VIEWER", 0.05, 525_600, "minutes")),
+        session_lifetime=timedelta(days=_number(values, "SESSION_MAX_DAYS", 0.001, 366, "days")),
         health_check_seconds=_integer(values, "HEALTH_CHECK_SECONDS", 0, 366 * 86400),
         db_timeout=_seconds(values, "DB_TIMEOUT", 0.5, 300),
         api_rate_limit=_limit(values, "API_RATE_LIMIT"),
@@ -114,12 +130,16 @@ def _integer(values: Mapping, name: str, low: int, high: int) -> int:
 
 
 def _seconds(values: Mapping, name: str, low: float, high: float) -> float:
+    return _number(values, name, low, high, "seconds")
+
+
+def _number(values: Mapping, name: str, low: float, high: float, unit: str) -> float:
     try:
         number = float(str(values[name]).strip())
     except ValueError:
         number = float("nan")
     if not low <= number <= high:
-        raise ValueError(f"{name} must be a number of seconds from {low:g} to {high:g}, got {values[name]!r}")
+        raise ValueError(f"{name} must be a number of {unit} from {low:g} to {high:g}, got {values[name]!r}")
     return number
 
 

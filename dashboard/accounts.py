@@ -2,7 +2,8 @@
 
 `_id` is the lower-cased email, so a lookup is a point read and two accounts cannot share an
 email. Passwords are kept only as werkzeug scrypt hashes. `sessionToken` changes when the
-password changes or the account is disabled, which ends every session signed in before.
+password changes or the account is disabled, and every sign-in of the account is deleted
+(`dashboard.sign_ins`), which ends every session signed in before.
 """
 
 import contextlib
@@ -11,7 +12,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pymongo
@@ -20,6 +21,8 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.storage import deployment, retry_when_busy
+from dashboard import sign_ins
+from dashboard.sign_ins import SessionPolicy
 
 ACCOUNTS = "staff_accounts"
 ROLES = ("viewer", "admin")
@@ -42,6 +45,7 @@ class Account:
     disabled: bool
     session_token: str
     last_sign_in: datetime | None
+    session_id: str = ""  # the sign-in this request came with (dashboard.sign_ins)
 
     @property
     def is_admin(self) -> bool:
@@ -61,7 +65,7 @@ class Account:
         return False
 
     def get_id(self) -> str:
-        return f"{self.email}|{self.session_token}"
+        return self.session_id
 
 
 def normalise_email(email) -> str:
@@ -112,31 +116,72 @@ def get_account(db: Database, email: str) -> Account | None:
 
 
 class SessionCache:
-    """Sessions checked against their account, read from the database at most every `max_age` s.
+    """Sign-ins checked against their account, each read from the database at most every `max_age` s.
 
-    A poll every second from every tab need not read the account each time: each account
-    is read once per `max_age` for all its sessions (a team may share one viewer account);
-    a disabled account or a changed password ends its sessions within `max_age`. While the
-    database cannot be reached or is slow to answer, the last answer stands, for
+    A poll every second from every tab need not read its sign-in and account each time:
+    each is read once per `max_age` (a team may share one viewer account), so a sign-out,
+    a disabled account or a changed password ends a session everywhere within `max_age`.
+    While the database cannot be reached or is slow to answer, the last answer stands, for
     `stale_limit` s at most: the page can say that the database is down instead of failing
     to sign in, and polls behind a queue of writers are not failed for want of this read.
     """
 
-    def __init__(self, max_age: float = 5.0, size: int = 10_000, timeout: float = 0.5, stale_limit: float = 60.0):
-        # (deployment, email) -> (last read, last attempt, account)
-        self._entries: OrderedDict[tuple, tuple[float, float, Account | None]] = OrderedDict()
+    def __init__(self, max_age: float = 5.0, size: int = 10_000, timeout: float = 0.5, stale_limit: float = 60.0,
+                 policy: SessionPolicy | None = None):
+        # ("sign-in", deployment, session id) -> (last read, last attempt, (sign-in, account) or None)
+        self._entries: OrderedDict[tuple, tuple[float, float, object]] = OrderedDict()
         self._lock = threading.Lock()
         self.max_age, self.size, self.timeout, self.stale_limit = max_age, size, timeout, stale_limit
+        self.policy = policy or SessionPolicy()
 
     def account(self, db: Database, session_id: str) -> Account | None:
-        email, _, token = (session_id or "").partition("|")
-        account = self._account(db, email)
-        if account is None or account.disabled or not secrets.compare_digest(account.session_token, token):
+        """The account signed in as `session_id`, if that sign-in is current and its account enabled."""
+        known = self._cached(("sign-in", deployment(db), session_id), lambda: self._read(db, session_id))
+        if known is None:
             return None
-        return account
+        sign_in, account = known
+        if account is None or account.disabled or not secrets.compare_digest(account.session_token,
+                                                                             sign_in.get("accountToken", "")):
+            return None
+        if not sign_ins.is_current(sign_in, account.role, self.policy, datetime.now(UTC)):
+            return None
+        return replace(account, session_id=session_id)
 
-    def _account(self, db: Database, email: str) -> Account | None:
-        key = (deployment(db), email)
+    @staticmethod
+    def _read(db: Database, session_id: str) -> tuple[dict, Account | None] | None:
+        sign_in = sign_ins.read(db, session_id)
+        return (sign_in, get_account(db, sign_in["email"])) if sign_in else None
+
+    def sign_in(self, db: Database, account: Account) -> Account:
+        """Start a sign-in of `account` (just verified); the account as signed in."""
+        doc = sign_ins.start(db, account.email, account.session_token, self.policy)
+        now = time.monotonic()  # its polls need not read it again at once
+        self._store(("sign-in", deployment(db), doc["_id"]), now, now, (doc, account))
+        return replace(account, session_id=doc["_id"])
+
+    def sign_out(self, db: Database, session_id: str) -> None:
+        """End the sign-in here at once; other processes see it within `max_age`."""
+        self._store(("sign-in", deployment(db), session_id), time.monotonic(), time.monotonic(), None)
+        sign_ins.end(db, session_id)
+
+    def touch(self, db: Database, account: Account) -> None:
+        """Note activity on the sign-in (a write at most every minute, see SessionPolicy.touch_every)."""
+        key = ("sign-in", deployment(db), account.session_id)
+        with self._lock:
+            read_at, tried_at, known = self._entries.get(key, (None, None, None))
+        if known is None:
+            return
+        now = datetime.now(UTC)
+        last = sign_ins.utc(known[0].get("lastActive"))
+        if last is not None and now - last < self.policy.touch_every(account.role):
+            return
+        try:
+            sign_ins.touch(db, account.session_id, now)
+        except PyMongoError:
+            return  # activity not noted: at worst the sign-in ends a minute early
+        self._store(key, read_at, tried_at, ({**known[0], "lastActive": now}, known[1]))
+
+    def _cached(self, key: tuple, read):
         with self._lock:
             read_at, tried_at, known = self._entries.get(key, (None, None, None))
         now = time.monotonic()
@@ -148,7 +193,7 @@ class SessionCache:
         may_fall_back = read_at is not None and now - read_at < self.stale_limit
         try:
             with pymongo.timeout(self.timeout) if may_fall_back else contextlib.nullcontext():
-                known = get_account(db, email)
+                known = read()
         except PyMongoError:  # DatabaseUnavailableError too
             if not may_fall_back:
                 raise
@@ -157,12 +202,7 @@ class SessionCache:
         self._store(key, now, now, known)
         return known
 
-    def remember(self, db: Database, email: str, known: Account | None) -> None:
-        """Take `known` as the account's state now (a sign-in has just read it)."""
-        now = time.monotonic()
-        self._store((deployment(db), email), now, now, known)
-
-    def _store(self, key: tuple, read_at: float, tried_at: float, known: Account | None) -> None:
+    def _store(self, key: tuple, read_at: float, tried_at: float, known) -> None:
         with self._lock:
             self._entries[key] = (read_at, tried_at, known)
             self._entries.move_to_end(key)
@@ -202,6 +242,8 @@ def _update(db: Database, email: str, fields: dict) -> None:
     result = retry_when_busy(lambda: db[ACCOUNTS].update_one({"_id": email}, {"$set": fields}))
     if result.matched_count == 0:
         raise AccountError(f"no account for {email}")
+    if "sessionToken" in fields:  # the new token ends them too; this also clears them away
+        sign_ins.end_all(db, email)
 
 
 def _account(doc: dict) -> Account:

@@ -1,29 +1,38 @@
 """Sign-in and the doors around everything else: sessions, roles, throttling, origins, headers.
 
 - `GET /login` shows the form, `POST /login` signs in (form fields `email`, `password`,
-  optional `next`: a same-site path), `/logout` signs out. Flask-Login keeps the session.
+  optional `next`: a same-site path), `POST /logout` signs out (`GET /logout` shows a
+  button). Flask-Login keeps the session; its cookie names a sign-in kept server-side
+  (`dashboard.sign_ins`), which a sign-out, an idle timeout or the lifetime ends.
 - Every other path needs a signed-in account: pages redirect to /login, `/_dash-*` answers
   401. `/api/*` is the course platform's API (api/): its own keys open it, never a session. Admin pages send viewers back to the live page; a Dash callback that
   writes to an admin component (`admin-` ids) answers 403 to a viewer. Each write callback
   checks the role again itself (`require_admin`).
-- Failed sign-ins are slowed down per account and per address (Flask-Limiter, counters in
+- Password checks are limited per account and per address, claimed before the check, and
+  failures slow an account down progressively (`dashboard.sign_in_throttle`, counters in
   the database, so every worker shares them); the message never says which field was wrong.
 - A state-changing request from another origin is refused; responses may not be framed.
+- A body larger than MAX_CONTENT_LENGTH (SIGN_IN_BODY for the sign-in forms) is refused
+  with 413 from its Content-Length, before it is read; one without a length stops being
+  read at the limit.
 """
 
+import logging
 import os
 import secrets
 import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from flask import Response, abort, g, jsonify, redirect, render_template_string, request
+from flask import Response, abort, jsonify, redirect, render_template_string, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
+from pymongo.errors import PyMongoError
 
-from dashboard import accounts, throttle
+from dashboard import accounts, sign_ins, throttle
 from dashboard.context import DashboardContext
+from dashboard.sign_in_throttle import SignInThrottle
 
 PUBLIC_PATHS = {"/login", "/logout"}
 PUBLIC_PREFIXES = ("/assets/",)
@@ -32,7 +41,10 @@ PLATFORM_API = "/api/"  # api/ guards it with keys
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ADMIN_PREFIX = "admin-"
 SECRET_FILE = "secret_key"
+SIGN_IN_BODY = 4096  # bytes: an email, a password and a path
 FAILED = "Email or password is wrong, or the account is disabled."
+UNAVAILABLE = "The database did not answer. Try again in a few seconds."
+log = logging.getLogger(__name__)
 
 
 def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
@@ -42,14 +54,18 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
     """
     settings = context.settings
     server.secret_key = settings.secret_key or _stored_secret(settings.data_dir)
+    policy = sign_ins.SessionPolicy(settings.session_idle_admin, settings.session_idle_viewer,
+                                    settings.session_lifetime)
     server.config.update(
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.secure_cookies,
         REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=policy.lifetime,
     )
     manager = LoginManager(server)
     manager.session_protection = "basic"
 
-    sessions = server.extensions["sessions"] = accounts.SessionCache()
+    sign_ins.ensure_indexes(context.db)
+    sessions = server.extensions["sessions"] = accounts.SessionCache(policy=policy)
 
     @manager.user_loader
     def load(session_id):
@@ -57,34 +73,45 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
 
     limiter = Limiter(get_remote_address, app=server, strategy="moving-window", **throttle.storage(context))
     server.extensions["purchase_database"].on_close.append(lambda: throttle.close(limiter))
-    failed = lambda response: g.get("sign_in_failed", False)  # noqa: E731 - counts failed sign-ins only
-    per_account = limiter.limit(settings.login_limit_account, key_func=_email_key, scope="sign-in-account",
-                                deduct_when=failed, methods=["POST"],
-                                error_message="Too many failed sign-ins for this account.")
-    per_address = limiter.limit(settings.login_limit_address, key_func=get_remote_address, scope="sign-in-address",
-                                deduct_when=failed, methods=["POST"],
-                                error_message="Too many failed sign-ins from this address.")
+    checks = SignInThrottle(context.db, settings.login_limit_account, settings.login_limit_address)
+    checks.ensure_indexes()
 
     @server.route("/login", methods=["GET", "POST"])
-    @per_account
-    @per_address
     def login():
         target = safe_next(request.values.get("next"))
         if request.method == "GET":
             if current_user.is_authenticated:
                 return redirect(target)
             return _login_page(target)
-        account = accounts.verify(context.db, request.form.get("email"), request.form.get("password"))
+        email, address = _email_key(), get_remote_address() or ""
+        refusal = checks.claim(email, address)
+        if refusal is not None:
+            response = Response(_login_page(target, refusal.message, _text(request.form.get("email"))), 429)
+            response.headers["Retry-After"] = str(refusal.retry_after)
+            return response
+        try:
+            account = accounts.verify(context.db, request.form.get("email"), request.form.get("password"))
+        except PyMongoError:
+            log.warning("a sign-in could not read its account", exc_info=True)
+            response = Response(_login_page(target, UNAVAILABLE, _text(request.form.get("email"))), 503)
+            response.headers["Retry-After"] = "5"
+            return response
+        checks.record(email, address, account is not None)
         if account is None:
-            g.sign_in_failed = True
-            return _login_page(target, FAILED, request.form.get("email", "")), 401
-        sessions.remember(context.db, account.email, account)  # its polls need not read it again at once
-        login_user(account)
+            return _login_page(target, FAILED, _text(request.form.get("email"))), 401
+        session.clear()  # nothing of a session before this sign-in carries over
+        session.permanent = True  # the cookie ends with the sign-in's lifetime, not the browser
+        login_user(sessions.sign_in(context.db, account))
         return redirect(target)
 
     @server.route("/logout", methods=["GET", "POST"])
     def logout():
+        if request.method == "GET":  # a link or a prefetch must not sign anyone out
+            return render_template_string(LOGOUT_PAGE, signed_in=current_user.is_authenticated)
+        if current_user.is_authenticated:
+            sessions.sign_out(context.db, current_user.session_id)
         logout_user()
+        session.clear()
         return redirect("/login")
 
     @server.errorhandler(429)
@@ -105,6 +132,9 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
     def guard():
         if request.path == PLATFORM_API.rstrip("/") or request.path.startswith(PLATFORM_API):
             return None  # no session, no cookie, no origin check: a Bearer key or a signature (api/)
+        too_large = refuse_large_body(SIGN_IN_BODY if request.path in PUBLIC_PATHS else settings.max_content_length)
+        if too_large is not None:
+            return too_large
         if request.method not in SAFE_METHODS and not same_origin():
             abort(403, "cross-origin request refused")
         path = request.path
@@ -114,6 +144,8 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
             if path.startswith(API_PREFIXES):
                 return jsonify(error="sign in first"), 401
             return redirect("/login?next=" + _quote(request.full_path.rstrip("?")))
+        if is_activity():
+            sessions.touch(context.db, current_user)
         if path == "/_dash-update-component" and writes_admin_component(request.get_json(silent=True)):
             if not current_user.is_admin:
                 return jsonify(error="this needs an admin account"), 403
@@ -130,6 +162,19 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
         return response
 
     return limiter
+
+
+def refuse_large_body(limit: int):
+    """A 413 when the request says its body is over `limit` bytes (nothing of it is read);
+    else None, with reading stopped at `limit` for a body that does not say its length."""
+    request.max_content_length = limit
+    if (request.content_length or 0) <= limit:
+        return None
+    response = jsonify(error=f"the request body is over {limit:,} bytes") if request.path.startswith(API_PREFIXES) \
+        else Response(f"Request too large: at most {limit:,} bytes.", mimetype="text/plain")
+    response.status_code = 413
+    response.headers["Connection"] = "close"  # the server need not read the rest to keep the connection
+    return response
 
 
 def require_admin() -> str:
@@ -176,9 +221,23 @@ def writes_admin_component(body) -> bool:
     return False
 
 
+def is_activity() -> bool:
+    """Whether a request is a person's doing: anything but a page's timer (a Dash callback
+    fired by `n_intervals` alone), so a tab left open does not keep its sign-in alive."""
+    if request.path != "/_dash-update-component":
+        return True
+    body = request.get_json(silent=True)
+    changed = body.get("changedPropIds") if isinstance(body, dict) else None
+    return not (isinstance(changed, list) and changed
+                and all(isinstance(c, str) and c.endswith(".n_intervals") for c in changed))
+
+
 def _email_key() -> str:
-    email = request.form.get("email", "")
-    return email.strip().lower()[:254] if isinstance(email, str) else ""
+    return _text(request.form.get("email")).strip().lower()[:254]
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _quote(path: str) -> str:
@@ -201,6 +260,29 @@ def _stored_secret(data_dir: Path) -> str:
 def _login_page(target: str, message: str | None = None, email: str = "") -> str:
     return render_template_string(LOGIN_PAGE, target=target, message=message, email=email)
 
+
+LOGOUT_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Sign out · Purchases</title>
+  <link rel="stylesheet" href="/assets/style.css">
+</head>
+<body>
+  <main class="signin">
+    <h1>Purchases</h1>
+    {% if signed_in %}
+    <form method="post" action="/logout" class="signin-form">
+      <button type="submit" class="button primary" id="logout-submit">Sign out</button>
+    </form>
+    {% else %}
+    <p class="muted">You are signed out. <a href="/login">Sign in</a></p>
+    {% endif %}
+  </main>
+</body>
+</html>
+"""
 
 LOGIN_PAGE = """<!doctype html>
 <html lang="en">

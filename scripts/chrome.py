@@ -41,3 +41,16 @@ def sign_in(driver, base: str, email: str, password: str) -> None:
     driver.find_element(By.ID, "email").send_keys(email)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "login-submit").click()
+
+
+def sign_out(driver, base: str) -> None:
+    """Sign out through /logout's button, as a person does, and wait for the sign-in form."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    driver.get(base.rstrip("/") + "/logout")
+    buttons = driver.find_elements(By.ID, "logout-submit")
+    if buttons:
+        buttons[0].click()
+        WebDriverWait(driver, 10).until(expected_conditions.presence_of_element_located((By.ID, "login-submit")))

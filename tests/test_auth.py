@@ -5,6 +5,7 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -170,21 +171,98 @@ def test_a_session_keeps_its_last_check_while_the_database_cannot_answer_for_a_w
         db = client.sessions
         account = accounts.create_account(db, "ann@example.com", "viewer", PASSWORD)
         checked = accounts.SessionCache(max_age=0, timeout=0.3, stale_limit=30)
+        signed_in = checked.sign_in(db, account)
         signed_in_just_now = accounts.SessionCache(max_age=0, timeout=0.3, stale_limit=30)
-        signed_in_just_now.remember(db, account.email, account)
+        other = signed_in_just_now.sign_in(db, account)
         never_read = accounts.SessionCache(max_age=0, stale_limit=30)
-        assert checked.account(db, account.get_id()) == account
-        assert checked.account(db, "ann@example.com|not-the-token") is None
+        assert checked.account(db, signed_in.get_id()) == signed_in
+        assert checked.account(db, "not-a-sign-in-of-anyone-at-all") is None
         server.stop()
         started = time.monotonic()
-        assert checked.account(db, account.get_id()) == account  # the last answer stands
-        assert signed_in_just_now.account(db, account.get_id()) == account
+        assert checked.account(db, signed_in.get_id()) == signed_in  # the last answer stands
+        assert signed_in_just_now.account(db, other.get_id()) == other
         assert time.monotonic() - started < 2 * 0.3 + 1
         with pytest.raises(DatabaseUnavailableError):
-            never_read.account(db, account.get_id())  # nothing to fall back on
+            never_read.account(db, signed_in.get_id())  # nothing to fall back on
         checked.stale_limit = 0
         with pytest.raises(DatabaseUnavailableError):
-            checked.account(db, account.get_id())  # past its limit, the last answer is not enough
+            checked.account(db, signed_in.get_id())  # past its limit, the last answer is not enough
     finally:
         client.close()
         server.stop()
+
+
+def test_a_session_cookie_is_worthless_after_sign_out_and_names_nothing_but_a_sign_in(app):
+    client = signed_in(app, "admin", "ann@example.com")
+    cookie = client.get_cookie("session").value
+    assert "ann@example.com" not in _session_payload(cookie)  # the cookie names a sign-in, not the account
+    copy = app.test_client()
+    copy.set_cookie("session", cookie)
+    assert copy.get("/_dash-layout").status_code == 200
+    # a GET does not sign out: it shows a button
+    page = client.get("/logout")
+    assert page.status_code == 200 and 'method="post" action="/logout"' in page.text
+    assert copy.get("/_dash-layout").status_code == 200
+    assert client.post("/logout").headers["Location"] == "/login"
+    assert copy.get("/_dash-layout").status_code == 401  # at once in this process
+    assert client.get("/_dash-layout").status_code == 401
+    db = app.extensions["purchase_database"].db
+    assert db.staff_sessions.count_documents({"email": "ann@example.com"}) == 0
+
+
+def test_a_sign_out_elsewhere_ends_the_session_here_within_the_cache_age(app):
+    db = app.extensions["purchase_database"].db
+    client = signed_in(app, "viewer", "vic@example.com")
+    assert client.get("/_dash-layout").status_code == 200
+    db.staff_sessions.delete_many({"email": "vic@example.com"})  # another process's sign-out
+    expire_session_cache(app)
+    assert client.get("/_dash-layout").status_code == 401
+
+
+def test_idle_sessions_end_per_role_and_a_timer_is_not_activity(tmp_path):
+    from app import create_app
+
+    app = create_app({"DATA_DIR": str(tmp_path), "SEED_DEMO": "0", "MONGODB_DB": "idle", "HEALTH_CHECK_SECONDS": "0",
+                      "SESSION_IDLE_MINUTES": "10", "SESSION_IDLE_MINUTES_VIEWER": "100", "SESSION_MAX_DAYS": "2"})
+    try:
+        db = app.extensions["purchase_database"].db
+        admin, viewer = signed_in(app, "admin", "ann@example.com"), signed_in(app, "viewer", "vic@example.com")
+        expire_session_cache(app)
+
+        def idle_for(email, minutes):
+            db.staff_sessions.update_many({"email": email}, {"$set": {
+                "lastActive": datetime.now(UTC) - timedelta(minutes=minutes)}})
+
+        timer = {"output": "x.children", "outputs": {"id": "x", "property": "children"}, "inputs": [],
+                 "changedPropIds": ["live-interval.n_intervals"]}
+        idle_for("ann@example.com", 9)
+        assert admin.get("/_dash-layout").status_code == 200  # activity: noted
+        assert db.staff_sessions.find_one({"email": "ann@example.com"})["lastActive"] > datetime.now(UTC) - timedelta(minutes=1)
+        idle_for("ann@example.com", 9)
+        admin.post("/_dash-update-component", json=timer)  # a timer's poll is not activity
+        assert db.staff_sessions.find_one({"email": "ann@example.com"})["lastActive"] < datetime.now(UTC) - timedelta(minutes=8)
+        idle_for("ann@example.com", 11)
+        idle_for("vic@example.com", 11)
+        assert admin.get("/_dash-layout").status_code == 401  # an admin idle 11 minutes: signed out
+        assert viewer.get("/_dash-layout").status_code == 200  # a viewer may be idle 100
+        idle_for("vic@example.com", 101)
+        assert viewer.get("/_dash-layout").status_code == 401
+        # the absolute lifetime, however active
+        again = signed_in(app, "viewer", "val@example.com")
+        db.staff_sessions.update_many({"email": "val@example.com"}, {"$set": {
+            "expiresAt": datetime.now(UTC) - timedelta(seconds=1)}})
+        assert again.get("/_dash-layout").status_code == 401
+        cookie = again.post("/login", data={"email": "val@example.com", "password": PASSWORD}).headers["Set-Cookie"]
+        assert "Expires=" in cookie  # the cookie ends with the sign-in, not with "31 days"
+    finally:
+        app.extensions["purchase_database"].close()
+
+
+def _session_payload(cookie: str) -> str:
+    """What a signed Flask session cookie carries, readable by anyone who holds it."""
+    import base64
+    import zlib
+
+    data = cookie.lstrip(".").split(".")[0]
+    raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    return (zlib.decompress(raw) if cookie.startswith(".") else raw).decode()

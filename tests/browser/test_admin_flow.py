@@ -7,7 +7,7 @@ from core import has_purchased
 from core.storage.schema import COURSES, PURCHASES, USERS
 from dashboard.pages import audit, customers, grant
 from dashboard.pages import live as live_page
-from scripts.chrome import sign_in
+from scripts.chrome import sign_in, sign_out
 from tests.browser.conftest import PASSWORD
 from tests.browser.test_live_page import DEADLINE, text, wait_until
 from tests.conftest import snapshot
@@ -109,7 +109,7 @@ def test_an_admin_grants_and_revokes_and_every_view_agrees(live, page):
 
 
 def test_a_viewer_sees_no_admin_navigation_is_sent_away_and_signs_out(live, page):
-    page.driver.get(page.server_url + "/logout")
+    sign_out(page.driver, page.server_url)
     sign_in(page.driver, page.server_url, "viewer@example.com", PASSWORD)
     page.wait_for_element(".panel .js-plotly-plot", timeout=10)
     nav = page.find_element("#shell-nav").text
@@ -118,7 +118,7 @@ def test_a_viewer_sees_no_admin_navigation_is_sent_away_and_signs_out(live, page
     for path in (grant.PATH, audit.PATH, "/bulk", "/health"):
         page.driver.get(page.server_url + path)
         wait_until(lambda: page.driver.current_url.rstrip("/") == page.server_url.rstrip("/"), 5, f"{path} sends away")
-    page.find_element("a.signout").click()
+    page.find_element("#shell-signout").click()
     wait_until(lambda: "/login" in page.driver.current_url, 5, "signed out")
     page.driver.get(page.server_url + "/customers")
     wait_until(lambda: "/login" in page.driver.current_url, 5, "signed out for good")

@@ -6,7 +6,7 @@ from selenium.webdriver.common.by import By
 from core import create_purchase
 from core.storage.schema import COURSES, USERS
 from dashboard.pages import customers
-from scripts.chrome import sign_in
+from scripts.chrome import sign_in, sign_out
 from tests.browser.conftest import PASSWORD
 from tests.browser.test_live_page import text, wait_until
 
@@ -44,7 +44,7 @@ def test_an_admin_finds_a_customer_by_typing_and_revokes_an_item_with_a_reason(l
 
 
 def test_a_viewer_sees_no_controls_and_a_grant_made_elsewhere_within_the_interval(live, page):
-    page.driver.get(page.server_url + "/logout")
+    sign_out(page.driver, page.server_url)
     sign_in(page.driver, page.server_url, "viewer@example.com", PASSWORD)
     user = live.db[USERS].find_one({}, {"name": 1, "purchasedCourses": 1})
     course = live.db[COURSES].find_one({"_id": {"$nin": user["purchasedCourses"]}})
