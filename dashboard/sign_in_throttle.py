@@ -60,12 +60,21 @@ class SignInThrottle:
         retry_when_busy(lambda: self.db[THROTTLE].create_index([("expireAt", ASCENDING)], expireAfterSeconds=0))
 
     def claim(self, email: str, address: str) -> Refusal | None:
-        """Claim one password check for `email` from `address`; a Refusal when none is left."""
+        """Claim one password check for `email` from `address`; a Refusal when none is left.
+
+        The account's slot first: a request its account refuses takes nothing from its
+        address (a hundred guesses at one account must not lock its colleagues out); one
+        the address refuses gives its account's slot back."""
         try:
-            for scope, key in (("address", address), ("account", email)):
-                wait = self._claim(f"{scope}|{key}", *self.limits[scope])
-                if wait is not None:
-                    return Refusal(scope, wait)
+            account, stamp = f"account|{email}", time.time()
+            wait = self._claim(account, stamp, *self.limits["account"])
+            if wait is not None:
+                return Refusal("account", wait)
+            wait = self._claim(f"address|{address}", stamp, *self.limits["address"])
+            if wait is not None:
+                retry_when_busy(lambda: self.db[THROTTLE].update_one(
+                    {"_id": account}, {"$pull": {"checks": stamp}, "$inc": {"version": 1}}))
+                return Refusal("address", wait)
         except PyMongoError:
             log.warning("the sign-in counters could not be reached; asking the caller to wait", exc_info=True)
             return Refusal("unavailable", UNAVAILABLE_WAIT)
@@ -85,12 +94,11 @@ class SignInThrottle:
         except PyMongoError:  # the check was counted at its claim: the limit holds all the same
             log.warning("a sign-in's result could not be counted", exc_info=True)
 
-    def _claim(self, key: str, limit: int, window: float) -> int | None:
-        """None when a check was claimed; else the seconds until one may be."""
+    def _claim(self, key: str, now: float, limit: int, window: float) -> int | None:
+        """None when a check was claimed (its time: `now`); else the seconds until one may be."""
         collection = self.db[THROTTLE]
         for _ in range(ATTEMPTS):
             doc = retry_when_busy(lambda: collection.find_one({"_id": key})) or {}
-            now = time.time()
             span = progressive_window(doc.get("failures", 0), limit, window)
             recent = sorted((t for t in doc.get("checks", []) if isinstance(t, float) and t > now - span),
                             reverse=True)[:limit]

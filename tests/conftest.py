@@ -1,9 +1,16 @@
 """One database server for the session (embedded, or MONGODB_URI); a fresh database per test."""
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
+import requests
 from bson import ObjectId
 
 from app import create_app
@@ -86,6 +93,40 @@ def client(app):
 
 
 PASSWORD = "correct horse battery staple"
+
+
+@contextlib.contextmanager
+def production_server(data_dir: Path, **env):
+    """gunicorn with gunicorn.conf.py on a free port, as `make run` starts it (no demo data
+    unless SEED_DEMO says so); yields (process, base URL) once /login answers."""
+    from scripts.chrome import free_port
+
+    port = free_port()
+    env = {**os.environ, "DATA_DIR": str(data_dir), "PORT": str(port), "SEED_DEMO": "0", "HEALTH_CHECK_SECONDS": "0",
+           **env}
+    env.pop("MONGODB_URI", None)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"gunicorn-{port}.log"
+    with open(log_path, "w+") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
+                                   cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            give_up = time.monotonic() + 90
+            while True:
+                try:
+                    if requests.get(base + "/login", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                assert process.poll() is None and time.monotonic() < give_up, log_path.read_text()
+                time.sleep(0.3)
+            yield process, base
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
 
 
 def host_port(uri: str) -> str:

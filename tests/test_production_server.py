@@ -3,8 +3,6 @@ process, a worker that takes the database over when that process dies."""
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,8 +12,7 @@ import requests
 
 from core import open_database
 from core.storage.db import LOCK_NAME
-from scripts.chrome import free_port
-from tests.conftest import host_port
+from tests.conftest import host_port, production_server
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="about the embedded default")
@@ -23,28 +20,8 @@ pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="abo
 
 @pytest.fixture
 def gunicorn(tmp_path):
-    port = free_port()
-    env = {**os.environ, "DATA_DIR": str(tmp_path), "PORT": str(port), "SEED_DEMO": "0", "HEALTH_CHECK_SECONDS": "0"}
-    env.pop("MONGODB_URI", None)
-    log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        give_up = time.monotonic() + 90
-        while True:
-            try:
-                if requests.get(base + "/login", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert process.poll() is None and time.monotonic() < give_up, (tmp_path / "gunicorn.log").read_text()
-            time.sleep(0.3)
+    with production_server(tmp_path) as (process, base):
         yield process, base, tmp_path
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-        log.close()
 
 
 def database_process(gunicorn_process) -> psutil.Process:
