@@ -17,6 +17,7 @@
   read at the limit.
 """
 
+import json
 import logging
 import os
 import secrets
@@ -146,8 +147,11 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
             return redirect("/login?next=" + _quote(request.full_path.rstrip("?")))
         if is_activity():
             sessions.touch(context.db, current_user)
-        if path == "/_dash-update-component" and writes_admin_component(request.get_json(silent=True)):
-            if not current_user.is_admin:
+        if path == "/_dash-update-component":
+            output = _dispatch_key(request.get_json(silent=True))
+            if output is None:
+                return jsonify(error="not a callback request"), 400
+            if is_admin_callback(output) and not current_user.is_admin:
                 return jsonify(error="this needs an admin account"), 403
         elif request.method == "GET" and admin_paths(path) and not current_user.is_admin:
             return redirect("/")
@@ -206,16 +210,25 @@ def same_origin() -> bool:
     return urlsplit(origin).netloc == request.host
 
 
-def writes_admin_component(body) -> bool:
-    """True when a Dash callback request has an output whose id starts with `admin-`."""
-    outputs = body.get("outputs") if isinstance(body, dict) else None
-    if isinstance(outputs, dict):
-        outputs = [outputs]
-    if not isinstance(outputs, list):
-        return False
-    for output in outputs:
-        ident = output.get("id") if isinstance(output, dict) else None
-        values = ident.values() if isinstance(ident, dict) else [ident]
+def _dispatch_key(body) -> str | None:
+    """The callback a Dash request names: Dash dispatches on `output` alone (its callback map's
+    key), so that is what the role is checked against, whatever `outputs` says."""
+    output = body.get("output") if isinstance(body, dict) else None
+    return output if isinstance(output, str) else None
+
+
+def is_admin_callback(output: str) -> bool:
+    """True when a callback's key (as Dash's callback map has it: "id.prop", "..a.p...b.q..",
+    or a pattern id as JSON) names a component whose id starts with `admin-`."""
+    for part in output.strip(".").split("..."):
+        ident = part.rsplit(".", 1)[0]
+        if ident.startswith("{"):
+            try:
+                values = json.loads(ident).values()
+            except (ValueError, AttributeError):
+                return True  # not an id Dash made: no viewer needs it
+        else:
+            values = [ident]
         if any(isinstance(v, str) and v.startswith(ADMIN_PREFIX) for v in values):
             return True
     return False

@@ -1,29 +1,31 @@
 """CSV that a spreadsheet opens as data: text that starts like a formula is kept as text.
 
 Notes, names and titles come from users and files; a cell such as `=HYPERLINK(...)` would
-run when an export is opened in a spreadsheet (CSV injection). Such text gets a leading
-apostrophe, as OWASP advises; numbers, negative ones included, are left as they are.
+run when an export is opened in a spreadsheet (CSV injection). As OWASP advises: text that
+starts like a formula, or holds one after a character a spreadsheet may split a cell on
+(`x;=1+1` in a locale whose separator is `;`), gets a leading apostrophe, and every text
+cell is quoted; numbers, negative ones included, are left as they are.
 """
 
 import csv
 import re
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA = re.compile(r"(^|[;,\t\r\n])\s*[=+\-@\t\r]")
 NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
 def cell(value):
-    """`value` as it should be written: text that starts like a formula, as text."""
-    if isinstance(value, str) and value.startswith(FORMULA_START) and not NUMBER.fullmatch(value):
+    """`value` as it should be written: text that holds what may start a formula, as text."""
+    if isinstance(value, str) and FORMULA.search(value) and not NUMBER.fullmatch(value):
         return "'" + value
     return value
 
 
 class Writer:
-    """csv.writer whose rows go through `cell`."""
+    """csv.writer whose rows go through `cell`, every text quoted."""
 
     def __init__(self, out):
-        self._writer = csv.writer(out)
+        self._writer = csv.writer(out, quoting=csv.QUOTE_STRINGS)
 
     def writerow(self, row) -> None:
         self._writer.writerow([cell(value) for value in row])

@@ -83,6 +83,15 @@ def test_a_viewer_is_sent_away_from_admin_pages_and_refused_admin_writes(app):
     write = {"output": "admin-grant-result.children", "outputs": {"id": "admin-grant-result", "property": "children"},
              "inputs": [], "changedPropIds": []}
     assert viewer.post("/_dash-update-component", json=write).status_code == 403
+    # Dash dispatches on "output" alone: however "outputs" is shaped, the role is checked on it
+    for outputs in ([[{"id": "admin-grant-result", "property": "children"}]], [], {"id": "x", "property": "y"}, None):
+        assert viewer.post("/_dash-update-component", json={**write, "outputs": outputs}).status_code == 403
+    several = "..admin-health-run-message.children...admin-health-run-message.className.."
+    assert viewer.post("/_dash-update-component", json={**write, "output": several}).status_code == 403
+    pattern = '{"index":1,"type":"admin-row"}.children'
+    assert viewer.post("/_dash-update-component", json={**write, "output": pattern}).status_code == 403
+    for not_a_key in ({"id": "x"}, ["admin-grant-result.children"], 7, None):
+        assert viewer.post("/_dash-update-component", json={**write, "output": not_a_key}).status_code == 400
     assert signed_in(app, "admin").get("/audit").status_code == 200
 
 

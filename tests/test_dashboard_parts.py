@@ -105,7 +105,24 @@ def test_exports_keep_text_that_starts_like_a_formula_as_text():
 
     assert [spreadsheet.cell(v) for v in ("=1+1", "+A1", "-cmd", "@SUM(A1)", "\tx", "-12.50", "+3", "plain", 7)] == [
         "'=1+1", "'+A1", "'-cmd", "'@SUM(A1)", "'\tx", "-12.50", "+3", "plain", 7]
+    # a formula after what a spreadsheet may split a cell on (OWASP): as text too
+    for text in ("x;=1+1", "x,+A1", "x\t-cmd", "x\r@SUM(A1)", "x\n=1", "x; =1"):
+        assert spreadsheet.cell(text) == "'" + text, text
+    for text in ("ok - fine", "ann@example.com", "Course 1+1", "a;b"):
+        assert spreadsheet.cell(text) == text, text
+    out = io.StringIO()
+    spreadsheet.Writer(out).writerow(["x;=1+1", 12.5, "a"])
+    assert out.getvalue() == '"\'x;=1+1",12.5,"a"\r\n'  # every text quoted: no separator splits it
     row = {"row": 2, "user": "=HYPERLINK(\"http://x\")", "item": "c", "amount": "-5", "paymentMethod": "paypal",
            "note": "=1+1 formula note", "status": "failed", "message": "bad"}
     written = bulk_page.results_csv([row])
-    assert "'=1+1 formula note" in written and "'=HYPERLINK" in written and ",-5," in written
+    assert "'=1+1 formula note" in written and "'=HYPERLINK" in written and ',"-5",' in written
+
+
+def test_chart_labels_show_markup_as_text():
+    rows = [{"title": '<a href="https://evil.example">Click</a> & <b>more</b>', "count": 3, "revenue": 30.0}]
+    figure = figures.top_items_figure(rows, "USD")
+    label = figure["data"][0]["y"][0]
+    assert "<" not in label and ">" not in label and label.startswith("&lt;a href=")
+    pie = figures.payment_figure([{"paymentMethod": "<img src=x>", "count": 1, "revenue": 1.0}], "USD")
+    assert "<" not in pie["data"][0]["labels"][0]
