@@ -6,6 +6,7 @@ from pathlib import Path
 from dash import Dash
 
 from dashboard import auth, data, shell
+from dashboard.callback_requests import init_callback_checks
 from dashboard.context import EXTENSION, DashboardContext
 from dashboard.pages import page_for, page_modules
 
@@ -27,6 +28,7 @@ def init_dashboard(server, context: DashboardContext) -> Dash:
     shell.register(app, context, pages)
     for page in pages:
         page.register(app, context)
+    init_callback_checks(server, app)
     _warm_up_when_serving(server, context)
     return app
 

@@ -20,6 +20,7 @@ from core.storage.schema import USERS
 from dashboard import data
 from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
+from dashboard.callback_requests import mapping, text
 from dashboard.context import DashboardContext
 
 PATH = "/api-keys"
@@ -219,7 +220,7 @@ def register(app, context: DashboardContext) -> None:
         reply = {output: no_update for output in create_outputs}
         if ctx.triggered_id == DISMISS:
             return {**reply, **hidden}
-        name = (name or "").strip()
+        name = text(name).strip()
         problem = "Enter a name for the key." if not name else "Choose a scope." if scope not in SCOPES else ""
         # a failure leaves a key still on screen where it is: it may not have been copied yet
         if problem:
@@ -292,7 +293,7 @@ def register(app, context: DashboardContext) -> None:
             return {"table": no_update, "summary": no_update, "message": "The database did not answer; retrying.",
                     "messageClass": "message", "state": {}}
         seen = hashlib.sha256(repr(keys).encode()).hexdigest()
-        if seen == (state or {}).get("seen"):
+        if seen == mapping(state).get("seen"):
             raise PreventUpdate
         return {"table": keys_table(keys, tz, who), "summary": summary_text(keys), "message": "",
                 "messageClass": "message hidden", "state": {"seen": seen}}

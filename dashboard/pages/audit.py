@@ -27,6 +27,7 @@ from core.storage.schema import USERS
 from dashboard import data, spreadsheet
 from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
+from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label
 from dashboard.grids import data_grid
@@ -330,7 +331,7 @@ def register(app, context: DashboardContext) -> None:
     def load(tick, search, state):
         """The entries of the URL's filters; each tick only a point read unless the data changed."""
         require_admin()
-        state, search = state or {}, search or ""
+        state, search = mapping(state), search or ""
         now, version = datetime.now(UTC), None
         try:
             with pymongo.timeout(POLL_TIMEOUT):

@@ -38,6 +38,8 @@ from core.customers import find_customers, get_customer
 from dashboard import data
 from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
+from dashboard.callback_requests import mapping
+from dashboard.callback_requests import text as as_text
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label, money_text
 from dashboard.grids import data_grid
@@ -492,7 +494,7 @@ def customer_outputs(customer: Customer, admin: bool, tz: ZoneInfo, currency: st
 
 def read_revoke(target, reason, note) -> tuple[dict, dict]:
     """The revocation the panel asks for, and the problems with it, by field; nothing is read."""
-    errors, request = {}, {"note": (note or "").strip() or None}
+    errors, request = {}, {"note": as_text(note).strip() or None}
     try:
         request["kind"], request["item"] = parse_item_ref(target.get("item") if isinstance(target, dict) else None)
     except ValidationError:
@@ -637,7 +639,7 @@ def register(app, context: DashboardContext) -> None:
     @app.callback(Output(RESULTS, "children"), Input(SEARCH, "value"))
     def search(text):
         """Type-ahead: the customers whose email or a word of whose name starts with the text, or whose id it is."""
-        text = " ".join((text or "").split())
+        text = " ".join(as_text(text).split())
         if len(text) < MIN_SEARCH:
             return html.P(HINT, className="muted customers-hint")
         try:
@@ -653,7 +655,7 @@ def register(app, context: DashboardContext) -> None:
                   prevent_initial_call=True)
     def open_first(_, text):
         """Enter in the search box opens the first match."""
-        text = " ".join((text or "").split())
+        text = " ".join(as_text(text).split())
         if len(text) < MIN_SEARCH:
             raise PreventUpdate
         try:
@@ -687,7 +689,7 @@ def _register_refresh(app, db: Database, tz: ZoneInfo, currency: str) -> None:
                   state={"user": State(CUSTOMER, "data"), "state": State(STATE, "data")})
     def refresh(tick, changed, user, state):
         """Redraw the customer when the data version moved; otherwise one point read and nothing sent."""
-        state, reply = state or {}, {name: no_update for name in outputs}
+        state, reply = mapping(state), {name: no_update for name in outputs}
         now = datetime.now(UTC)
         try:
             with pymongo.timeout(POLL_TIMEOUT):

@@ -26,6 +26,7 @@ from core.customers import find_customers, get_customer
 from core.settings import FREE_METHOD
 from core.validation import payment_problems
 from dashboard.auth import require_admin
+from dashboard.callback_requests import text as as_text
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label, money_text
 
@@ -221,7 +222,7 @@ def register(app, context: DashboardContext) -> None:
 
 def read_form(user, item, mode, amount, method, discount, note, context) -> tuple[dict, dict]:
     """The grant the form asks for, and the problems with it, by field; nothing is read or written."""
-    errors, request = {}, {"discount": (discount or "").strip() or None, "note": (note or "").strip() or None}
+    errors, request = {}, {"discount": as_text(discount).strip() or None, "note": as_text(note).strip() or None}
     if not user:
         errors["user"] = "Choose a customer."
     request["user"] = user

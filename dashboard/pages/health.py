@@ -17,6 +17,7 @@ from core.storage import is_embedded
 from dashboard import data
 from dashboard import health as checks
 from dashboard.auth import require_admin
+from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext
 
 PATH = "/health"
@@ -252,7 +253,7 @@ def register(app, context: DashboardContext) -> None:
     def poll(tick, started, state):
         """Each tick: ping, the engine, the data version; the check's cards only when its state moved."""
         require_admin()
-        state = state or {}
+        state = mapping(state)
         now = data.local_time(datetime.now(UTC), tz)
         try:
             with pymongo.timeout(PING_TIMEOUT):

@@ -15,6 +15,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from core import PurchaseError, get_data_version
 from dashboard import data, figures, shell
+from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext, current_context
 from dashboard.filters import (
     GRANULARITIES,
@@ -288,7 +289,7 @@ def register(app, context: DashboardContext) -> None:
     )
     def poll(tick, search, state):
         """Each tick: the shared data version; figures only when it changed, rendered once for all tabs."""
-        state = state or {}
+        state = mapping(state)
         view = parse_query(search, methods)
         now = datetime.now(UTC)
         key = f"{to_query(view)}|{now:%Y-%m-%dT%H}"
@@ -345,7 +346,7 @@ def register(app, context: DashboardContext) -> None:
         except (PyMongoError, PurchaseError):
             raise PreventUpdate from None
         stamp = f"{to_query(view)}|{buyers['asOf'].isoformat()}"
-        if (state or {}).get("stamp") == stamp:
+        if mapping(state).get("stamp") == stamp:
             raise PreventUpdate
         return {
             "value": f"{buyers['uniqueBuyers']:,}",
