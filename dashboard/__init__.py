@@ -29,6 +29,7 @@ def init_dashboard(server, context: DashboardContext) -> Dash:
     for page in pages:
         page.register(app, context)
     init_callback_checks(server, app)
+    server.extensions["inline_script_hashes"] = app.csp_hashes()  # for the Content-Security-Policy (auth)
     _warm_up_when_serving(server, context)
     return app
 

@@ -39,6 +39,7 @@ PUBLIC_PATHS = {"/login", "/logout"}
 PUBLIC_PREFIXES = ("/assets/",)
 API_PREFIXES = ("/_dash-",)
 PLATFORM_API = "/api/"  # api/ guards it with keys
+STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/")  # files a browser may keep
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ADMIN_PREFIX = "admin-"
 SECRET_FILE = "secret_key"
@@ -139,8 +140,8 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
         if request.method not in SAFE_METHODS and not same_origin():
             abort(403, "cross-origin request refused")
         path = request.path
-        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
-            return None
+        if path in PUBLIC_PATHS or (path.startswith(PUBLIC_PREFIXES) and not path.endswith("/")):
+            return None  # the stylesheet the sign-in page needs; a folder's index is not public
         if not current_user.is_authenticated:
             if path.startswith(API_PREFIXES):
                 return jsonify(error="sign in first"), 401
@@ -160,9 +161,11 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
     @server.after_request
     def headers(response):
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        response.headers["Content-Security-Policy"] = content_policy(server.extensions.get("inline_script_hashes", ()))
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
+        if not request.path.startswith(STATIC_PREFIXES):
+            response.headers["Cache-Control"] = "no-store"  # pages and answers may name customers
         return response
 
     return limiter
@@ -201,13 +204,26 @@ def safe_next(target) -> str:
 
 
 def same_origin() -> bool:
-    """False when the browser says the request comes from another site."""
+    """False when the browser says the request comes from another site, or another scheme
+    of this one (http:// against https://)."""
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         return False
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser's cross-origin request: browsers send Origin with them
-    return urlsplit(origin).netloc == request.host
+    parts = urlsplit(origin)
+    return parts.scheme == request.scheme and parts.netloc == request.host
+
+
+def content_policy(script_hashes) -> str:
+    """The Content-Security-Policy: this site's own files only; Dash's inline scripts by
+    their hashes; inline styles (Plotly writes its own <style>); no framing, no plugins."""
+    scripts = " ".join(["'self'", *script_hashes])  # Dash gives them quoted
+    return ("default-src 'self'; "
+            f"script-src {scripts}; "
+            "style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
 def _dispatch_key(body) -> str | None:

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as data_dir, open_database(data_dir=data_dir) as opened:
         db = opened.db
         seed_demo(db, users=max(600, args.purchases // 10), purchases=args.purchases, seed=1)
-        server = create_app({"MONGODB_URI": opened.server.uri, "MONGODB_DB": db.name, "SEED_DEMO": "0",
+        server = create_app({"MONGODB_URI": opened.uri, "MONGODB_DB": db.name, "SEED_DEMO": "0",
                              "DATA_DIR": data_dir})
         create_account(db, BENCH_EMAIL, "viewer", BENCH_PASSWORD)
         dash_app, client = server.extensions["dash"], server.test_client()

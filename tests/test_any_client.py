@@ -25,7 +25,7 @@ WHEN = datetime(2025, 3, 1, 10, 30, tzinfo=UTC)
 @pytest.fixture
 def naive_db(db, opened_database):
     """The same database through `MongoClient(uri)` with pymongo's defaults (tz_aware=False)."""
-    uri = os.environ.get("MONGODB_URI") or opened_database.server.uri
+    uri = os.environ.get("MONGODB_URI") or opened_database.uri
     client = MongoClient(uri)
     assert client.codec_options.tz_aware is False
     yield client[db.name]

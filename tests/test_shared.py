@@ -224,7 +224,7 @@ def test_every_tab_sees_an_outage_within_2_s_and_recovers_with_one_render(live_a
     assert len(down) == len(tabs)
     assert all(poll(tab) == {} for tab in tabs)  # the banner is up: nothing more is sent
 
-    replacement = EmbeddedServer(server.sqlite_path, host=host, port=port)
+    replacement = EmbeddedServer(server.sqlite_path, host=host, port=port, credentials=server.credentials)
     replacement.start()
     try:
         db = app.extensions["purchase_database"].db

@@ -58,6 +58,7 @@ class EmbeddedServer:
         self.sqlite_path = Path(sqlite_path)
         self._host, self._port = host, port
         self._lifetime, self._fair_queue = transaction_lifetime, fair_queue
+        self.credentials = credentials  # a replacement on the same file and address takes them too
         self._users = () if credentials is None else (
             WireAuthUser(credentials[0], credentials[1], source="admin", mechanisms=("SCRAM-SHA-256",)),)
         self._ready: concurrent.futures.Future = concurrent.futures.Future()

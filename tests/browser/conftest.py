@@ -37,7 +37,7 @@ class LiveApp:
         self.db = self.opened.db
         seed_demo(self.db, users=120, items=20, purchases=900, seed=7)
         self.server = create_app({
-            "MONGODB_URI": self.opened.server.uri, "MONGODB_DB": self.db.name, "SEED_DEMO": "0",
+            "MONGODB_URI": self.opened.uri, "MONGODB_DB": self.db.name, "SEED_DEMO": "0",
             "REFRESH_MS": str(REFRESH_MS), "DATA_DIR": str(data_dir), "HEALTH_CHECK_SECONDS": "0",
         })
         self._replacement = None
@@ -50,7 +50,8 @@ class LiveApp:
     def restart_database(self):
         """A new server process-thread on the same file and port, as after a restart."""
         host, port = self.opened.server.address
-        self._replacement = EmbeddedServer(self.opened.server.sqlite_path, host=host, port=port)
+        self._replacement = EmbeddedServer(self.opened.server.sqlite_path, host=host, port=port,
+                                           credentials=self.opened.server.credentials)
         self._replacement.start()
 
     def close(self):
