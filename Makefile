@@ -1,5 +1,6 @@
 # `make run` and `make test` set everything up on a fresh machine: a Python 3.13 venv
-# with the pinned requirements (and, for the browser tests, Chromium).
+# with the pinned requirements, nginx (the buffering proxy in front of gunicorn) and, for
+# the browser tests, Chromium.
 PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,15 +8,16 @@ INSTALLED := $(VENV)/.installed
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: run test lint browser seed check bench screenshots clean
+.PHONY: run test lint browser proxy seed check bench screenshots clean
 
-# the production server (gunicorn.conf.py); `python app.py` runs Flask's own, for development
-run: $(INSTALLED)
+# the production server (gunicorn.conf.py: nginx in front of gunicorn); `python app.py` runs
+# Flask's own, for development
+run: $(INSTALLED) proxy
 	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
 
 # two workers (pytest-xdist), each with its own embedded server: much of a test is waiting
 # (on the engine, a browser, a subprocess), so two halve the time even on two cores
-test: $(INSTALLED) browser lint
+test: $(INSTALLED) browser proxy lint
 	$(BIN)/python -m pytest -n 2
 
 lint: $(INSTALLED)
@@ -27,6 +29,13 @@ browser:
 	  echo "Installing Chromium and ChromeDriver (Debian packages chromium, chromium-driver)"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+# Debian's nginx, which gunicorn.conf.py starts in front of gunicorn (deploy/nginx.conf)
+proxy:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+	  echo "Installing nginx (Debian package nginx)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
 screenshots: $(INSTALLED) browser
 	$(BIN)/python scripts/screenshot.py

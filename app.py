@@ -40,11 +40,11 @@ def create_app(config=None) -> Flask:
     server = OpenAPI(__name__, doc_ui=False)
     server.config.update(settings.values)
     server.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
-    if settings.trusted_proxies:
-        # the client's address, scheme and host as the proxies in front say (sign-in limits
-        # per address, the origin check); never without proxies, where anyone could say them
+    if settings.trusted_proxies or settings.local_proxy:
+        # the client's address (sign-in limits per address), scheme and host (the origin
+        # check) as the proxies in front say; never without proxies, where anyone could say them
         n = settings.trusted_proxies
-        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=n)
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n + settings.local_proxy, x_proto=n, x_host=n)
     server.extensions["settings"] = settings
     server.extensions["purchase_database"] = opened
     bound_database_calls(server, settings.db_timeout)

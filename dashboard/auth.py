@@ -81,7 +81,7 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
     @server.route("/login", methods=["GET", "POST"])
     def login():
         target = safe_next(request.values.get("next"))
-        if request.method == "GET":
+        if request.method != "POST":  # GET, and HEAD, which must not count as a sign-in
             if current_user.is_authenticated:
                 return redirect(target)
             return _login_page(target)
@@ -108,7 +108,7 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
 
     @server.route("/logout", methods=["GET", "POST"])
     def logout():
-        if request.method == "GET":  # a link or a prefetch must not sign anyone out
+        if request.method != "POST":  # a link or a prefetch must not sign anyone out
             return render_template_string(LOGOUT_PAGE, signed_in=current_user.is_authenticated)
         if current_user.is_authenticated:
             sessions.sign_out(context.db, current_user.session_id)

@@ -112,3 +112,13 @@ def test_another_local_client_cannot_use_the_database(site):
     assert requests.post(f"http://{site[1].removeprefix('http://')}/login",
                          data={"email": "eve@example.com", "password": PASSWORD}, allow_redirects=False,
                          timeout=30).status_code == 401
+
+
+def test_slow_clients_do_not_stop_ordinary_requests(site):
+    from scripts.bench_slow_clients import under_attack
+
+    _, base, _, _ = site
+    found = under_attack(base, headers=400, bodies=150, seconds=6)
+    # more slow connections than gunicorn has threads (128): all held open, none of them in the app's way
+    assert found["held"] >= 500 and found["requests"] >= 10
+    assert found["failed"] == 0 and found["max"] < 2.0, found
