@@ -71,6 +71,13 @@ def change_entry(action: str, purchase: dict, *, at: datetime, actor: str | None
     }
 
 
+def fix_entry(user: dict, kind: str, note: str, *, at: datetime, actor: str | None, source: str) -> dict:
+    """The audit entry of a record corrected without a change of access (a user's array rebuilt)."""
+    return {"_id": ObjectId(), "at": at, "action": "fix", "source": source, "actor": actor, "user": user["_id"],
+            "userName": user.get("name"), "kind": kind, "item": None, "title": None, "purchase": None,
+            "amount": None, "currency": None, "paymentMethod": None, "reason": None, "note": note}
+
+
 def get_audit_log(db: Database, filters=None) -> list[dict]:
     """Entries newest first; filters `actor`, `user`, `item` (ids), `source`, `action`,
     `startDate`, `endDate` (as analytics), `limit` (100, at most 10,000) and `skip`."""

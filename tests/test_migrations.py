@@ -115,8 +115,9 @@ def test_migrate_purchases_makes_each_array_the_set_of_its_users_purchases(deplo
         db = opened.db
         arrays = {u["_id"]: (u.get("purchasedCourses"), u.get("purchasedTests")) for u in db[USERS].find()}
         assert arrays[users[0]] == ([c0], [t1])  # missing arrays; a purchase with string ids, converted
-        assert arrays[users[1]] == ([c0, c1], None)  # duplicates and a string id
-        assert arrays[users[2]] == (None, [t0])  # a string instead of an array
+        assert arrays[users[1]] == ([c0, c1], [])  # duplicates and a string id; a missing array made a list
+        assert arrays[users[2]] == ([], [t0])  # a string instead of an array
+        assert all(isinstance(c, list) and isinstance(t, list) for c, t in arrays.values())  # every user, both
         assert arrays[users[3]][0] == [c0]  # entries with no purchase (one of a deleted course) removed
         assert arrays[users[4]][0] == [c1, c2]  # the purchase recorded twice is kept once
         assert len(list(db[PURCHASES].find({"user": users[4], "course": c1}))) == 1

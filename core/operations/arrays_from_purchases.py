@@ -45,7 +45,12 @@ def _user_arrays(run: Run, batch: Batch, user: dict, purchases: list[dict], item
         except legacy.Unfixable:
             current, junk = [], [stored]
         wanted = [item for item in current if item in bought] + [item for item in bought if item not in current]
-        if wanted == stored or (stored is None and not wanted):
+        if wanted == stored:
+            continue
+        if stored is None and not wanted:  # missing or null, nothing bought: an empty list, as writes need
+            update[array] = []
+            touched = True
+            run.summary.changed("arrays_created_empty", f"user {uid} {array}")
             continue
         update[array] = wanted
         touched = True

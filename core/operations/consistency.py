@@ -57,7 +57,7 @@ PROBLEMS = {
     "duplicate_purchases": "more than one purchase of one item by one user",
     "rollup_mismatch": "rollup counter that differs from a fresh aggregation of purchases",
 }
-REPAIRABLE = {"array_entry_without_purchase", "purchase_missing_from_array"}
+REPAIRABLE = {"array_entry_without_purchase", "purchase_missing_from_array", "array_not_a_list"}
 _PURCHASE_FIELDS = {"user": 1, "course": 1, "test": 1, "purchasedAt": 1, "amount": 1, "paymentMethod": 1}
 
 
@@ -113,10 +113,8 @@ def _check_purchase(purchase: dict, items: dict, found: dict) -> str | None:
 def _check_user(user: dict, owned: dict, items: dict, found: dict) -> None:
     uid, listed = user["_id"], set()
     for kind in KINDS:
-        entries = user.get(user_array(kind))
-        if entries is None:
-            entries = []
-        elif not isinstance(entries, list):
+        entries = user.get(user_array(kind), [])  # a missing array is an empty one; null is not (writes fail on it)
+        if not isinstance(entries, list):
             found["array_not_a_list"].append({"user": uid, "array": user_array(kind)})
             continue
         seen = set()
@@ -164,12 +162,15 @@ def _repair_user(db: Database, session, user) -> list[str]:
     update, changes = {}, []
     for kind in KINDS:
         array = user_array(kind)
-        current = doc.get(array) or []
+        stored = doc.get(array)
+        current = stored if isinstance(stored, list) else []
         bought = {p[kind] for p in purchases if kind in p}
         wanted = list(dict.fromkeys(item for item in current if item in bought))
         wanted += sorted(bought - set(wanted))
-        if wanted != current:
+        if wanted != stored and (wanted or array in doc):
             update[array] = wanted
+            if array in doc and not isinstance(stored, list):
+                changes.append(f"user {user}: {array} was {stored!r}"[:200] + ", now a list")
             changes += [f"user {user}: removed {kind} {i} from {array}" for i in current if i not in bought]
             changes += [f"user {user}: added {kind} {i} to {array}" for i in bought if i not in current]
     if update:

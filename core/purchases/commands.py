@@ -15,7 +15,7 @@ from core.analytics.rollups import (
     touched_update,
     writing_set,
 )
-from core.audit import change_entry, check_source, record_change, record_changes
+from core.audit import change_entry, check_source, fix_entry, record_change, record_changes
 from core.changes import record_activities, record_activity
 from core.errors import (
     AlreadyPurchasedError,
@@ -171,7 +171,9 @@ def _grant_all(db: Database, session, grants: dict[int, _Grant], source: str) ->
     products = {kind: _by_id(db, session, catalog(kind), [g.purchase[kind] for g in grants.values() if g.kind == kind],
                              {"title": 1}) for kind in KINDS}
     granted, earlier = [], {}  # earlier: key -> the grant of this batch that used it
+    broken = _broken_arrays(db, session, buyers, {(g.purchase["user"], g.kind) for g in grants.values()})
     owned = {(user, kind, item) for user, doc in buyers.items() for kind in KINDS for item in _owned(doc, kind)}
+    owned |= {(user, kind, item) for (user, kind), items in broken.items() for item in items}
     for number, grant in grants.items():
         try:
             purchase, kind = grant.purchase, grant.kind
@@ -199,18 +201,38 @@ def _grant_all(db: Database, session, grants: dict[int, _Grant], source: str) ->
         granted.append(grant)
         results[number] = Outcome(purchase)
     if granted:
-        _write_grants(db, session, granted, buyers, products, source)
+        _write_grants(db, session, granted, buyers, products, source, broken)
     return results
 
 
-def _write_grants(db: Database, session, granted: list[_Grant], buyers: dict, products: dict, source: str) -> None:
+def _broken_arrays(db: Database, session, buyers: dict, wanted: set[tuple]) -> dict[tuple, list]:
+    """(user, kind) -> the items the user's purchases hold, for each array these grants add to
+    that is there but not a list (legacy data holds null): MongoDB refuses $addToSet on it,
+    so the grant rebuilds it from the purchases, the source of truth."""
+    broken = {}
+    for user, kind in wanted:
+        doc = buyers.get(user)
+        if doc is not None and user_array(kind) in doc and not isinstance(doc[user_array(kind)], list):
+            mine = db[PURCHASES].find({"user": user}, {kind: 1}, session=session)
+            broken[(user, kind)] = list(dict.fromkeys(p[kind] for p in mine if kind in p))
+    return broken
+
+
+def _write_grants(db: Database, session, granted: list[_Grant], buyers: dict, products: dict, source: str,
+                  broken: dict[tuple, list]) -> None:
     purchases = [grant.purchase for grant in granted]
     insert_all(db, PURCHASES, purchases, session)
     additions: dict[tuple, list] = {}
     for grant in granted:
-        additions.setdefault((grant.purchase["user"], user_array(grant.kind)), []).append(grant.purchase[grant.kind])
-    db[USERS].bulk_write([UpdateOne({"_id": user}, {"$addToSet": {array: {"$each": items}}})
-                          for (user, array), items in additions.items()], ordered=True, session=session)
+        additions.setdefault((grant.purchase["user"], grant.kind), []).append(grant.purchase[grant.kind])
+    db[USERS].bulk_write([
+        UpdateOne({"_id": user}, {"$set": {user_array(kind): broken[(user, kind)] + items}}) if (user, kind) in broken
+        else UpdateOne({"_id": user}, {"$addToSet": {user_array(kind): {"$each": items}}})
+        for (user, kind), items in additions.items()], ordered=True, session=session)
+    fixes = [fix_entry(buyers[user], kind, f"{user_array(kind)} was {_shown(buyers[user][user_array(kind)])}, "
+                       "not a list: rebuilt from the user's purchases", at=datetime.now(UTC),
+                       actor=granted[0].purchase.get("actor"), source=source)
+             for user, kind in broken if (user, kind) in additions]
     keys = [{"_id": g.key, "purchase": g.purchase["_id"], "user": g.purchase["user"], g.kind: g.purchase[g.kind],
              "fingerprint": g.fingerprint} for g in granted if g.key is not None]
     if keys:
@@ -220,7 +242,7 @@ def _write_grants(db: Database, session, granted: list[_Grant], buyers: dict, pr
     changes = [("purchase", p, p["purchasedAt"], buyers[p["user"]], products[g.kind][p[g.kind]])
                for g, p in zip(granted, purchases, strict=True)]
     record_activities(db, session, changes, also=touched_update(state, moments), expect=next_version(state))
-    record_changes(db, session, [
+    record_changes(db, session, fixes + [
         change_entry("grant", g.purchase, at=datetime.now(UTC), actor=g.purchase.get("actor"), source=source,
                      user=buyers[g.purchase["user"]], item=products[g.kind][g.purchase[g.kind]], note=g.note)
         for g in granted
@@ -268,14 +290,21 @@ def revoke_item(db: Database, user_id, course_id=None, test_id=None, *, actor=No
         buyer = _user(db, session, user, kind)
         owned = _owned(buyer, kind)
         # by user alone, then the item here (core.storage.documents)
-        mine = db[PURCHASES].find({"user": user}, session=session)
+        mine = list(db[PURCHASES].find({"user": user}, session=session))
         found = sorted((p for p in mine if p.get(kind) == item), key=lambda p: p["purchasedAt"])
         if not found:
             hint = " (the user's array still lists it: run scripts/test_hybrid_system.py --repair)" if item in owned else ""
             raise NotPurchasedError(f"user {user} has no purchase of {kind} {item}{hint}")
         purchase = found[-1]
-        if len(found) == 1:
-            db[USERS].update_one({"_id": user}, {"$pull": {user_array(kind): item}}, session=session)
+        array = user_array(kind)
+        if array in buyer and not isinstance(buyer[array], list):  # null in legacy data: $pull refuses it
+            kept = [p[kind] for p in mine if kind in p and p["_id"] != purchase["_id"]]
+            db[USERS].update_one({"_id": user}, {"$set": {array: list(dict.fromkeys(kept))}}, session=session)
+            record_changes(db, session, [fix_entry(buyer, kind, f"{array} was {_shown(buyer[array])}, not a list: "
+                                                   "rebuilt from the user's purchases", at=revoked_at, actor=actor,
+                                                   source=source)])
+        elif len(found) == 1:
+            db[USERS].update_one({"_id": user}, {"$pull": {array: item}}, session=session)
         db[PURCHASES].delete_one({"_id": purchase["_id"]}, session=session)
         revoked = {**purchase, "revokedAt": revoked_at, "revokedBy": actor, "reason": reason}
         insert_new(db, REVOKED, revoked, session)
@@ -323,6 +352,10 @@ def _user(db: Database, session, user: ObjectId, kind: str) -> dict:
     if doc is None:
         raise UserNotFoundError(f"no user with id {user}")
     return doc
+
+
+def _shown(value) -> str:
+    return "null" if value is None else f"a {type(value).__name__} ({value!r:.60})"
 
 
 def _owned(user: dict, kind: str) -> list:

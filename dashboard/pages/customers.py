@@ -144,7 +144,11 @@ def read_customer(db: Database, user_id) -> Customer:
 def array_items(user: dict) -> list[tuple[str, ObjectId]]:
     """(kind, id) of every entry of the user's ownership arrays, courses first."""
     return [(kind, item) for kind, array in (("course", "purchasedCourses"), ("test", "purchasedTests"))
-            for item in (user.get(array) or [])]
+            for item in (user.get(array) if isinstance(user.get(array), list) else [])]
+
+
+def _shown_value(value) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
 
 
 def item_key(purchase: dict) -> tuple[str, ObjectId | None]:
@@ -183,6 +187,11 @@ def _purchase_detail(purchase: dict, tz: ZoneInfo, currency: str) -> str:
 
 def consistency_problems(customer: Customer) -> list[str]:
     """Where the user's arrays and their active purchases disagree, one sentence each."""
+    broken = [f"{array} is {_shown_value(customer.user[array])}, not a list: the next grant or revocation "
+              "rebuilds it from the purchases" for array in ("purchasedCourses", "purchasedTests")
+              if array in customer.user and not isinstance(customer.user[array], list)]
+    if broken:
+        return broken
     in_arrays = set(array_items(customer.user))
     bought = {item_key(p) for p in customer.active}
     problems = [f"{customer.titles[key]} ({key[0]}): in the user's array, but no purchase behind it"
