@@ -40,6 +40,7 @@ def create_app(config=None) -> Flask:
     server = OpenAPI(__name__, doc_ui=False)
     server.config.update(settings.values)
     server.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    server.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts) or None  # Flask answers 400 to any other Host
     if settings.trusted_proxies or settings.local_proxy:
         # the client's address (sign-in limits per address), scheme and host (the origin
         # check) as the proxies in front say; never without proxies, where anyone could say them

@@ -13,7 +13,7 @@ Workers and threads: one worker with 128 threads, measured with scripts/bench_lo
 
 In front of it, on HOST:PORT, Debian's nginx (deploy/nginx.conf), which reads every request
 whole before gunicorn sees it: a thread is never given to a client that sends slowly (1,000
-slow connections held a gthread worker's 128 threads; scripts/bench_slow_clients.py).
+slow connections held a gthread worker's 128 threads; scripts/bench_doors.py).
 gunicorn then listens on a loopback port of its own. Without nginx on the PATH, or with
 `WEB_PROXY=0`, gunicorn listens on HOST:PORT itself, with a warning.
 """

@@ -32,6 +32,7 @@ DEFAULTS = {
     "LOGIN_LIMIT_ACCOUNT": "5 per minute",
     "LOGIN_LIMIT_ADDRESS": "20 per minute",
     "TRUSTED_PROXIES": "0",
+    "TRUSTED_HOSTS": "",
     "LOCAL_PROXY": "0",
     "MAX_CONTENT_LENGTH": str(16 * 1024 * 1024),
     "SESSION_IDLE_MINUTES": "60",
@@ -63,6 +64,7 @@ class Settings:
     login_limit_address: str
     max_content_length: int  # bytes: the largest request body the dashboard reads (the API has its own)
     trusted_proxies: int  # proxies in front that set X-Forwarded-For/-Proto/-Host (werkzeug's ProxyFix)
+    trusted_hosts: tuple[str, ...]  # Host headers answered (empty: any); werkzeug's host patterns
     local_proxy: bool  # set by gunicorn.conf.py when its nginx is in front: one more X-Forwarded-For
     session_idle_admin: timedelta  # a sign-in idle this long ends (dashboard.sign_ins)
     session_idle_viewer: timedelta
@@ -99,6 +101,7 @@ def load_settings(config: Mapping | None = None, environ: Mapping | None = None)
         max_content_length=_integer(values, "MAX_CONTENT_LENGTH", 64 * 1024, 1024**3),
         trusted_proxies=_integer(values, "TRUSTED_PROXIES", 0, 10),
         local_proxy=_flag(values["LOCAL_PROXY"]),
+        trusted_hosts=tuple(h.strip() for h in str(values["TRUSTED_HOSTS"] or "").split(",") if h.strip()),
         session_idle_admin=timedelta(minutes=_number(values, "SESSION_IDLE_MINUTES", 0.05, 525_600, "minutes")),
         session_idle_viewer=timedelta(minutes=_number(values, "SESSION_IDLE_MINUTES_VIEWER", 0.05, 525_600, "minutes")),
         session_lifetime=timedelta(days=_number(values, "SESSION_MAX_DAYS", 0.001, 366, "days")),

@@ -21,17 +21,15 @@ import json
 import logging
 import os
 import secrets
-import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from flask import Response, abort, jsonify, redirect, render_template_string, request, session
-from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 from pymongo.errors import PyMongoError
 
-from dashboard import accounts, sign_ins, throttle
+from dashboard import accounts, sign_ins
 from dashboard.context import DashboardContext
 from dashboard.sign_in_throttle import SignInThrottle
 
@@ -49,7 +47,7 @@ UNAVAILABLE = "The database did not answer. Try again in a few seconds."
 log = logging.getLogger(__name__)
 
 
-def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
+def init_auth(server, context: DashboardContext, admin_paths) -> None:
     """Protect `server`: sessions, the sign-in routes, the guard, throttling, headers.
 
     `admin_paths(path)` tells whether a page path is for admins only.
@@ -73,8 +71,6 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
     def load(session_id):
         return sessions.account(context.db, session_id)
 
-    limiter = Limiter(get_remote_address, app=server, strategy="moving-window", **throttle.storage(context))
-    server.extensions["purchase_database"].on_close.append(lambda: throttle.close(limiter))
     checks = SignInThrottle(context.db, settings.login_limit_account, settings.login_limit_address)
     checks.ensure_indexes()
 
@@ -120,14 +116,8 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
     def too_many(error):
         if getattr(error, "response", None) is not None:
             return error.response  # a limit that answers for itself (the API's: api.problems)
-        wait = max(1, int(limiter.current_limit.reset_at - time.time())) if limiter.current_limit else 60
-        message = f"{error.description} Try again in {wait} s."
-        if request.path == "/login":
-            response = Response(_login_page(safe_next(request.values.get("next")), message), 429)
-        else:
-            response = jsonify(error=message)
-            response.status_code = 429
-        response.headers["Retry-After"] = str(wait)
+        response = jsonify(error=error.description)
+        response.status_code = 429
         return response
 
     @server.before_request
@@ -167,8 +157,6 @@ def init_auth(server, context: DashboardContext, admin_paths) -> Limiter:
         if not request.path.startswith(STATIC_PREFIXES):
             response.headers["Cache-Control"] = "no-store"  # pages and answers may name customers
         return response
-
-    return limiter
 
 
 def refuse_large_body(limit: int):

@@ -12,11 +12,22 @@ from pathlib import Path
 import pytest
 import requests
 from bson import ObjectId
+from pymongo import _csot
 
 from app import create_app
 from core import ensure_indexes, open_database
 from core.storage.schema import COURSES, PURCHASES, TESTS, USERS
 from dashboard import accounts
+
+
+@pytest.fixture(autouse=True)
+def no_time_limit_left_behind():
+    """A test must not leave a pymongo.timeout() entered (a request's bound whose teardown did
+    not run): every later database call of its worker would fail at once."""
+    yield
+    left = _csot.get_timeout()
+    _csot.reset_all()
+    assert left is None, f"a pymongo.timeout({left}) was left entered"
 
 
 @pytest.fixture(scope="session")

@@ -9,19 +9,20 @@ from pymongo.errors import OperationFailure
 
 from core import AlreadyPurchasedError, NotPurchasedError, create_purchase, remove_purchase
 from core.operations import check_consistency
-from core.storage.schema import AUDIT, COURSES, IDEMPOTENCY, PURCHASES, REVOKED, USERS
+from core.storage.schema import AUDIT, COURSES, IDEMPOTENCY, PURCHASES, REVOKED
 from tests.conftest import owned, snapshot
+from tests.test_failpoints import fail_point
 
 CARD = {"amount": 29.99, "paymentMethod": "credit_card"}
 
 
 def test_create_rolls_back_the_purchase_when_the_user_update_fails(db, catalog):
     user, course = catalog["user"], catalog["courses"][0]
-    # The database itself refuses the second write: $addToSet on a field that is no array.
-    db[USERS].update_one({"_id": user}, {"$set": {"purchasedCourses": "corrupt"}})
     before = snapshot(db)
-    with pytest.raises(OperationFailure, match="addToSet"):
+    # The database itself refuses the second write (the user's update, after the purchase's insert)
+    with fail_point(db, ["update"], 1, {"errorCode": 2}), pytest.raises(OperationFailure) as refused:
         create_purchase(db, user, course, None, {**CARD, "idempotencyKey": "evt_1"})
+    assert refused.value.code == 2  # BadValue, not retried: the whole transaction is undone
     assert snapshot(db) == before
     assert db[PURCHASES].count_documents({}) == 0 and db[IDEMPOTENCY].count_documents({}) == 0
 

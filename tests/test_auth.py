@@ -275,3 +275,35 @@ def _session_payload(cookie: str) -> str:
     data = cookie.lstrip(".").split(".")[0]
     raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
     return (zlib.decompress(raw) if cookie.startswith(".") else raw).decode()
+
+
+def test_headers_hosts_and_what_anonymous_callers_see(app, tmp_path):
+    page = app.test_client().get("/login")
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]  # scripts: ours, and Dash's by hash
+    assert page.headers["Cache-Control"] == "no-store"
+    admin = signed_in(app, "admin")
+    assert admin.get("/_dash-layout").headers["Cache-Control"] == "no-store"
+    assert "no-store" not in (app.test_client().get("/assets/style.css").headers.get("Cache-Control") or "")
+    # the assets folder's index is Dash's page, with its versions: not for anonymous callers
+    index = app.test_client().get("/assets/")
+    assert index.status_code == 302 and index.headers["Location"].startswith("/login")
+    # the Origin check compares the scheme too
+    body = {"output": "customers-results.children", "outputs": {"id": "customers-results", "property": "children"},
+            "inputs": [{"id": "customers-search", "property": "value", "value": "x"}], "changedPropIds": []}
+    assert admin.post("/_dash-update-component", json=body, headers={"Origin": "https://localhost"}).status_code == 403
+    assert admin.post("/_dash-update-component", json=body, headers={"Origin": "http://localhost"}).status_code == 200
+
+
+def test_trusted_hosts_refuse_any_other_host_header(tmp_path):
+    from app import create_app
+
+    app = create_app({"DATA_DIR": str(tmp_path), "SEED_DEMO": "0", "MONGODB_DB": "hosts", "HEALTH_CHECK_SECONDS": "0",
+                      "TRUSTED_HOSTS": "purchases.example.com"})
+    try:
+        client = app.test_client()
+        assert client.get("/login", headers={"Host": "evil.example"}).status_code == 400
+        assert client.get("/login", headers={"Host": "purchases.example.com"}).status_code == 200
+    finally:
+        app.extensions["purchase_database"].close()

@@ -115,7 +115,7 @@ def test_another_local_client_cannot_use_the_database(site):
 
 
 def test_slow_clients_do_not_stop_ordinary_requests(site):
-    from scripts.bench_slow_clients import under_attack
+    from scripts.bench_doors import under_attack
 
     _, base, _, _ = site
     found = under_attack(base, headers=400, bodies=150, seconds=6)

@@ -26,6 +26,14 @@ from core.storage.transactions import READ_ONLY_COMMENT, run_in_transaction
 pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="about the embedded server")
 
 
+def wait_for(condition, what: str, cap: float = 30.0) -> None:
+    """Until `condition()` holds: the event a step needs, not a guess at how long it takes."""
+    give_up = time.monotonic() + cap
+    while not condition():
+        assert time.monotonic() < give_up, f"{what}: not within {cap} s"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def server(tmp_path):
     started = EmbeddedServer(tmp_path / "queue.sqlite", transaction_lifetime=2.0)
@@ -242,7 +250,7 @@ def test_txn_numbers_count_as_on_mongodb(db):
     session.end_session()
 
 
-def test_a_read_only_snapshot_is_served_ahead_of_the_writers_in_line(db):
+def test_a_read_only_snapshot_is_served_ahead_of_the_writers_in_line(db, server):
     db.counter.insert_one({"_id": 0, "n": 0})
     order, lock = [], threading.Lock()
 
@@ -263,13 +271,14 @@ def test_a_read_only_snapshot_is_served_ahead_of_the_writers_in_line(db):
     with client.start_session() as holder:
         holder.start_transaction()
         db.counter.update_one({"_id": 0}, {"$inc": {"n": 1}}, session=holder)  # the engine is taken
+        queue = server.proxy.queue
         threads = [threading.Thread(target=writer, args=(f"writer {i}",)) for i in range(3)]
-        for thread in threads:
+        for n, thread in enumerate(threads, start=1):
             thread.start()
-            time.sleep(0.2)  # in line, in this order
+            wait_for(lambda n=n: len(queue._waiting_transactions) == n, "writer in line")  # in this order
         threads.append(threading.Thread(target=reader))
         threads[-1].start()
-        time.sleep(0.2)
+        wait_for(lambda: len(queue._waiting_readers) == 1, "reader in line")
         holder.commit_transaction()
     for thread in threads:
         thread.join()

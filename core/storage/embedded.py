@@ -68,6 +68,7 @@ class EmbeddedServer:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self.restarts = 0
+        self.proxy = None  # the wire server now serving (its `queue`: the fair line), for tests to watch
         self._thread = threading.Thread(target=self._run, name="mongoeco-server", daemon=True)
         self.uri: str | None = None
         self.address: tuple[str, int] | None = None
@@ -142,6 +143,7 @@ class EmbeddedServer:
         else:
             proxy = AsyncMongoEcoProxyServer(client=self._client, host=self._host, port=self._port,
                                              auth_users=self._users)
+        self.proxy = proxy
         try:
             address = await proxy.start()
             self.address = (address.host, address.port)
