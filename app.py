@@ -11,7 +11,7 @@ import threading
 import time
 
 import pymongo
-from flask import Flask, g
+from flask import Flask, request
 from flask_openapi3 import OpenAPI
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -26,6 +26,7 @@ from settings import load_settings
 
 log = logging.getLogger("app")
 READY = "Embedded database ready"
+BOUND = "purchases.database_bound"  # the request's pymongo.timeout (bound_database_calls)
 
 
 def create_app(config=None) -> Flask:
@@ -65,12 +66,14 @@ def bound_database_calls(server: Flask, seconds: float) -> None:
 
     @server.before_request
     def start_bound():
-        g.database_bound = pymongo.timeout(seconds)
-        g.database_bound.__enter__()
+        bound = pymongo.timeout(seconds)
+        bound.__enter__()
+        # on the request itself, not on `g`: a request served while another is (a test's) shares its `g`
+        request.environ[BOUND] = bound
 
     @server.teardown_request
     def end_bound(_error):
-        bound = g.pop("database_bound", None)
+        bound = request.environ.pop(BOUND, None)
         if bound is not None:
             bound.__exit__(None, None, None)
 
