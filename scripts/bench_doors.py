@@ -133,6 +133,14 @@ def throttle_rows(base: str, accounts_db) -> list[tuple]:
     return rows
 
 
+def web_worker(gunicorn_master) -> psutil.Process:
+    """gunicorn's web worker: the master's child that is neither the database nor nginx."""
+    children = psutil.Process(gunicorn_master.pid).children()
+    workers = [p for p in children if "gunicorn" in " ".join(p.cmdline()) and "database" not in p.cmdline()]
+    assert len(workers) == 1, [p.cmdline() for p in children]
+    return workers[0]
+
+
 def _sign_in(base: str, email: str, password: str) -> int:
     return requests.post(base + "/login", data={"email": email, "password": password}, allow_redirects=False,
                          timeout=60).status_code
@@ -219,7 +227,7 @@ def main(argv=None) -> int:
         print("|---|---:|---:|---:|---:|")
         for case, checked, refused, errors, seconds in throttle_rows(base, joined.db):
             print(f"| {case} | {checked} | {refused} | {errors} | {seconds:.1f} |", flush=True)
-        worker = max(psutil.Process(process.pid).children(), key=lambda p: "database" not in p.cmdline())
+        worker = web_worker(process)
         print("\n| request body | answer | seconds | web worker MB before / peak / after |")
         print("|---|---|---:|---|")
         for case, answer, seconds, before, peak, after in body_rows(base, worker, viewer.cookies.get("session", "")):

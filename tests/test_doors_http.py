@@ -6,7 +6,6 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import psutil
 import pytest
 import requests
 from pymongo import MongoClient
@@ -67,8 +66,10 @@ def test_a_hundred_wrong_passwords_at_once_get_the_limits_checks_and_the_owner_g
 
 
 def test_bodies_over_the_limit_are_refused_before_they_are_read_and_memory_stays(site):
+    from scripts.bench_doors import web_worker
+
     process, base, _, _ = site
-    worker = max(psutil.Process(process.pid).children(), key=lambda p: "database" not in p.cmdline())
+    worker = web_worker(process)
     before = worker.memory_info().rss
     host, port = base.removeprefix("http://").split(":")
     for path, declared, cookie in (("/login", 100 * 1024 * 1024, ""), ("/login", 5000, ""),
