@@ -25,6 +25,7 @@ from dashboard import sign_ins
 from dashboard.sign_ins import SessionPolicy
 
 ACCOUNTS = "staff_accounts"
+ID_BATCH = 200  # sign-ins re-read by one query
 ROLES = ("viewer", "admin")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
@@ -116,27 +117,30 @@ def get_account(db: Database, email: str) -> Account | None:
 
 
 class SessionCache:
-    """Sign-ins checked against their account, each read from the database at most every `max_age` s.
+    """Sign-ins checked against their account, read from the database at most every `max_age` s.
 
-    A poll every second from every tab need not read its sign-in and account each time:
-    each is read once per `max_age` (a team may share one viewer account), so a sign-out,
-    a disabled account or a changed password ends a session everywhere within `max_age`.
-    While the database cannot be reached or is slow to answer, the last answer stands, for
-    `stale_limit` s at most: the page can say that the database is down instead of failing
-    to sign in, and polls behind a queue of writers are not failed for want of this read.
+    A poll every second from every tab need not read its sign-in and account each time: a
+    sign-in is re-read once it is `max_age` old, so a sign-out, a disabled account or a
+    changed password ends a session everywhere within `max_age`; and the re-read takes every
+    sign-in of this process that is as old and in use, two queries for them all (a hundred
+    tabs, each signed in, cost two reads every `max_age`, not two hundred). While the database
+    cannot be reached or is slow to answer, the last answer stands, for `stale_limit` s at
+    most: the page can say that the database is down instead of failing to sign in, and polls
+    behind a queue of writers are not failed for want of this read.
     """
 
     def __init__(self, max_age: float = 5.0, size: int = 10_000, timeout: float = 0.5, stale_limit: float = 60.0,
                  policy: SessionPolicy | None = None):
-        # ("sign-in", deployment, session id) -> (last read, last attempt, (sign-in, account) or None)
-        self._entries: OrderedDict[tuple, tuple[float, float, object]] = OrderedDict()
-        self._lock = threading.Lock()
+        # (deployment, session id) -> (last read, last attempt, last use, (sign-in, account) or None)
+        self._entries: OrderedDict[tuple, list] = OrderedDict()
+        self._lock = threading.Lock()  # guards _entries
+        self._refreshing = threading.Lock()  # one re-read at a time: the others then find it done
         self.max_age, self.size, self.timeout, self.stale_limit = max_age, size, timeout, stale_limit
         self.policy = policy or SessionPolicy()
 
     def account(self, db: Database, session_id: str) -> Account | None:
         """The account signed in as `session_id`, if that sign-in is current and its account enabled."""
-        known = self._cached(("sign-in", deployment(db), session_id), lambda: self._read(db, session_id))
+        known = self._known(db, session_id)
         if known is None:
             return None
         sign_in, account = known
@@ -147,28 +151,23 @@ class SessionCache:
             return None
         return replace(account, session_id=session_id)
 
-    @staticmethod
-    def _read(db: Database, session_id: str) -> tuple[dict, Account | None] | None:
-        sign_in = sign_ins.read(db, session_id)
-        return (sign_in, get_account(db, sign_in["email"])) if sign_in else None
-
     def sign_in(self, db: Database, account: Account) -> Account:
         """Start a sign-in of `account` (just verified); the account as signed in."""
         doc = sign_ins.start(db, account.email, account.session_token, self.policy)
-        now = time.monotonic()  # its polls need not read it again at once
-        self._store(("sign-in", deployment(db), doc["_id"]), now, now, (doc, account))
+        self._store((deployment(db), doc["_id"]), time.monotonic(), (doc, account))  # its polls need not read it
         return replace(account, session_id=doc["_id"])
 
     def sign_out(self, db: Database, session_id: str) -> None:
         """End the sign-in here at once; other processes see it within `max_age`."""
-        self._store(("sign-in", deployment(db), session_id), time.monotonic(), time.monotonic(), None)
+        self._store((deployment(db), session_id), time.monotonic(), None)
         sign_ins.end(db, session_id)
 
     def touch(self, db: Database, account: Account) -> None:
         """Note activity on the sign-in (a write at most every minute, see SessionPolicy.touch_every)."""
-        key = ("sign-in", deployment(db), account.session_id)
+        key = (deployment(db), account.session_id)
         with self._lock:
-            read_at, tried_at, known = self._entries.get(key, (None, None, None))
+            entry = self._entries.get(key)
+            known = entry[3] if entry else None
         if known is None:
             return
         now = datetime.now(UTC)
@@ -179,32 +178,73 @@ class SessionCache:
             sign_ins.touch(db, account.session_id, now)
         except PyMongoError:
             return  # activity not noted: at worst the sign-in ends a minute early
-        self._store(key, read_at, tried_at, ({**known[0], "lastActive": now}, known[1]))
-
-    def _cached(self, key: tuple, read):
         with self._lock:
-            read_at, tried_at, known = self._entries.get(key, (None, None, None))
+            if self._entries.get(key) is entry:
+                entry[3] = ({**known[0], "lastActive": now}, known[1])
+
+    def _known(self, db: Database, session_id: str):
+        key = (deployment(db), session_id)
+        entry = self._fresh(key)
+        if entry is not None:
+            return entry[3]
+        with self._refreshing:
+            entry = self._fresh(key)  # another thread's re-read may have taken it
+            if entry is not None:
+                return entry[3]
+            return self._refresh(db, key)
+
+    def _fresh(self, key: tuple) -> list | None:
+        """The entry of `key` if read less than `max_age` ago (noting its use), else None."""
         now = time.monotonic()
-        if read_at is not None and now - tried_at < self.max_age:
-            return known
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry[2] = now
+                if now - entry[1] < self.max_age:
+                    return entry
+        return None
+
+    def _refresh(self, db: Database, key: tuple):
+        """Re-read `key` and every other sign-in of its deployment that is as stale and in use."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            stale = [k for k, (_, tried, used, _) in self._entries.items()
+                     if k[0] == key[0] and k != key and now - tried >= self.max_age and now - used < self.stale_limit]
+        ids = [key[1], *(k[1] for k in stale[: ID_BATCH - 1])]
         # a read that fails may fall back on the last answer for `stale_limit` s: meanwhile
         # each attempt waits at most `timeout` (a read may queue behind many writers), and
         # the next one comes `max_age` later, not on every poll of every tab
-        may_fall_back = read_at is not None and now - read_at < self.stale_limit
+        may_fall_back = entry is not None and now - entry[0] < self.stale_limit
         try:
             with pymongo.timeout(self.timeout) if may_fall_back else contextlib.nullcontext():
-                known = read()
+                found = self._read(db, ids)
         except PyMongoError:  # DatabaseUnavailableError too
+            with self._lock:
+                for k in [key, *stale]:
+                    if k in self._entries:
+                        self._entries[k][1] = now  # tried: the next attempt comes max_age later
             if not may_fall_back:
                 raise
-            self._store(key, read_at, now, known)
-            return known
-        self._store(key, now, now, known)
-        return known
+            return entry[3]
+        for session_id in ids:
+            self._store((key[0], session_id), now, found.get(session_id))
+        return found.get(key[1])
 
-    def _store(self, key: tuple, read_at: float, tried_at: float, known) -> None:
+    @staticmethod
+    def _read(db: Database, session_ids: list[str]) -> dict[str, tuple[dict, Account | None]]:
+        """session id -> (sign-in, its account) for those of `session_ids` that exist: two reads."""
+        docs = sign_ins.read_many(db, session_ids)
+        emails = list({doc["email"] for doc in docs})
+        accounts = {doc["_id"]: _account(doc) for doc in retry_when_busy(
+            lambda: list(db[ACCOUNTS].find({"_id": {"$in": emails}})))} if emails else {}
+        return {doc["_id"]: (doc, accounts.get(doc["email"])) for doc in docs}
+
+    def _store(self, key: tuple, read_at: float, known) -> None:
         with self._lock:
-            self._entries[key] = (read_at, tried_at, known)
+            entry = self._entries.get(key)
+            used = entry[2] if entry else read_at
+            self._entries[key] = [read_at, read_at, used, known]
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

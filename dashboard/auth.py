@@ -60,6 +60,9 @@ def init_auth(server, context: DashboardContext, admin_paths) -> None:
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.secure_cookies,
         REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SECURE=settings.secure_cookies,
         PERMANENT_SESSION_LIFETIME=policy.lifetime,
+        # the cookie ends with the sign-in's lifetime from sign-in, not from the last poll; and
+        # a poll every second need not sign and send it again (0.75 ms a request)
+        SESSION_REFRESH_EACH_REQUEST=False,
     )
     manager = LoginManager(server)
     manager.session_protection = "basic"

@@ -58,6 +58,12 @@ def read(db: Database, session_id: str) -> dict | None:
     return retry_when_busy(lambda: db[SESSIONS].find_one({"_id": session_id}))
 
 
+def read_many(db: Database, session_ids: list[str]) -> list[dict]:
+    """The sign-ins of these ids that exist."""
+    wanted = [s for s in session_ids if isinstance(s, str) and 20 <= len(s) <= 100]
+    return retry_when_busy(lambda: list(db[SESSIONS].find({"_id": {"$in": wanted}}))) if wanted else []
+
+
 def touch(db: Database, session_id: str, now: datetime) -> None:
     retry_when_busy(lambda: db[SESSIONS].update_one({"_id": session_id}, {"$set": {"lastActive": now}}))
 
