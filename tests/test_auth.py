@@ -143,32 +143,39 @@ def test_the_secret_key_is_generated_once_and_kept_private(app, tmp_path):
 
 @pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="uses the embedded database of a data folder")
 def test_the_cli_manages_accounts(tmp_path):
+    from app import create_app
+
     env = {**os.environ, "DATA_DIR": str(tmp_path), "SEED_DEMO": "0", "MONGODB_DB": "cli"}
-    flask = [sys.executable, "-m", "flask", "--app", "app"]
-
-    def run(*args, stdin=""):
-        return subprocess.run([*flask, *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True,
-                              timeout=120, check=False)
-
-    created = run("create-user", "Ann@Example.com", "--role", "admin", "--name", "Ann Admin", "--password-stdin",
-                  stdin="a long enough password\n")
+    # once as a person types it (every flask command builds the whole app: 5 s each) ...
+    created = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "create-user", "Ann@Example.com",
+                              "--role", "admin", "--name", "Ann Admin", "--password-stdin"], cwd=ROOT, env=env,
+                             input="a long enough password\n", capture_output=True, text=True, timeout=120, check=False)
     assert created.returncode == 0, created.stderr
     assert "Created admin account ann@example.com" in created.stdout and "password" not in created.stdout.lower()
-    generated = run("create-user", "vic@example.com", "--role", "viewer")
-    assert generated.returncode == 0 and "Password (shown once): " in generated.stdout
-    assert run("create-user", "ann@example.com", "--role", "viewer", "--password-stdin",
-               stdin="another long password\n").returncode != 0
-    assert run("create-user", "x@example.com", "--role", "owner").returncode != 0
-    assert run("set-password", "ann@example.com", "--password-stdin", stdin="short\n").returncode != 0
-    assert run("set-password", "ann@example.com", "--password-stdin", stdin="a newer long password\n").returncode == 0
-    assert run("disable-user", "vic@example.com").returncode == 0
-    assert run("disable-user", "nobody@example.com").returncode != 0
-    from settings import load_settings
+    # ... then the same commands through Flask's CLI runner, on one app
+    app = create_app({"DATA_DIR": str(tmp_path), "SEED_DEMO": "0", "MONGODB_DB": "cli", "HEALTH_CHECK_SECONDS": "0"})
+    try:
+        runner = app.test_cli_runner()
 
-    with load_settings({"DATA_DIR": str(tmp_path), "MONGODB_DB": "cli", "MONGODB_URI": ""}).open_database() as opened:
-        assert accounts.verify(opened.db, "ann@example.com", "a newer long password").role == "admin"
-        assert accounts.verify(opened.db, "vic@example.com", generated.stdout.split(": ")[-1].strip()) is None
-        assert accounts.get_account(opened.db, "vic@example.com").disabled
+        def run(*args, stdin=""):
+            with app.app_context():  # what the flask command pushes for every command
+                return runner.invoke(args=list(args), input=stdin)
+
+        generated = run("create-user", "vic@example.com", "--role", "viewer")
+        assert generated.exit_code == 0 and "Password (shown once): " in generated.output
+        assert run("create-user", "ann@example.com", "--role", "viewer", "--password-stdin",
+                   stdin="another long password\n").exit_code != 0
+        assert run("create-user", "x@example.com", "--role", "owner").exit_code != 0
+        assert run("set-password", "ann@example.com", "--password-stdin", stdin="short\n").exit_code != 0
+        assert run("set-password", "ann@example.com", "--password-stdin", stdin="a newer long password\n").exit_code == 0
+        assert run("disable-user", "vic@example.com").exit_code == 0
+        assert run("disable-user", "nobody@example.com").exit_code != 0
+        db = app.extensions["purchase_database"].db
+        assert accounts.verify(db, "ann@example.com", "a newer long password").role == "admin"
+        assert accounts.verify(db, "vic@example.com", generated.output.split(": ")[-1].strip()) is None
+        assert accounts.get_account(db, "vic@example.com").disabled
+    finally:
+        app.extensions["purchase_database"].close()
 
 
 @pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="stops an embedded server")
