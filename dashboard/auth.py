@@ -108,7 +108,8 @@ def init_auth(server, context: DashboardContext, admin_paths) -> None:
     @server.route("/logout", methods=["GET", "POST"])
     def logout():
         if request.method != "POST":  # a link or a prefetch must not sign anyone out
-            return render_template_string(LOGOUT_PAGE, signed_in=current_user.is_authenticated)
+            return render_template_string(LOGOUT_PAGE, signed_in=current_user.is_authenticated,
+                                          email=getattr(current_user, "email", ""))
         if current_user.is_authenticated:
             sessions.sign_out(context.db, current_user.session_id)
         logout_user()
@@ -293,6 +294,7 @@ LOGOUT_PAGE = """<!doctype html>
   <main class="signin">
     <h1>Purchases</h1>
     {% if signed_in %}
+    <p class="muted">Signed in as {{ email }}. <a href="/">Back to the dashboard</a></p>
     <form method="post" action="/logout" class="signin-form">
       <button type="submit" class="button primary" id="logout-submit">Sign out</button>
     </form>
