@@ -282,17 +282,26 @@ def _login_page(target: str, message: str | None = None, email: str = "") -> str
     return render_template_string(LOGIN_PAGE, target=target, message=message, email=email)
 
 
-LOGOUT_PAGE = """<!doctype html>
+def _signin_shell(title: str, body: str) -> str:
+    """A page of the sign-in kind (no Dash): the stylesheet, a heading, `body` (a Jinja template)."""
+    return f"""<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>Sign out · Purchases</title>
+  <title>{title} · Purchases</title>
   <link rel="stylesheet" href="/assets/style.css">
 </head>
 <body>
   <main class="signin">
     <h1>Purchases</h1>
+{body}  </main>
+</body>
+</html>
+"""
+
+
+LOGOUT_PAGE = _signin_shell("Sign out", """\
     {% if signed_in %}
     <p class="muted">Signed in as {{ email }}. <a href="/">Back to the dashboard</a></p>
     <form method="post" action="/logout" class="signin-form">
@@ -301,22 +310,9 @@ LOGOUT_PAGE = """<!doctype html>
     {% else %}
     <p class="muted">You are signed out. <a href="/login">Sign in</a></p>
     {% endif %}
-  </main>
-</body>
-</html>
-"""
+""")
 
-LOGIN_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>Sign in · Purchases</title>
-  <link rel="stylesheet" href="/assets/style.css">
-</head>
-<body>
-  <main class="signin">
-    <h1>Purchases</h1>
+LOGIN_PAGE = _signin_shell("Sign in", """\
     <p class="muted">Sign in with your staff account.</p>
     {% if message %}<p class="message" role="alert" id="login-error">{{ message }}</p>{% endif %}
     <form method="post" action="/login" class="signin-form">
@@ -327,7 +323,4 @@ LOGIN_PAGE = """<!doctype html>
       <input id="password" name="password" type="password" autocomplete="current-password" required>
       <button type="submit" class="button primary" id="login-submit">Sign in</button>
     </form>
-  </main>
-</body>
-</html>
-"""
+""")
