@@ -52,12 +52,6 @@ def start(db: Database, email: str, account_token: str, policy: SessionPolicy) -
     return doc
 
 
-def read(db: Database, session_id: str) -> dict | None:
-    if not isinstance(session_id, str) or not 20 <= len(session_id) <= 100:
-        return None
-    return retry_when_busy(lambda: db[SESSIONS].find_one({"_id": session_id}))
-
-
 def read_many(db: Database, session_ids: list[str]) -> list[dict]:
     """The sign-ins of these ids that exist."""
     wanted = [s for s in session_ids if isinstance(s, str) and 20 <= len(s) <= 100]
