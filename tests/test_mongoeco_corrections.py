@@ -13,6 +13,10 @@ from datetime import UTC, datetime
 
 import pytest
 from bson import Decimal128, Int64, ObjectId
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mongoeco.core import bson_scalars
+from mongoeco.core.codec import DocumentCodec
 from mongoeco.engines.sqlite import SQLiteEngine
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -370,3 +374,49 @@ def test_an_error_the_heartbeat_met_before_a_clean_close_still_leaves_the_marker
     server.stop()
 
     assert _marker(path) == [(mongoeco_corrections.PINNED_VERSION,)]
+
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.floats(allow_nan=False),
+    st.text(max_size=8), st.datetimes(timezones=st.just(UTC)).map(lambda moment: moment.replace(microsecond=0)),
+    st.builds(ObjectId), st.builds(Int64, st.integers(min_value=0, max_value=2**40)),
+    st.decimals(allow_nan=False, allow_infinity=False, places=2).map(lambda number: Decimal128(str(number))),
+    st.binary(max_size=4),
+)
+documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.text(max_size=6), inner, max_size=4), max_leaves=30).map(lambda value: {"v": value})
+
+
+@settings(max_examples=150, deadline=None)
+@given(documents)
+def test_a_document_is_encoded_exactly_as_before(document):
+    mongoeco_corrections.apply()
+    assert DocumentCodec.encode(document) == DocumentCodec.encode.original(document)
+
+
+@pytest.mark.parametrize(("bad", "error"), [
+    ({"a": {"b": {"c": {1: "key not a string"}}}}, TypeError),
+    ({"a": [{"b": {1, 2}}]}, TypeError),
+    ({"a": {"b": [[2**64]]}}, OverflowError),
+    ({"a": {"b": -(2**63) - 1}}, OverflowError),
+])
+def test_a_value_mongodb_cannot_store_is_refused_with_the_engines_error(bad, error):
+    mongoeco_corrections.apply()
+    with pytest.raises(error) as expected:
+        bson_scalars.validate_bson_value(bad)
+    with pytest.raises(error) as raised:
+        DocumentCodec.encode(bad)
+    assert type(raised.value) is type(expected.value) and str(raised.value) == str(expected.value)
+
+
+def test_a_deep_value_is_checked_once_not_once_per_level(monkeypatch):
+    mongoeco_corrections.apply()
+    checked = []
+    real = bson_scalars.wrap_bson_numeric
+    monkeypatch.setattr(bson_scalars, "wrap_bson_numeric", lambda value: checked.append(value) or real(value))
+    deep = {"a": {"b": {"c": {"d": {"e": {"f": Decimal128("1.10")}}}}}}
+
+    encoded = DocumentCodec.encode(deep)
+
+    assert len(checked) == 1  # the engine alone checked it once for each of the seven documents holding it
+    assert encoded["a"]["b"]["c"]["d"]["e"]["f"] == {"$mongoeco": {"type": "decimal128_public", "value": "1.10"}}

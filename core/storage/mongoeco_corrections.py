@@ -19,9 +19,13 @@ import importlib.metadata
 import inspect
 import re
 import sqlite3
+import threading
 from pathlib import Path
 
 from mongoeco._types._bson_objectid import ObjectId as EngineObjectId
+from mongoeco.core import codec as codec_module
+from mongoeco.core.bson_scalars import INT64_MAX, INT64_MIN, BsonScalarOverflowError
+from mongoeco.core.codec import DocumentCodec
 from mongoeco.core.projections import apply_projection
 from mongoeco.core.query_plan import EqualsCondition, InCondition
 from mongoeco.engines import sqlite as engine_module
@@ -77,6 +81,7 @@ def apply() -> None:
     _keep_current_index_entries_at_open()
     _count_field_kinds()
     _decode_without_inspecting_each_time()
+    _validate_each_document_once()
     _applied = True
 
 
@@ -198,6 +203,62 @@ def _decode_without_inspecting_each_time() -> None:
         return decode(payload, preserve_bson_wrappers=preserve_bson_wrappers)
 
     SQLiteEngine._decode_codec_payload = decode_codec_payload
+
+
+def _validate_each_document_once() -> None:
+    """`DocumentCodec.encode`, run on every document written and again on each change it
+    records for change streams (twice an update), validated the whole subtree of every
+    document it met (`validate_bson_value`), then encoded each value, which validated that
+    value's subtree again: a value at depth d was checked d times, and each check of a
+    number built a wrapper object only to discard it (2.1 ms to encode an hour's rollup
+    details of 40 items, most of a rollup update's 10 ms). Now the whole value is checked
+    once, before anything is encoded, for the same errors (keys that are not strings, sets,
+    integers past int64, invalid Decimal128), and the encoding that follows checks nothing
+    again. Plain strings, floats, booleans and None, which cannot fail, are passed over."""
+    original_encode = DocumentCodec.encode
+    state = threading.local()
+
+    def validated(value) -> None:
+        pending = [value]
+        while pending:
+            current = pending.pop()
+            kind = type(current)
+            if kind is str or kind is float or kind is bool or current is None:
+                continue
+            if kind is int:
+                if current < INT64_MIN or current > INT64_MAX:
+                    raise BsonScalarOverflowError("integer exceeds BSON int64 range")
+                continue
+            if kind is dict or kind is list:
+                if kind is dict:
+                    for key in current:
+                        if not isinstance(key, str):
+                            raise TypeError("BSON document keys must be strings")
+                    pending.extend(current.values())
+                else:
+                    pending.extend(current)
+                continue
+            validate_one(current)
+
+    validate_one = codec_module.validate_bson_value  # anything else: the engine's own check
+
+    def validate_unless_inside(value) -> None:
+        if not getattr(state, "inside", False):
+            validated(value)
+
+    def encode(data):
+        if getattr(state, "inside", False):
+            return original_encode(data)
+        validated(data)
+        state.inside = True
+        try:
+            return original_encode(data)
+        finally:
+            state.inside = False
+
+    encode.original = original_encode  # for the tests, which compare the two
+    codec_module.validate_bson_value = validate_unless_inside
+    DocumentCodec.encode = staticmethod(encode)
 
 
 def _keep_current_index_entries_at_open() -> None:
