@@ -146,3 +146,32 @@ def test_viewers_and_strangers_cannot_grant(app, shop, client):
     assert submit(viewer, app, grant.CONFIRM, **fields).status_code == 403
     assert submit(viewer, app, grant.REVIEW, **fields).status_code == 403
     assert snapshot(shop["db"]) == before
+
+
+def test_the_review_names_every_field_and_grant_another_starts_empty_but_for_the_customer(tmp_path):
+    from app import create_app
+
+    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": "", "SEED_DEMO": "0", "MONGODB_DB": "another",
+                         "PAYMENT_METHODS": "voucher,stripe,admin_grant"})
+    try:
+        db = server.extensions["purchase_database"].db
+        user, course = ObjectId(), ObjectId()
+        db[USERS].insert_one({"_id": user, "name": "Ada", "email": "ada@example.com", "purchasedCourses": []})
+        db[COURSES].insert_one({"_id": course, "title": "Analytical Engines", "price": 10})
+        admin = signed_in(server, "admin")
+        fields = {"user": str(user), "item": f"course:{course}", "mode": grant.PAID, "amount": "12.50",
+                  "method": "voucher", "discount": "SPRING", "note": "Conference prize"}
+        reviewed = json.dumps(response(submit(admin, server, grant.REVIEW, **fields))[grant.CONFIRM_TEXT]["children"])
+        for shown in ("Ada (ada@example.com)", "Analytical Engines", "12.50", "Voucher", "SPRING", "Conference prize"):
+            assert shown in reviewed, shown
+        response(submit(admin, server, grant.CONFIRM, **fields))
+
+        fresh = response(submit(admin, server, grant.ANOTHER, **fields))
+
+        assert fresh[grant.ITEM] == {"value": None} and fresh[grant.MODE] == {"value": grant.COMPLIMENTARY}
+        assert fresh[grant.AMOUNT] == {"value": ""} and fresh[grant.DISCOUNT] == {"value": ""}
+        assert fresh[grant.NOTE] == {"value": ""} and fresh[grant.METHOD] == {"value": "stripe"}
+        assert grant.USER not in fresh  # the customer stays chosen
+        assert fresh[grant.KEY]["data"] != "view-1"
+    finally:
+        server.extensions["purchase_database"].close()

@@ -66,6 +66,12 @@ PAID_AMOUNT = re.compile(r"(\d{1,3}(,\d{3})+|\d+)(\.\d+)?", re.ASCII)
 log = logging.getLogger(__name__)
 
 
+def default_method(context: DashboardContext) -> str | None:
+    """The payment method the form starts with: the first paid one."""
+    paid_methods = sorted(m for m in context.payment_methods if m != FREE_METHOD)
+    return paid_methods[0] if paid_methods else None
+
+
 def layout(path: str = PATH) -> html.Div:
     context = current_context()
     paid_methods = sorted(m for m in context.payment_methods if m != FREE_METHOD)
@@ -89,7 +95,7 @@ def layout(path: str = PATH) -> html.Div:
                 _field(f"Amount ({context.currency})", AMOUNT,
                        dcc.Input(id=AMOUNT, type="text", inputMode="decimal", placeholder="29.99", debounce=False)),
                 _field("Payment method", METHOD, dcc.Dropdown(
-                    id=METHOD, clearable=False, searchable=False, value=paid_methods[0] if paid_methods else None,
+                    id=METHOD, clearable=False, searchable=False, value=default_method(context),
                     options=[{"label": method_label(m), "value": m} for m in paid_methods])),
             ]),
             _field("Discount code (optional)", DISCOUNT, dcc.Input(id=DISCOUNT, type="text", maxLength=200)),
@@ -98,7 +104,7 @@ def layout(path: str = PATH) -> html.Div:
         ]),
         html.Section(id=CONFIRM_BOX, className="panel confirm hidden", children=[
             html.H2("Confirm the grant"),
-            html.P(id=CONFIRM_TEXT),
+            html.Div(id=CONFIRM_TEXT),
             html.Div(className="actions", children=[
                 html.Button("Confirm grant", id=CONFIRM, className="button primary", n_clicks=0),
                 html.Button("Back", id=BACK, className="button", n_clicks=0),
@@ -168,6 +174,13 @@ def register(app, context: DashboardContext) -> None:
         "result": Output(RESULT, "children"),
         "another": Output(ANOTHER, "className"),
         "key": Output(KEY, "data"),
+        # "Grant another" empties the form but for the customer: nothing of the last grant is carried over
+        "itemValue": Output(ITEM, "value"),
+        "modeValue": Output(MODE, "value"),
+        "amountValue": Output(AMOUNT, "value"),
+        "methodValue": Output(METHOD, "value"),
+        "discountValue": Output(DISCOUNT, "value"),
+        "noteValue": Output(NOTE, "value"),
     }
 
     @app.callback(
@@ -188,7 +201,9 @@ def register(app, context: DashboardContext) -> None:
             return {**reply, "form": "panel form", "confirmBox": "panel confirm hidden"}
         if trigger == ANOTHER:
             return {**reply, **{f: "" for f in FIELDS}, "form": "panel form", "confirmBox": "panel confirm hidden",
-                    "result": "", "another": "button hidden", "key": secrets.token_urlsafe(16)}
+                    "result": "", "another": "button hidden", "key": secrets.token_urlsafe(16),
+                    "itemValue": None, "modeValue": COMPLIMENTARY, "amountValue": "",
+                    "methodValue": default_method(context), "discountValue": "", "noteValue": ""}
         request, errors = read_form(user, item, mode, amount, method, discount, note, context)
         if errors:
             return {**reply, **{f: errors.get(f, "") for f in FIELDS}, "form": "panel form",
@@ -260,8 +275,8 @@ def already_owned(db, request: dict) -> str:
     return f"{user.get('name') or 'This customer'} already owns this {request['kind']}." if owns else ""
 
 
-def describe(request: dict, context: DashboardContext):
-    """What the confirmation step says: who gets what, for how much."""
+def describe(request: dict, context: DashboardContext) -> html.Dl:
+    """What the confirmation step says: every field the grant will write, the note included."""
     db = context.db
     try:
         user = get_customer(db, request["user"])
@@ -269,10 +284,12 @@ def describe(request: dict, context: DashboardContext):
     except PurchaseError:
         who = f"user {request['user']}"
     title = next((i["title"] for i in list_items(db, request["kind"]) if i["_id"] == request["item"]), str(request["item"]))
-    paid = ("free (complimentary, admin grant)" if request["amount"] == 0
+    paid = ("Complimentary: free access, amount 0 (admin grant)" if request["amount"] == 0
             else f"{money_text(request['amount'], context.currency)} paid by {method_label(request['method'])}")
-    return ["Grant the ", request["kind"], " ", html.Strong(title), " to ", html.Strong(who), ", ", html.Strong(paid),
-            *([f", discount code {request['discount']}"] if request["discount"] else []), "?"]
+    rows = [("Customer", who), (request["kind"].title(), title), ("Payment", paid),
+            ("Discount code", request["discount"] or "None"), ("Note for the audit log", request["note"] or "None")]
+    return html.Dl(className="review", children=[part for label, value in rows
+                                                  for part in (html.Dt(label), html.Dd(value))])
 
 
 def grant(db, request: dict, actor: str, key: str, settings) -> dict:
