@@ -87,6 +87,13 @@ def custom_range_allowed(start: date | None, end: date | None) -> bool:
     return start is not None and end is not None and EARLIEST <= start <= end <= latest
 
 
+def shown_dates(view: View, today: date) -> tuple[date, date]:
+    """The first and last day a view shows (a preset ends today, in the dashboard's time zone)."""
+    if view.preset == "custom":
+        return view.start, view.end
+    return today - timedelta(days=PRESET_DAYS[view.preset] - 1), today
+
+
 def span_days(view: View) -> int:
     """How many days the view's range covers."""
     return (view.end - view.start).days + 1 if view.preset == "custom" else PRESET_DAYS[view.preset]

@@ -3,7 +3,7 @@
 import json
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
@@ -170,24 +170,41 @@ def test_a_view_of_eight_thousand_years_falls_back_to_the_default_at_once(viewer
 
 def sync_url(client, app, changed: str, **values):
     """The live page's filter callback, as the browser calls it when one control changed."""
+    reply = sync_reply(client, app, changed, **values)
+    assert reply.status_code == 200, reply.data[:300]
+    return reply.get_json()["response"]
+
+
+def sync_reply(client, app, changed: str, **values):
     dash_app = app.extensions["dash"]
     key = callback_key(dash_app, f"{live.URL}.search", f"{live.PRESET}.value")
     ids = {"search": f"{live.URL}.search", "preset": f"{live.PRESET}.value", "start": f"{live.DATES}.start_date",
            "end": f"{live.DATES}.end_date", "kind": f"{live.KIND}.value", "method": f"{live.METHOD}.value",
            "granularity": f"{live.GRANULARITY}.value"}
     body = callback_body(dash_app, key, {ids[k]: v for k, v in values.items()}, [ids[changed]])
-    reply = client.post("/_dash-update-component", json=body)
-    assert reply.status_code == 200, reply.data[:300]
-    return reply.get_json()["response"]
+    return client.post("/_dash-update-component", json=body)
 
 
-def test_choosing_custom_shows_the_dates_with_today_filled_in(viewer_client, app):
+def test_choosing_custom_starts_from_the_range_shown_and_future_days_cannot_be_picked(viewer_client, app):
     response = sync_url(viewer_client, app, "preset", search="?range=30d", preset="custom", start=None, end=None,
                         kind="", method="", granularity="")
-    today = datetime.now(UTC).date().isoformat()  # the test app's TIMEZONE is UTC
+    today = datetime.now(UTC).date()  # the test app's TIMEZONE is UTC
+    first = (today - timedelta(days=29)).isoformat()
     assert response[live.PRESET]["value"] == "custom"
     assert response[live.DATES_BOX]["className"] == "dates"
-    assert response[live.URL]["search"] == f"?range=custom&start={today}&end={today}"
+    assert response[live.URL]["search"] == f"?range=custom&start={first}&end={today}"
+    assert response[live.DATES]["max_date_allowed"] == today.isoformat()
+
+
+def test_a_range_picked_halfway_changes_nothing_until_its_end_is_picked(viewer_client, app):
+    search = "?range=custom&start=2026-11-01&end=2026-11-20"
+    halfway = sync_reply(viewer_client, app, "start", search=search, preset="custom", start="2026-11-03", end=None,
+                         kind="", method="", granularity="")
+    assert halfway.status_code == 204  # no update at all
+    done = sync_url(viewer_client, app, "end", search=search, preset="custom", start="2026-11-03", end="2026-11-05",
+                    kind="", method="", granularity="")
+    assert done[live.URL]["search"] == "?range=custom&start=2026-11-03&end=2026-11-05"
+    assert live.DATES not in done or set(done[live.DATES]) == {"max_date_allowed"}  # the picker is left as it is
 
 
 def test_hours_for_ninety_days_become_automatic_and_the_url_says_so(viewer_client, app):

@@ -18,6 +18,7 @@ from dashboard import data, figures, shell
 from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext, current_context
 from dashboard.filters import (
+    EARLIEST,
     GRANULARITIES,
     KINDS,
     NOT_MIGRATED,
@@ -27,6 +28,7 @@ from dashboard.filters import (
     from_controls,
     parse_query,
     same_query,
+    shown_dates,
     to_query,
 )
 from dashboard.shared import RenderCache, SharedReading
@@ -67,6 +69,7 @@ METHODS_CHART = "live-methods-chart"
 BUYERS_CHART = "live-buyers-chart"
 COMPED_CHART = "live-comped-chart"
 RANGE_LABEL = "live-range-label"
+DATES_START, DATES_END = "live-dates-start", "live-dates-end"  # the date picker's two inputs
 CHARTS = (REVENUE_CHART, KIND_CHART, TOP_COURSES, TOP_TESTS, METHODS_CHART, BUYERS_CHART, COMPED_CHART)
 FEED = "live-feed"
 INTERVAL = "live-interval"
@@ -191,7 +194,10 @@ def _filters(payment_methods) -> html.Section:
         dcc.RadioItems(id=PRESET, className="pills", inputClassName="pill-input", labelClassName="pill",
                        options=[{"label": v, "value": k} for k, v in PRESETS.items()], value="30d", inline=True),
         html.Div(id=DATES_BOX, className="hidden", children=[
-            dcc.DatePickerRange(id=DATES, display_format="YYYY-MM-DD", minimum_nights=0, clearable=False),
+            dcc.DatePickerRange(id=DATES, display_format="YYYY-MM-DD", minimum_nights=0, clearable=False,
+                                min_date_allowed=EARLIEST.isoformat(), start_date_placeholder_text="Start date",
+                                start_date_id=DATES_START, end_date_id=DATES_END,
+                                end_date_placeholder_text="End date"),
         ]),
         dcc.Dropdown(id=KIND, className="select", clearable=False, searchable=False, value="",
                      options=[{"label": v, "value": k} for k, v in KINDS.items()]),
@@ -235,6 +241,7 @@ def register(app, context: DashboardContext) -> None:
             "method": Output(METHOD, "value"),
             "granularity": Output(GRANULARITY, "value"),
             "datesClass": Output(DATES_BOX, "className"),
+            "latest": Output(DATES, "max_date_allowed"),
         },
         inputs={
             "search": Input(URL, "search"),
@@ -249,26 +256,36 @@ def register(app, context: DashboardContext) -> None:
     def sync_url(search, preset, start, end, kind, method, granularity):
         """The URL and the controls say the same thing; whichever changed wins."""
         from_url = ctx.triggered_id in (None, URL)
+        today = data.today_in(tz, datetime.now(UTC))
         if from_url:
             view = parse_query(search, methods)
         else:
+            if ctx.triggered_id == DATES and (not start or not end):
+                raise PreventUpdate  # halfway through picking a range: wait for its other end
             view = from_controls(preset, start, end, kind, method, granularity)
             if view.preset == "custom" and view.start is None:
-                today = data.today_in(tz, datetime.now(UTC)).isoformat()
-                view = from_controls("custom", start or today, end or today, kind, method, granularity)
+                # "Custom" chosen: start from the range the page was showing
+                shown = parse_query(search, methods)
+                first, last = shown_dates(shown, today)
+                view = from_controls("custom", first.isoformat(), last.isoformat(), kind, method, granularity)
         query = to_query(view)
         # a URL that arrived stays as it is, unless what it asked for could not be shown (a
         # custom range out of bounds, hours for 90 days): then it says what the page shows
         kept = from_url and (not search or same_query(search, query))
+        # dates are sent back only when they differ: setting them again while a person picks
+        # the range's end sends the picker back to its start
+        first = view.start.isoformat() if view.start else None
+        last = view.end.isoformat() if view.end else None
         return {
             "search": no_update if kept or query == search else query,
             "preset": view.preset,
-            "start": view.start.isoformat() if view.start else no_update,
-            "end": view.end.isoformat() if view.end else no_update,
+            "start": first if first and first != (start or "")[:10] else no_update,
+            "end": last if last and last != (end or "")[:10] else no_update,
             "kind": view.kind,
             "method": view.method,
             "granularity": view.granularity,
             "datesClass": "dates" if view.preset == "custom" else "hidden",
+            "latest": today.isoformat(),
         }
 
     # shared by every tab this process serves: one version read at a time, one render per change

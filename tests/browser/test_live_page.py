@@ -1,7 +1,7 @@
 """The live revenue page in headless Chromium, against the real app and database."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from bson import ObjectId
@@ -131,11 +131,12 @@ def test_filters_change_figures_and_url_and_survive_a_reload(live, page):
 def test_custom_shows_the_dates_and_hours_for_ninety_days_turn_automatic(live, page):
     wait_until(lambda: charts_drawn(page), 10, "charts drawn")
     page.driver.find_element(By.XPATH, f"//*[@id='{live_page.PRESET}']//label[contains(., 'Custom')]").click()
-    today = datetime.now(UTC).date().isoformat()  # the test app's TIMEZONE is UTC
-    wait_until(lambda: f"range=custom&start={today}&end={today}" in page.driver.current_url, 3, "URL says today")
+    today = datetime.now(UTC).date()  # the test app's TIMEZONE is UTC
+    first = today - timedelta(days=29)
+    wait_until(lambda: f"range=custom&start={first}&end={today}" in page.driver.current_url, 3, "URL says 30 days")
     wait_until(lambda: page.find_element(f"#{live_page.DATES_BOX}").is_displayed(), 3, "date pickers shown")
     assert "Custom" in page.find_element(f"#{live_page.PRESET} .selected").text
-    wait_until(lambda: text(page, live_page.RANGE_LABEL) == f"{today} to {today} · by hour", 3, "today, by hour")
+    wait_until(lambda: text(page, live_page.RANGE_LABEL) == f"{first} to {today} · by day", 3, "30 days, by day")
 
     page.driver.find_element(By.XPATH, f"//*[@id='{live_page.PRESET}']//label[contains(., '90 days')]").click()
     page.driver.find_element(By.XPATH, f"//*[@id='{live_page.GRANULARITY}']//label[contains(., 'Hour')]").click()
@@ -143,6 +144,34 @@ def test_custom_shows_the_dates_and_hours_for_ninety_days_turn_automatic(live, p
     wait_until(lambda: text(page, live_page.RANGE_LABEL) == "Last 90 days · by day", 3, "90 days by day")
     assert "granularity" not in page.driver.current_url
     assert not page.find_element(f"#{live_page.MESSAGE}").text
+
+
+def calendar_day(page, day: date):
+    """A day of the open date picker's calendar (Dash's own: a table per month)."""
+    return page.driver.find_element(By.XPATH, f"//table[.//th[normalize-space()='{day:%B %Y}']]"
+                                              f"//td[contains(@class, 'date-inside')][normalize-space()='{day.day}']")
+
+
+def test_a_past_range_is_picked_with_two_clicks_and_future_days_are_disabled(live, page):
+    wait_until(lambda: charts_drawn(page), 10, "charts drawn")
+    page.driver.find_element(By.XPATH, f"//*[@id='{live_page.PRESET}']//label[contains(., 'Custom')]").click()
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=29)
+    wait_until(lambda: f"start={first}" in page.driver.current_url, 3, "custom range filled in")
+    start, end = first.replace(day=1), first.replace(day=3)  # both in the past, shown in the calendar
+
+    page.find_element(f"#{live_page.DATES_START}").click()
+    wait_until(lambda: calendar_day(page, start).is_displayed(), 3, "calendar open")
+    calendar_day(page, start).click()
+    calendar_day(page, end).click()
+
+    wait_until(lambda: f"range=custom&start={start}&end={end}" in page.driver.current_url, 5, "the range picked")
+    wait_until(lambda: text(page, live_page.RANGE_LABEL).startswith(f"{start} to {end}"), 5, "label says it")
+    page.find_element(f"#{live_page.DATES_START}").click()
+    tomorrow = today + timedelta(days=1)
+    if tomorrow.month == today.month:  # the calendar shows this month
+        blocked = calendar_day(page, tomorrow)
+        assert blocked.get_attribute("aria-disabled") == "true"
 
 
 def test_database_outage_shows_a_banner_keeps_figures_and_recovers(live, page):
