@@ -7,6 +7,10 @@ database, not by the process: one state document (in `health_check_state`) holds
 `find_one_and_update` that finds the lease expired (and, for a scheduled run, the slot due),
 so two processes never run a check at once and each scheduled slot runs once. While a check
 runs its process renews the lease; a process that dies mid-check loses it within `LEASE`.
+
+A repair (the CLI's `--repair`: core's `repair_arrays` and `rebuild_rollups`) takes the same
+lease, so it never runs beside a check or another repair; it checks first, repairs what that
+check found, and checks again, which becomes the page's last result.
 """
 
 import logging
@@ -16,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -23,9 +28,11 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from core import get_data_version
-from core.operations import PROBLEMS, check_consistency
+from core.operations import PROBLEMS, REPAIRABLE, check_consistency, rebuild_rollups, repair_arrays
 from core.storage import retry_when_busy, utc
+from core.storage.schema import KINDS, USERS, catalog
 from dashboard.context import DashboardContext
+from dashboard.data import local_time
 
 RESULTS = "health_checks"
 STATE = "health_check_state"
@@ -35,6 +42,9 @@ FIRST_DELAY = 60  # seconds after the first start before the first scheduled che
 LEASE = timedelta(minutes=2)  # a running check renews it every LEASE / 4
 EXAMPLES = 3  # examples kept per kind of problem
 IDLE = datetime(1970, 1, 1, tzinfo=UTC)  # runningUntil when nothing runs
+REPAIRS = (*sorted(REPAIRABLE, key=list(PROBLEMS).index), "rollup_mismatch")  # what a repair fixes
+REPAIR_SOURCE = "admin"  # the audit log's source of a repair asked for on the page
+REPAIR_LINES = 20  # change lines kept in a repair's result
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +58,7 @@ class Claim:
     """The right to run one check, won from the state document."""
 
     run: ObjectId
-    trigger: str  # "manual" or "schedule"
+    trigger: str  # "manual", "schedule" or "repair"
     by: str | None  # the admin who asked; None for the schedule
     process: str
     since: datetime
@@ -67,11 +77,15 @@ def ensure_state(db: Database, every_seconds: float | None = None, first_delay: 
 
 
 def claim(db: Database, trigger: str, by: str | None = None, *, process: str | None = None,
-          every_seconds: float | None = None, now: datetime | None = None) -> Claim | None:
-    """Win the right to run a check now, or None when one runs (or, scheduled, is not due yet)."""
+          every_seconds: float | None = None, now: datetime | None = None,
+          last_run: ObjectId | None = None) -> Claim | None:
+    """Win the right to run a check now, or None when one runs (or, scheduled, is not due yet;
+    or, with `last_run`, the last finished run is another one)."""
     now = now or datetime.now(UTC)
     ticket = Claim(ObjectId(), trigger, by, process or process_name(), now)
     query = {"_id": STATE_ID, "runningUntil": {"$lt": now}}
+    if last_run is not None:
+        query["lastRun"] = last_run
     update = {"runningUntil": now + LEASE,
               "running": {"run": ticket.run, "trigger": trigger, "by": by, "process": ticket.process, "since": now}}
     if trigger == "schedule":
@@ -89,23 +103,38 @@ def claim(db: Database, trigger: str, by: str | None = None, *, process: str | N
 
 
 def run_claimed(db: Database, ticket: Claim) -> dict:
-    """Run the check that `ticket` won, store its result in `health_checks`, release; return the result."""
+    """Run the check (a repair first, for a "repair" ticket) that `ticket` won, store its result
+    in `health_checks`, release; return the result."""
     result = {"_id": ticket.run, "status": "running", "trigger": ticket.trigger, "requestedBy": ticket.by,
               "process": ticket.process, "startedAt": ticket.since}
     retry_when_busy(lambda: db[RESULTS].replace_one({"_id": ticket.run}, result, upsert=True))
     started = time.perf_counter()
     try:
         with _Heartbeat(db, ticket.run):
+            if ticket.trigger == "repair":
+                result["repair"] = {}  # filled as it goes: a repair that fails halfway says what it did
+                _repair(db, ticket, result["repair"])
             version = get_data_version(db)
             found = check_consistency(db)
         result |= summarize(found) | {"status": "done", "dataVersion": version}
     except Exception as error:  # noqa: BLE001 - a failed run is a result too: the page shows it
-        log.exception("consistency check %s failed", ticket.run)
+        log.exception("%s %s failed", "repair" if ticket.trigger == "repair" else "consistency check", ticket.run)
         result |= {"status": "failed", "error": f"{type(error).__name__}: {error}"[:500]}
     result |= {"finishedAt": datetime.now(UTC), "durationSeconds": round(time.perf_counter() - started, 3)}
     retry_when_busy(lambda: db[RESULTS].replace_one({"_id": ticket.run}, result, upsert=True))
     _release(db, ticket.run, result["finishedAt"])
     return result
+
+
+def _repair(db: Database, ticket: Claim, done: dict) -> None:
+    """What the CLI's --repair does, from a check of its own: the arrays, then the rollups."""
+    found = check_consistency(db)
+    done["found"] = {name: len(found[name]) for name in REPAIRS if found[name]}
+    changes = repair_arrays(db, found, actor=ticket.by, source=REPAIR_SOURCE)
+    done |= {"changes": len(changes), "users": len({line.split(":", 1)[0] for line in changes}),
+             "lines": changes[:REPAIR_LINES]}
+    if found["rollup_mismatch"]:
+        done["rollupDocuments"] = rebuild_rollups(db)
 
 
 def summarize(found: dict[str, list[dict]]) -> dict:
@@ -121,6 +150,81 @@ def start_check(db: Database, by: str) -> Claim | None:
     if ticket is not None:
         threading.Thread(target=_run_logged, args=(db, ticket), name="health-check", daemon=True).start()
     return ticket
+
+
+def start_repair(db: Database, by: str, last_run: ObjectId) -> Claim | None:
+    """Start a repair in a background thread, if `last_run` is still the last check and
+    nothing runs; else None."""
+    ticket = claim(db, "repair", by, last_run=last_run)
+    if ticket is not None:
+        threading.Thread(target=_run_logged, args=(db, ticket), name="health-repair", daemon=True).start()
+    return ticket
+
+
+def repairable(last: dict | None) -> dict[str, int]:
+    """What a repair would fix by the last check: count per kind, kinds with none left out."""
+    if last is None or last.get("status") != "done":
+        return {}
+    return {name: last["counts"][name] for name in REPAIRS if last["counts"].get(name)}
+
+
+def example_names(db: Database, last: dict | None) -> dict:
+    """Who and what the last check's examples name: {"user": {id: user}, "course": {id: title}, ...}."""
+    examples = [e for found in ((last or {}).get("examples") or {}).values() for e in found]
+    wanted = {key: {e[key] for e in examples if isinstance(e.get(key), ObjectId)} for key in ("user", *KINDS)}
+    names = {key: {} for key in wanted}
+    if wanted["user"]:
+        users = retry_when_busy(lambda: list(db[USERS].find({"_id": {"$in": list(wanted["user"])}},
+                                                            {"name": 1, "email": 1})))
+        names["user"] = {u["_id"]: u for u in users}
+    for kind in KINDS:
+        if wanted[kind]:
+            items = retry_when_busy(lambda k=kind: list(db[catalog(k)].find({"_id": {"$in": list(wanted[k])}},
+                                                                           {"title": 1})))
+            names[kind] = {i["_id"]: i.get("title") for i in items}
+    return names
+
+
+def status_text(status: dict, tz: ZoneInfo, now: datetime) -> tuple[str, bool]:
+    """The page's status line, and whether it reports a failure: what runs now, else when
+    the last run ended and how long it took."""
+    running, last = status["running"], status["last"]
+    if running:
+        doing = "Repairing, then checking…" if running.get("trigger") == "repair" else "Checking…"
+        return f"{doing} (started {clock(running['since'], tz, now)})", False
+    if last is None:
+        return "Not checked yet.", False
+    when = f"at {clock(last['finishedAt'], tz, now)} (took {_seconds(last.get('durationSeconds', 0))} s)"
+    repair = last.get("repair")
+    if last["status"] != "done":
+        text = f"{'Repair' if repair is not None else 'Check'} failed {when}: {last.get('error', '')}"
+        return text + (f" {repair_summary(repair)}" if repair else ""), True
+    if repair is None:
+        return f"Checked {when}.", False
+    return f"Repaired by {last.get('requestedBy') or 'an admin'} and checked {when}: {repair_summary(repair)}", False
+
+
+def repair_summary(repair: dict) -> str:
+    """What a repair changed, in a sentence."""
+    changes, users = repair.get("changes"), repair.get("users", 0)
+    if changes is None and "found" in repair:  # it failed while repairing the arrays
+        return "It stopped while repairing arrays: the audit log lists each change it made."
+    parts = [] if changes is None else [
+        f"{changes:,} array entr{'y' if changes == 1 else 'ies'} changed for {users:,} customer{'s' * (users != 1)}"]
+    if repair.get("rollupDocuments") is not None:
+        parts.append("the rollups rebuilt from purchases")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "." if parts else "Nothing was changed."
+
+
+def clock(moment: datetime, tz: ZoneInfo, now: datetime) -> str:
+    """The time of day in `tz`, with the date when it is not today."""
+    same_day = moment.astimezone(tz).date() == now.astimezone(tz).date()
+    return local_time(moment, tz, "%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f}".removesuffix(".0") if seconds < 10 else f"{seconds:,.0f}"
 
 
 def run_scheduled(db: Database, every_seconds: float, process: str | None = None) -> dict | None:

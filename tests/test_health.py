@@ -1,4 +1,5 @@
-"""The health check: who may start it, what it finds, how the schedule shares one run among processes."""
+"""The health check: who may start it, what it finds and what the page says of it, how the schedule
+shares one run among processes. The repair from the page: tests/test_health_repair.py."""
 
 import threading
 import time
@@ -26,24 +27,30 @@ def database(app):
 def press_run(client, app):
     """The "Run check now" button's callback, as the browser posts it."""
     dash_app = app.extensions["dash"]
-    key = callback_key(dash_app, f"{page.RUN_MESSAGE}.children")
+    key = callback_key(dash_app, f"{page.RUN_ANSWER}.data")
     body = callback_body(dash_app, key, {f"{page.RUN}.n_clicks": 1}, [f"{page.RUN}.n_clicks"])
     return client.post("/_dash-update-component", json=body)
 
 
-def poll_reply(client, app, state: dict | None = None):
-    """One tick of the page's poll."""
+def poll_reply(client, app, state: dict | None = None, said: tuple[str, dict] | None = None):
+    """One tick of the page's poll; with `said` (a store's id and data), the poll a button's answer fires."""
     dash_app = app.extensions["dash"]
     key = callback_key(dash_app, f"{page.STATE}.data")
-    body = callback_body(dash_app, key, {f"{page.INTERVAL}.n_intervals": 1, f"{page.STATE}.data": state or {}},
-                         [f"{page.INTERVAL}.n_intervals"])
-    return client.post("/_dash-update-component", json=body)
+    values = {f"{page.INTERVAL}.n_intervals": 1, f"{page.STATE}.data": state or {}}
+    changed = [f"{page.INTERVAL}.n_intervals"]
+    if said is not None:
+        values[f"{said[0]}.data"], changed = said[1], [f"{said[0]}.data"]
+    return client.post("/_dash-update-component", json=callback_body(dash_app, key, values, changed))
 
 
-def poll(client, app, state: dict | None = None) -> dict:
-    reply = poll_reply(client, app, state)
+def poll(client, app, state: dict | None = None, said: tuple[str, dict] | None = None) -> dict:
+    reply = poll_reply(client, app, state, said)
     assert reply.status_code == 200, reply.data
     return reply.get_json()["response"]
+
+
+def status_of(shown: dict) -> str:
+    return shown[page.STATUS]["children"]
 
 
 def finished(db, after=None, timeout: float = 20) -> dict:
@@ -60,13 +67,18 @@ def finished(db, after=None, timeout: float = 20) -> dict:
 @pytest.fixture
 def broken(app):
     """One user owning a course by purchase, and a second course pushed into the array without one."""
-    db = database(app)
+    return break_an_array(database(app))
+
+
+def break_an_array(db) -> dict:
+    """The `broken` fixture's data: {"user", "bought", "pushed"}."""
     user, bought, pushed = ObjectId(), ObjectId(), ObjectId()
-    db[USERS].insert_one({"_id": user, "name": "Ada", "purchasedCourses": [], "purchasedTests": []})
+    db[USERS].insert_one({"_id": user, "name": "Ada", "email": "ada@example.com", "purchasedCourses": [],
+                          "purchasedTests": []})
     db[COURSES].insert_many([{"_id": bought, "title": "Bought"}, {"_id": pushed, "title": "Pushed"}])
     create_purchase(db, user, bought, None, CARD)
     db[USERS].update_one({"_id": user}, {"$push": {"purchasedCourses": pushed}})
-    return {"user": user, "pushed": pushed}
+    return {"user": user, "bought": bought, "pushed": pushed}
 
 
 def test_viewers_and_strangers_cannot_start_a_check(app, client, viewer_client):
@@ -84,7 +96,7 @@ def test_a_check_reports_a_broken_array_then_none_after_repair(admin_client, app
     db = database(app)
     reply = press_run(admin_client, app)
     assert reply.status_code == 200
-    assert reply.get_json()["response"][page.RUN_MESSAGE]["children"].startswith("Check started at ")
+    assert reply.get_json()["response"][page.RUN_ANSWER]["data"]["notice"] is None  # the status line says it
     first = finished(db)
     assert first["status"] == "done" and first["trigger"] == "manual" and first["requestedBy"].startswith("admin-")
     assert {name: n for name, n in first["counts"].items() if n} == {"array_entry_without_purchase": 1}
@@ -93,7 +105,8 @@ def test_a_check_reports_a_broken_array_then_none_after_repair(admin_client, app
 
     shown = poll(admin_client, app)
     assert shown[page.value(page.CONSISTENCY)]["children"] == "1 problem"
-    assert "scripts/test_hybrid_system.py --repair" in shown[page.note(page.CONSISTENCY)]["children"]
+    assert "1 repairable: press “Repair…”" in shown[page.note(page.CONSISTENCY)]["children"]
+    assert shown[page.REPAIR]["className"] == "button"  # shown: there is something to repair
     assert shown[page.CONSISTENCY]["className"].endswith(" bad")
     assert shown[page.value(page.ROLLUPS)]["children"] == "Agree"
     assert "array_entry_without_purchase" in str(shown[page.PROBLEMS_PANEL]["children"])
@@ -105,6 +118,69 @@ def test_a_check_reports_a_broken_array_then_none_after_repair(admin_client, app
     shown = poll(admin_client, app, shown[page.STATE]["data"])
     assert shown[page.value(page.CONSISTENCY)]["children"] == "Consistent"
     assert shown[page.CONSISTENCY]["className"].endswith(" ok")
+    assert shown[page.REPAIR]["className"] == "button hidden"
+
+
+def test_the_status_line_says_checking_then_when_the_check_ended(admin_client, app, broken):
+    db = database(app)
+    shown = poll(admin_client, app)
+    assert status_of(shown) == "Not checked yet."
+    start = datetime.now(UTC)
+    ticket = health.claim(db, "manual", "bob@example.com", process="other-worker:7", now=start)
+    clock = start.astimezone(app.extensions["dashboard"].settings.timezone).strftime("%H:%M:%S")
+    # the check runs in another worker: this one says so, from the database, and so does a reload
+    shown = poll(admin_client, app, shown[page.STATE]["data"])
+    assert status_of(shown) == f"Checking… (started {clock})"
+    assert status_of(poll(admin_client, app)) == f"Checking… (started {clock})"
+    assert shown[page.REPAIR]["className"] == "button hidden"  # nothing repaired while a check runs
+    # a press meanwhile starts nothing; the status line says so until the state moves
+    said = press_run(admin_client, app).get_json()["response"][page.RUN_ANSWER]["data"]
+    told = poll(admin_client, app, shown[page.STATE]["data"], said=(page.RUN_ANSWER, said))
+    assert status_of(told) == f"Checking… (started {clock}) · One was running already: no second check was started."
+    assert page.STATUS not in poll(admin_client, app, told[page.STATE]["data"])  # nothing moved: left as it is
+
+    result = health.run_claimed(db, ticket)
+    ended = result["finishedAt"].astimezone(app.extensions["dashboard"].settings.timezone).strftime("%H:%M:%S")
+    took = health._seconds(result["durationSeconds"])
+    for state in (told[page.STATE]["data"], {}):  # the open page, and a reload
+        shown = poll(admin_client, app, state)
+        assert status_of(shown) == f"Checked at {ended} (took {took} s).", state
+        assert shown[page.STATUS]["className"] == "message note"
+    assert "Checking" not in str(shown)
+
+
+def test_examples_name_the_customer_with_a_link_and_the_item_by_title(admin_client, app, broken):
+    db = database(app)
+    health.run_claimed(db, health.claim(db, "manual", "a@example.com"))
+    panel = poll(admin_client, app)[page.PROBLEMS_PANEL]["children"]
+    row = next(r for r in find_all(panel, "Tr") if r["props"].get("id") == "health-problem-array_entry_without_purchase")
+    [link] = find_all(row, "Link")
+    assert link["props"]["href"] == f"/customers/{broken['user']}" and link["props"]["children"] == "Ada"
+    text = str(row)
+    assert "ada@example.com" in text and "course “Pushed”" in text
+    assert f"user={broken['user']}; course={broken['pushed']}" in text  # the raw ids, as secondary text
+
+    # a user or item that does not exist is named as such, without a link
+    ghost = ObjectId()
+    db[USERS].update_one({"_id": broken["user"]}, {"$push": {"purchasedCourses": ghost}})
+    db[USERS].delete_one({"_id": broken["user"]})
+    names = health.example_names(db, {"examples": {"x": [{"user": broken["user"], "course": ghost}]}})
+    view = str(page.example_view({"user": broken["user"], "course": ghost}, names))
+    assert "no such customer" in view and "course not in the catalog" in view and "/customers/" not in view
+    assert "no such" not in str(page.example_view({"bucket": "day|2025"}, names))
+
+
+def find_all(tree, kind: str) -> list[dict]:
+    """Every component of type `kind` in a layout as Dash serialises it."""
+    found = []
+    if isinstance(tree, list):
+        for child in tree:
+            found += find_all(child, kind)
+    elif isinstance(tree, dict):
+        if tree.get("type") == kind:
+            found.append(tree)
+        found += find_all(tree.get("props", {}).get("children"), kind)
+    return found
 
 
 def test_the_page_shows_engine_reachability_and_data_version(admin_client, app, broken):
@@ -124,7 +200,7 @@ def test_a_second_press_while_a_check_runs_starts_nothing(admin_client, app):
     db = database(app)
     ticket = health.claim(db, "manual", "someone@example.com")  # a check running in another process
     reply = press_run(admin_client, app)
-    assert "A check is already running" in reply.get_json()["response"][page.RUN_MESSAGE]["children"]
+    assert "no second check was started" in reply.get_json()["response"][page.RUN_ANSWER]["data"]["notice"]
     shown = poll(admin_client, app)
     assert shown[page.value(page.LAST)]["children"] == "Running…"
     assert "run by someone@example.com" in shown[page.note(page.LAST)]["children"]

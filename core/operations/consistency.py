@@ -1,7 +1,8 @@
 """Checking that the two places a purchase lives agree, and repairing what can be repaired.
 
 `purchases` is the source of truth: a repair makes each user's arrays equal the set of
-that user's purchases. Rollups are rebuilt from the purchases. Problems a repair cannot decide (a purchase of
+that user's purchases, each change audited in its own transaction as the migrations audit
+theirs. Rollups are rebuilt from the purchases. Problems a repair cannot decide (a purchase of
 a user or item that does not exist, two purchases of one item) are reported and left alone.
 """
 
@@ -25,6 +26,7 @@ from core.analytics.rollups import (
     set_collections,
     well_formed,
 )
+from core.audit import check_source, fix_entry, record_changes
 from core.changes import read_version
 from core.operations.joined import users_with_purchases
 from core.storage.db import read_all
@@ -58,6 +60,7 @@ PROBLEMS = {
     "rollup_mismatch": "rollup counter that differs from a fresh aggregation of purchases",
 }
 REPAIRABLE = {"array_entry_without_purchase", "purchase_missing_from_array", "array_not_a_list"}
+REPAIR_ACTOR = "repair_arrays"  # who repaired, in the audit log, when a caller does not say
 _PURCHASE_FIELDS = {"user": 1, "course": 1, "test": 1, "purchasedAt": 1, "amount": 1, "paymentMethod": 1}
 
 
@@ -140,42 +143,85 @@ def _check_user(user: dict, owned: dict, items: dict, found: dict) -> None:
             found["duplicate_purchases"].append({"user": uid, kind: item, "purchases": purchase_ids})
 
 
-def repair_arrays(db: Database, problems: dict[str, list[dict]]) -> list[str]:
+def repair_arrays(db: Database, problems: dict[str, list[dict]], *, actor: str | None = REPAIR_ACTOR,
+                  source: str = "script") -> list[str]:
     """Make the arrays of every user named in a repairable problem equal their purchases.
 
     Each user is repaired in its own transaction from a fresh read, so a purchase made
-    since the check is kept. Returns one line per change.
+    since the check is kept; the same transaction writes the audit entries of its changes
+    (an entry removed: revoke, added: grant, an array rewritten: fix; `source` and `actor`
+    as given, the note starting "repair:"). Returns one line per change.
     """
-    db = utc(db)
+    db, source = utc(db), check_source(source)
     users = sorted({p["user"] for name in REPAIRABLE for p in problems.get(name, [])})
     changes = []
     for user in users:
-        changes += run_in_transaction(db, lambda session, u=user: _repair_user(db, session, u))
+        changes += run_in_transaction(db, lambda session, u=user: _repair_user(db, session, u, actor, source))
     return changes
 
 
-def _repair_user(db: Database, session, user) -> list[str]:
+def _repair_user(db: Database, session, user, actor: str | None, source: str) -> list[str]:
     doc = db[USERS].find_one({"_id": user}, session=session)
     if doc is None:
         return []
-    purchases = list(db[PURCHASES].find({"user": user}, {"course": 1, "test": 1}, session=session))
-    update, changes = {}, []
+    purchases = list(db[PURCHASES].find({"user": user}, _REPAIR_FIELDS, session=session))
+    update, changes, audited = {}, [], []  # audited: (action, kind, item, purchase, note)
     for kind in KINDS:
         array = user_array(kind)
         stored = doc.get(array)
         current = stored if isinstance(stored, list) else []
-        bought = {p[kind] for p in purchases if kind in p}
-        wanted = list(dict.fromkeys(item for item in current if item in bought))
-        wanted += sorted(bought - set(wanted))
+        bought = {}
+        for p in purchases:
+            if kind in p:
+                bought.setdefault(p[kind], p)
+        kept = [item for item in current if _among(item, bought)]
+        wanted = list(dict.fromkeys(kept))
+        wanted += sorted(set(bought) - set(wanted))
         if wanted != stored and (wanted or array in doc):
             update[array] = wanted
             if array in doc and not isinstance(stored, list):
                 changes.append(f"user {user}: {array} was {stored!r}"[:200] + ", now a list")
-            changes += [f"user {user}: removed {kind} {i} from {array}" for i in current if i not in bought]
-            changes += [f"user {user}: added {kind} {i} to {array}" for i in bought if i not in current]
+                audited.append(("fix", kind, None, None, f"repair: {array} was {stored!r}"[:200] + ", now a list"))
+            removed = [i for i in current if not _among(i, bought)]
+            added = [i for i in bought if i not in current]
+            changes += [f"user {user}: removed {kind} {i} from {array}" for i in removed]
+            changes += [f"user {user}: added {kind} {i} to {array}" for i in added]
+            audited += [("revoke", kind, i, None, f"repair: removed from {array}: no purchase of this {kind}")
+                        for i in removed]
+            audited += [("grant", kind, i, bought[i], f"repair: added to {array}: purchase {bought[i]['_id']}")
+                        for i in added]
+            if len(kept) > len(set(kept)):
+                audited.append(("fix", kind, None, None, f"repair: {array} held an id more than once; each kept once"))
     if update:
         db[USERS].update_one({"_id": user}, {"$set": update}, session=session)
+        entries = [fix_entry(doc, kind, note, at=datetime.now(UTC), actor=actor, source=source)
+                   | {"action": action, "item": item if isinstance(item, ObjectId) or item is None else repr(item)[:100],
+                      "title": _title(db, session, kind, item), **_paid(purchase)}
+                   for action, kind, item, purchase, note in audited]
+        record_changes(db, session, entries)
     return changes
+
+
+_REPAIR_FIELDS = {"course": 1, "test": 1, "amount": 1, "currency": 1, "paymentMethod": 1}
+
+
+def _among(item, bought: dict) -> bool:
+    """Whether an array entry is an item bought; an entry that cannot be a key (a list, a document) is not."""
+    try:
+        return item in bought
+    except TypeError:
+        return False
+
+
+def _title(db: Database, session, kind: str, item) -> str | None:
+    found = db[catalog(kind)].find_one({"_id": item}, {"title": 1}, session=session) if isinstance(item, ObjectId) else None
+    return (found or {}).get("title")
+
+
+def _paid(purchase: dict | None) -> dict:
+    p = purchase or {}
+    return {"purchase": p.get("_id"), "amount": p.get("amount"), "currency": p.get("currency"),
+            "paymentMethod": p.get("paymentMethod")}
 
 
 class RollupSums(IncrementSink):

@@ -1,10 +1,14 @@
 """The audit log and health pages in headless Chromium, signed in as an admin."""
 
+import re
+import time
+
 import pytest
 from selenium.webdriver.common.by import By
 
 from core import create_purchase
 from core.storage.schema import COURSES, USERS
+from dashboard import health as checks
 from dashboard.pages import audit, health
 from tests.browser.test_live_page import text, wait_until
 
@@ -33,6 +37,43 @@ def test_the_audit_log_shows_a_grant_and_the_health_page_runs_a_check(live, page
     assert text(page, health.value(health.ROLLUPS)) == "Agree"
     assert "run by admin@example.com" in text(page, health.note(health.LAST))
     assert "ok" in page.find_element(f"#{health.CONSISTENCY}").get_attribute("class").split()
+    assert page.get_logs() == []
+
+
+def test_the_status_goes_from_checking_to_checked_and_a_repair_runs_from_the_page(live, page, monkeypatch):
+    check = checks.check_consistency
+
+    def slow_check(db):  # long enough for the page to see the check running
+        time.sleep(1.5)
+        return check(db)
+
+    monkeypatch.setattr(checks, "check_consistency", slow_check)
+    page.driver.get(page.server_url + health.PATH)
+    wait_until(lambda: text(page, health.STATUS) == "Not checked yet.", 10, "the health page polled")
+    page.find_element(f"#{health.RUN}").click()
+    wait_until(lambda: text(page, health.STATUS).startswith("Checking… (started "), 5, "the check is running")
+    wait_until(lambda: text(page, health.STATUS).startswith("Checked at "), 30, "the check ended")
+    assert re.fullmatch(r"Checked at \d\d:\d\d:\d\d \(took [\d.,]+ s\)\.", text(page, health.STATUS))
+    assert not page.find_element(f"#{health.REPAIR}").is_displayed()  # nothing to repair
+
+    user = live.db[USERS].find_one({"purchasedCourses.0": {"$exists": True}}, {"name": 1, "purchasedCourses": 1})
+    live.db[USERS].update_one({"_id": user["_id"]}, {"$set": {"purchasedCourses": []}})
+    page.find_element(f"#{health.RUN}").click()
+    wait_until(lambda: page.find_element(f"#{health.REPAIR}").is_displayed(), 30, "a repair is offered")
+    link = page.find_element("#health-problem-purchase_missing_from_array a.health-customer")
+    assert link.text == user["name"] and link.get_attribute("href").endswith(f"/customers/{user['_id']}")
+
+    page.find_element(f"#{health.REPAIR}").click()
+    wait_until(lambda: "added to the customer's array" in text(page, health.REPAIR_BOX), 5, "the review")
+    page.find_element(f"#{health.REPAIR_CONFIRM}").click()
+    wait_until(lambda: text(page, health.STATUS).startswith("Repairing, then checking… (started "), 5,
+               "the repair is running")
+    wait_until(lambda: text(page, health.STATUS).startswith("Repaired by admin@example.com and checked at "), 45,
+               "the repair ended")
+    assert text(page, health.value(health.CONSISTENCY)) == "Consistent"
+    repaired = live.db[USERS].find_one({"_id": user["_id"]})["purchasedCourses"]
+    assert sorted(repaired) == sorted(user["purchasedCourses"])  # a repair appends in id order
+    assert not page.find_element(f"#{health.REPAIR_BOX}").is_displayed()
     assert page.get_logs() == []
 
 
