@@ -2,6 +2,7 @@
 written or queried, and refused with a ValidationError that names the field and the value."""
 
 import math
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -288,16 +289,36 @@ def _check_json_like(value, path: str, depth: int) -> None:
                               f"got {type(value).__name__} at {path}", field="metadata")
 
 
-def payment_problems(amount: float, method: str, settings: CoreSettings) -> list[str]:
+# an amount as staff write it: digits with commas between thousands or none, and decimals
+# after a point; "1,299.50", "1299.5", "12", ".5" (no sign, exponent, currency or "inf")
+AMOUNT_TEXT = re.compile(r"(\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+", re.ASCII)
+
+
+def read_amount(text) -> Decimal | None:
+    """The amount a person wrote on the Grant page or in a bulk file, or None when it is not one."""
+    text = str(text or "").strip()
+    return Decimal(text.replace(",", "")) if AMOUNT_TEXT.fullmatch(text) else None
+
+
+def payment_problems(amount, method: str, settings: CoreSettings) -> list[str]:
     """What a grant by staff (the Grant page, a bulk file's row) refuses in an amount and a
-    payment method: what create_purchase refuses (the largest amount, the currency's
-    decimals), a free method with a price, and a price of 0 with a paid method."""
+    payment method, in their words: what create_purchase refuses (the largest amount, the
+    currency's decimals), a free method with a price, and a price of 0 with a paid method."""
+    currency, digits = settings.currency, MINOR_UNITS.get(settings.currency, 2)
+    exact = Decimal(str(amount))
+    if exact > Decimal(str(settings.max_amount)):
+        return [f"the amount is more than the largest allowed, {settings.max_amount:,.{digits}f} {currency}"]
+    if exact.normalize().as_tuple().exponent < -digits:
+        return [f"{currency} amounts have at most {digits} decimals" if digits else
+                f"{currency} amounts are whole numbers"]
+    if method not in settings.payment_methods:
+        return [f"payment method {method} is not allowed (allowed: {', '.join(sorted(settings.payment_methods))})"]
     try:
-        validate_purchase_data({"amount": amount, "paymentMethod": method}, settings, datetime.now(UTC))
-    except ValidationError as error:
+        validate_purchase_data({"amount": float(exact), "paymentMethod": method}, settings, datetime.now(UTC))
+    except ValidationError as error:  # anything the checks above do not know of yet
         return [str(error)]
-    if method == FREE_METHOD and amount != 0:
+    if method == FREE_METHOD and exact != 0:
         return [f"{FREE_METHOD} is free access: its amount must be 0"]
-    if method != FREE_METHOD and amount == 0:
+    if method != FREE_METHOD and exact == 0:
         return [f"an amount of 0 is free access: give paymentMethod {FREE_METHOD}"]
     return []

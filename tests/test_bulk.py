@@ -120,7 +120,7 @@ def test_the_preview_flags_exactly_the_bad_rows_and_writes_nothing(app, admin_cl
         6: "unknown user nobody@example.com",
         7: "unknown item 'No Such Course'",
         8: "ambiguous item 'same title': 2 courses and tests have this title; use courseId or testId",
-        9: "malformed amount '12;50' (write it like 12.50, without a currency)",
+        9: "malformed amount '12;50' (write it like 12.50 or 1,299.50, without a currency)",
         10: "payment method 'cash' is not allowed (allowed: admin_grant, bank_transfer, credit_card, paypal, stripe)",
         11: "already owns this course",
         12: f"unknown user id {'f' * 24}",
@@ -142,10 +142,27 @@ def test_the_preview_flags_amounts_the_grant_would_refuse(app, admin_client):
     reply = post_preview(admin_client, app, ("\n".join([HEADER, *rows]) + "\n").encode())
     found = {row["row"]: row for row in reply.get_json()["response"][page.PREVIEW_GRID]["rowData"]}
     assert [n for n, row in found.items() if row["status"] == bulk.READY] == [6]
-    assert "amount must be at most 1,000,000" in found[2]["problem"]
-    assert "decimals" in found[3]["problem"]
+    assert found[2]["problem"] == "the amount is more than the largest allowed, 1,000,000.00 USD"
+    assert found[3]["problem"] == "USD amounts have at most 2 decimals"
     assert found[4]["problem"] == "admin_grant is free access: its amount must be 0"
     assert found[5]["problem"] == "an amount of 0 is free access: give paymentMethod admin_grant"
+
+
+def test_amounts_are_read_as_on_the_grant_page_and_refused_in_a_persons_words(app, admin_client):
+    db = app.extensions["purchase_database"].db
+    add_catalog(db)
+    amounts = ['"1,299.50"', ".5", "1000001", "100000000000000000000", "9" * 400, "1e3", "inf", "-5"]
+    rows = [f"user{n}@example.com,,,,SQL Exam,{amount},paypal," for n, amount in enumerate(amounts)]
+    reply = post_preview(admin_client, app, ("\n".join([HEADER, *rows]) + "\n").encode())
+    found = {row["row"] - 2: row for row in reply.get_json()["response"][page.PREVIEW_GRID]["rowData"]}
+    assert (found[0]["status"], found[0]["amount"]) == (bulk.READY, "1,299.50")
+    assert (found[1]["status"], found[1]["amount"]) == (bulk.READY, ".5")
+    assert [row.amount for row in bulk.preview(db, ("\n".join([HEADER, *rows[:2]]) + "\n").encode()).rows] == [1299.5, 0.5]
+    for n in (2, 3, 4):
+        assert found[n]["problem"] == "the amount is more than the largest allowed, 1,000,000.00 USD", found[n]
+    for n in (5, 6, 7):
+        assert found[n]["problem"].startswith("malformed amount"), found[n]
+    assert not any("got " in row["problem"] for row in found.values())
 
 
 def test_applying_twice_grants_each_good_row_once_and_the_results_download(app):

@@ -90,7 +90,7 @@ def test_a_paid_grant_and_a_setting_from_create_app(tmp_path):
     ({"user": "{user}", "item": "course:{course}", "mode": "paid", "amount": "1.999", "method": "paypal"}, "amount",
      "at most 2 decimals"),
     ({"user": "{user}", "item": "course:{course}", "mode": "paid", "amount": "999999999", "method": "paypal"},
-     "amount", "at most 1,000,000 USD"),
+     "amount", "more than the largest allowed, 1,000,000.00 USD"),
     *[({"user": "{user}", "item": "course:{course}", "mode": "paid", "amount": loose, "method": "paypal"}, "amount",
        "Enter the amount") for loose in ("12,50", "1,2,3", "1_000", "\u0663\u0664", "1e3", "Infinity")],
     ({"user": "{user}", "item": "course:{course}", "mode": "paid", "amount": "5", "method": "cash"}, "method",
@@ -175,3 +175,22 @@ def test_the_review_names_every_field_and_grant_another_starts_empty_but_for_the
         assert fresh[grant.KEY]["data"] != "view-1"
     finally:
         server.extensions["purchase_database"].close()
+
+
+@pytest.mark.parametrize(("written", "amount"), [(".5", 0.5), ("1,299.50", 1299.5), ("12", 12.0)])
+def test_the_grant_page_reads_amounts_as_the_bulk_file_does(app, shop, written, amount):
+    admin = signed_in(app, "admin")
+    done = response(submit(admin, app, grant.CONFIRM, user=str(shop["user"]), item=f"course:{shop['course']}",
+                           mode=grant.PAID, amount=written, method="stripe"))
+    assert "Granted" in json.dumps(done[grant.RESULT]["children"])
+    assert shop["db"][PURCHASES].find_one()["amount"] == amount
+
+
+@pytest.mark.parametrize("written", ["1000001", "100000000000000000000", "9" * 400, "12.345"])
+def test_an_amount_refused_is_said_in_a_persons_words(app, shop, written):
+    admin = signed_in(app, "admin")
+    reviewed = response(submit(admin, app, grant.REVIEW, user=str(shop["user"]), item=f"course:{shop['course']}",
+                               mode=grant.PAID, amount=written, method="stripe"))
+    message = reviewed[grant.error_id("amount")]["children"]
+    assert message in ("The amount is more than the largest allowed, 1,000,000.00 USD.",
+                       "USD amounts have at most 2 decimals."), message

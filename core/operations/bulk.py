@@ -44,7 +44,7 @@ from core.settings import DEFAULT_SETTINGS, CoreSettings
 from core.storage.documents import ID_BATCH, utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import IDEMPOTENCY, USERS
-from core.validation import MAX_STRING, payment_problems, utc_millis
+from core.validation import MAX_STRING, payment_problems, read_amount, utc_millis
 
 MAX_ROWS = 10_000
 MAX_BYTES = 5 * 1024 * 1024
@@ -74,7 +74,6 @@ COLUMNS = {"email": "email", "userid": "userId", "courseid": "courseId", "testid
            "title": "item", "amount": "amount", "paymentmethod": "paymentMethod", "note": "note"}
 REQUIRED = (("email", "userId"), ("courseId", "testId", "item"), ("amount",), ("paymentMethod",))
 ITEM_COLUMNS = ("courseId", "testId", "item")
-AMOUNT = re.compile(r"\d+(\.\d+)?|\.\d+")
 log = logging.getLogger(__name__)
 
 
@@ -329,10 +328,11 @@ def _amount(text: str, problems: list) -> float | None:
     if not text:
         problems.append("no amount")
         return None
-    if not AMOUNT.fullmatch(text):
-        problems.append(f"malformed amount {text!r} (write it like 12.50, without a currency)")
+    amount = read_amount(text)
+    if amount is None:
+        problems.append(f"malformed amount {text!r} (write it like 12.50 or 1,299.50, without a currency)")
         return None
-    return float(text)
+    return float(amount)
 
 
 # the job

@@ -5,9 +5,7 @@ after "Grant another": a double click, a network retry or a replayed request gra
 """
 
 import logging
-import re
 import secrets
-from decimal import Decimal
 from urllib.parse import parse_qs
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -24,7 +22,7 @@ from core import (
 from core.catalog import item_ref, list_items, parse_item_ref
 from core.customers import find_customers, get_customer
 from core.settings import FREE_METHOD
-from core.validation import payment_problems
+from core.validation import payment_problems, read_amount
 from dashboard.auth import require_admin
 from dashboard.callback_requests import text as as_text
 from dashboard.context import DashboardContext, current_context
@@ -61,8 +59,6 @@ def error_id(field: str) -> str:
 
 
 COMPLIMENTARY, PAID = "complimentary", "paid"
-# digits, with commas between thousands or none, and a decimal point: "1,299.50", "29.99"
-PAID_AMOUNT = re.compile(r"(\d{1,3}(,\d{3})+|\d+)(\.\d+)?", re.ASCII)
 log = logging.getLogger(__name__)
 
 
@@ -246,11 +242,11 @@ def read_form(user, item, mode, amount, method, discount, note, context) -> tupl
     except ValidationError:
         errors["item"] = "Choose a course or a test."
     if mode == PAID:
-        text = str(amount or "").strip()
-        if not PAID_AMOUNT.fullmatch(text) or Decimal(text.replace(",", "")) <= 0:
-            errors["amount"] = f"Enter the amount paid in {context.currency}, such as 29.99 (more than 0)."
+        paid = read_amount(amount)
+        if paid is None or paid <= 0:
+            errors["amount"] = f"Enter the amount paid in {context.currency}, such as 29.99 or 1,299.50 (more than 0)."
         else:
-            request["amount"] = float(Decimal(text.replace(",", "")))
+            request["amount"] = float(paid)
         if method not in context.payment_methods or method == FREE_METHOD:
             errors["method"] = "Choose how it was paid."
         request["method"] = method
