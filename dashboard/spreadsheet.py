@@ -10,6 +10,8 @@ cell is quoted; numbers, negative ones included, are left as they are.
 import csv
 import re
 
+from dash import dcc
+
 FORMULA = re.compile(r"(^|[;,\t\r\n])\s*[=+\-@\t\r]")
 NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
@@ -29,3 +31,13 @@ class Writer:
 
     def writerow(self, row) -> None:
         self._writer.writerow([cell(value) for value in row])
+
+
+# Excel on Windows reads a CSV file as the local code page unless it starts with UTF-8's
+# byte-order mark; Python (encoding "utf-8-sig") and pandas skip the mark
+BYTE_ORDER_MARK = "\ufeff"
+
+
+def download(content: str, filename: str) -> dict:
+    """A CSV file for dcc.Download, with the byte-order mark that makes Excel read it as UTF-8."""
+    return dcc.send_string(BYTE_ORDER_MARK + content, filename, type="text/csv")

@@ -1,5 +1,7 @@
 """The app factory: settings, demo seeding on first start, the shell and its pages, the poll."""
 
+import csv
+import io
 import json
 import os
 import time
@@ -240,3 +242,22 @@ def test_the_caches_warm_up_at_the_first_request_not_when_the_app_is_built(tmp_p
         if os.environ.get("MONGODB_URI"):
             opened.client.drop_database(opened.db.name)
         opened.close()
+
+
+def test_a_csv_export_starts_with_the_byte_order_mark_and_reads_back_in_python(viewer_client, app):
+    db = app.extensions["purchase_database"].db
+    user, course = ObjectId(), ObjectId()
+    db[USERS].insert_one({"_id": user, "name": "Zoë Ðorđević", "email": "zoe@example.com", "purchasedCourses": []})
+    db[COURSES].insert_one({"_id": course, "title": "Éléments de Géométrie — 幾何", "price": 10})
+    create_purchase(db, user, course, None, {"amount": 10, "paymentMethod": "stripe"})
+    dash_app = app.extensions["dash"]
+    key = callback_key(dash_app, f"{live.DOWNLOAD}.data", f"{live.MESSAGE}.children")
+    body = callback_body(dash_app, key, {f"{live.EXPORT}.n_clicks": 1, f"{live.URL}.search": "?range=7d"},
+                         [f"{live.EXPORT}.n_clicks"])
+    reply = viewer_client.post("/_dash-update-component", json=body)
+    assert reply.status_code == 200, reply.data[:300]
+    download = reply.get_json()["response"][live.DOWNLOAD]["data"]
+    assert download["content"].startswith("\ufeff") and download["type"] == "text/csv"
+    rows = list(csv.reader(io.StringIO(download["content"].encode().decode("utf-8-sig"))))
+    assert rows[0][0] != "" and not rows[0][0].startswith("\ufeff")
+    assert any("Éléments de Géométrie — 幾何" in cell for row in rows for cell in row)

@@ -401,7 +401,7 @@ def register(app, context: DashboardContext) -> None:
             return {"file": no_update, "message": "Could not read the results; see the server log.",
                     "messageClass": "message"}
         name = f"bulk-{job_id}-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
-        return {"file": dcc.send_string(results_csv(results), name), "message": "", "messageClass": "message hidden"}
+        return {"file": spreadsheet.download(results_csv(results), name), "message": "", "messageClass": "message hidden"}
 
 
 def _preview_reply(message: str) -> dict:

@@ -14,7 +14,7 @@ from plotly.io.json import to_json_plotly
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from core import PurchaseError, get_data_version
-from dashboard import data, figures, shell
+from dashboard import data, figures, shell, spreadsheet
 from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext, current_context
 from dashboard.filters import (
@@ -404,7 +404,7 @@ def register(app, context: DashboardContext) -> None:
             log.exception("export failed")
             return no_update, "Could not export: the database did not answer in time; try again.", "message"
         name = f"purchases-{to_query(view)[1:].replace('&', '_').replace('=', '-')}-{now:%Y%m%d-%H%M%S}.csv"
-        return dcc.send_string(content, name), no_update, no_update
+        return spreadsheet.download(content, name), no_update, no_update
 
 
 def in_parallel(pool: ThreadPoolExecutor, *calls):
