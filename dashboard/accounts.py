@@ -4,6 +4,9 @@
 email. Passwords are kept only as werkzeug scrypt hashes. `sessionToken` changes when the
 password changes or the account is disabled, and every sign-in of the account is deleted
 (`dashboard.sign_ins`), which ends every session signed in before.
+
+A change of role or of the disabled flag commits with its entry in `staff_changes` (who,
+when, what), in one transaction, and never leaves the system without an enabled admin.
 """
 
 import contextlib
@@ -16,15 +19,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pymongo
+from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from core.storage import deployment, retry_when_busy
+from core.storage import deployment, retry_when_busy, run_in_transaction, utc
 from dashboard import sign_ins
 from dashboard.sign_ins import SessionPolicy
 
 ACCOUNTS = "staff_accounts"
+CHANGES = "staff_changes"  # one entry per account made, disabled, enabled or given a role
+ENABLED_ADMINS = {"role": "admin", "disabled": {"$ne": True}}
 ID_BATCH = 200  # sign-ins re-read by one query
 ROLES = ("viewer", "admin")
 MIN_PASSWORD = 10
@@ -38,6 +44,10 @@ class AccountError(ValueError):
     """An account could not be created or changed; the message says why."""
 
 
+class LastAdminError(AccountError):
+    """The change would leave no enabled admin."""
+
+
 @dataclass(frozen=True)
 class Account:
     email: str
@@ -47,6 +57,7 @@ class Account:
     session_token: str
     last_sign_in: datetime | None
     session_id: str = ""  # the sign-in this request came with (dashboard.sign_ins)
+    created_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -85,23 +96,35 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def create_account(db: Database, email: str, role: str, password: str, name: str | None = None) -> Account:
+def check_role(role) -> str:
+    if role not in ROLES:
+        raise AccountError(f"role must be {' or '.join(ROLES)}, got {role!r}")
+    return role
+
+
+def create_account(db: Database, email: str, role: str, password: str, name: str | None = None,
+                   actor: str | None = None) -> Account:
     """Add an account; refuse a taken email, an unknown role or a short password."""
     email = normalise_email(email)
-    if role not in ROLES:
-        raise AccountError(f"role must be one of {list(ROLES)}, got {role!r}")
     doc = {
         "_id": email,
         "name": (name or email.split("@")[0]).strip()[:200],
-        "role": role,
+        "role": check_role(role),
         "passwordHash": generate_password_hash(check_password(password), method="scrypt"),
         "disabled": False,
         "sessionToken": secrets.token_urlsafe(16),
-        "createdAt": datetime.now(UTC),
+        "createdAt": datetime.now(UTC).replace(microsecond=0),  # as it reads back (BSON keeps milliseconds)
+        "createdBy": actor,
         "lastSignIn": None,
     }
+
+    def work(session):
+        db[ACCOUNTS].insert_one(doc, session=session)
+        db[CHANGES].insert_one({"_id": ObjectId(), "at": datetime.now(UTC), "actor": actor, "account": email,
+                                "action": "create", "role": role}, session=session)
+
     try:
-        retry_when_busy(lambda: db[ACCOUNTS].insert_one(doc))
+        run_in_transaction(db, work)
     except DuplicateKeyError:
         raise AccountError(f"an account for {email} exists already") from None
     return _account(doc)
@@ -268,28 +291,75 @@ def verify(db: Database, email, password) -> Account | None:
 
 def set_password(db: Database, email: str, password: str) -> None:
     """Replace the password; every open session of the account ends."""
-    _update(db, email, {"passwordHash": generate_password_hash(check_password(password), method="scrypt"),
-                        "sessionToken": secrets.token_urlsafe(16)})
-
-
-def disable_account(db: Database, email: str) -> None:
-    """Refuse further sign-ins; every open session of the account ends."""
-    _update(db, email, {"disabled": True, "sessionToken": secrets.token_urlsafe(16)})
-
-
-def _update(db: Database, email: str, fields: dict) -> None:
     email = normalise_email(email)
-    result = retry_when_busy(lambda: db[ACCOUNTS].update_one({"_id": email}, {"$set": fields}))
-    if result.matched_count == 0:
+    fields = {"passwordHash": generate_password_hash(check_password(password), method="scrypt"),
+              "sessionToken": secrets.token_urlsafe(16)}
+    if retry_when_busy(lambda: db[ACCOUNTS].update_one({"_id": email}, {"$set": fields})).matched_count == 0:
         raise AccountError(f"no account for {email}")
-    if "sessionToken" in fields:  # the new token ends them too; this also clears them away
+    sign_ins.end_all(db, email)  # the new token ends them too; this also clears them away
+
+
+def list_accounts(db: Database) -> list[Account]:
+    """Every account, by email."""
+    return [_account(doc) for doc in retry_when_busy(
+        lambda: list(utc(db)[ACCOUNTS].find({}, {"passwordHash": 0}).sort("_id", 1)))]
+
+
+def recent_changes(db: Database, limit: int = 20) -> list[dict]:
+    """The last `limit` changes to accounts, newest first."""
+    return retry_when_busy(lambda: list(utc(db)[CHANGES].find().sort([("at", -1), ("_id", -1)]).limit(limit)))
+
+
+def disable_account(db: Database, email: str, actor: str | None = None) -> bool:
+    """Refuse further sign-ins and end every open session; False when disabled already."""
+    email = normalise_email(email)
+    changed = _change(db, email, "disable", {"disabled": True, "sessionToken": secrets.token_urlsafe(16)}, actor)
+    if changed:  # the new token ends them too; this also clears them away
         sign_ins.end_all(db, email)
+    return changed
+
+
+def enable_account(db: Database, email: str, actor: str | None = None) -> bool:
+    """Let a disabled account sign in again (with its password); False when enabled already."""
+    return _change(db, normalise_email(email), "enable", {"disabled": False}, actor)
+
+
+def set_role(db: Database, email: str, role: str, actor: str | None = None) -> bool:
+    """Give the account `role`; False when it has it already."""
+    return _change(db, normalise_email(email), "set-role", {"role": check_role(role)}, actor)
+
+
+def _change(db: Database, email: str, action: str, fields: dict, actor: str | None) -> bool:
+    """Set `fields` on the account and record the change, in one transaction; False when nothing changes.
+
+    A change that takes an enabled admin away (LastAdminError when it is the last) first writes every
+    enabled admin's account: two at once, each sure the other's admin stays, write the same documents,
+    so MongoDB starts one again (a write conflict), and that one sees the other's change.
+    """
+    def work(session):
+        doc = db[ACCOUNTS].find_one({"_id": email}, session=session)
+        if doc is None:
+            raise AccountError(f"no account for {email}")
+        before = (doc.get("role"), bool(doc.get("disabled")))
+        after = (fields.get("role", before[0]), fields.get("disabled", before[1]))
+        if after == before:
+            return False
+        if before == ("admin", False):
+            db[ACCOUNTS].update_many(ENABLED_ADMINS, {"$inc": {"adminGuard": 1}}, session=session)
+            if db[ACCOUNTS].count_documents({**ENABLED_ADMINS, "_id": {"$ne": email}}, session=session) == 0:
+                raise LastAdminError(f"{email} is the last enabled admin: make another account an admin first")
+        db[ACCOUNTS].update_one({"_id": email}, {"$set": fields}, session=session)
+        db[CHANGES].insert_one({"_id": ObjectId(), "at": datetime.now(UTC), "actor": actor, "account": email,
+                                "action": action, "role": after[0], "before": before[0]}, session=session)
+        return True
+
+    return run_in_transaction(db, work)
 
 
 def _account(doc: dict) -> Account:
     return Account(email=doc["_id"], name=doc.get("name") or doc["_id"], role=doc.get("role", "viewer"),
                    disabled=bool(doc.get("disabled")), session_token=doc.get("sessionToken", ""),
-                   last_sign_in=doc.get("lastSignIn"))
+                   last_sign_in=doc.get("lastSignIn"), created_at=doc.get("createdAt"))
 
 
 class StaffNames:

@@ -5,11 +5,14 @@ are never taken as an argument (it would stay in the shell's history).
 """
 
 import sys
+from datetime import UTC
 
 import click
 from flask import current_app
 
 from dashboard import accounts
+
+CLI_ACTOR = "cli"  # who the change entries name, as API keys made here name it
 
 
 def _db():
@@ -39,7 +42,7 @@ def create_user(email, role, name, password_stdin):
     """Create a staff account."""
     password, generated = _password(password_stdin, generate_if_empty=True)
     try:
-        account = accounts.create_account(_db(), email, role, password, name)
+        account = accounts.create_account(_db(), email, role, password, name, actor=CLI_ACTOR)
     except accounts.AccountError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Created {account.role} account {account.email}")
@@ -50,12 +53,57 @@ def create_user(email, role, name, password_stdin):
 @click.command("disable-user")
 @click.argument("email")
 def disable_user(email):
-    """Disable a staff account: no more sign-ins, open sessions end."""
+    """Disable a staff account: no more sign-ins, open sessions end (never the last enabled admin)."""
+    email, changed = _change(accounts.disable_account, email)
+    click.echo(f"Disabled {email}; its sign-ins have ended" if changed else f"{email} is disabled already")
+
+
+@click.command("enable-user")
+@click.argument("email")
+def enable_user(email):
+    """Enable a disabled staff account: it signs in with its password again."""
+    email, changed = _change(accounts.enable_account, email)
+    click.echo(f"Enabled {email}" if changed else f"{email} is enabled already")
+
+
+@click.command("set-role")
+@click.argument("email")
+@click.argument("role", metavar="admin|viewer")
+def set_role(email, role):
+    """Make a staff account an admin or a viewer (never the last enabled admin a viewer)."""
+    email, changed = _change(lambda db, address, actor: accounts.set_role(db, address, role, actor), email)
+    article = "an" if role == "admin" else "a"
+    click.echo(f"{email} is now {article} {role}" if changed else f"{email} is {article} {role} already")
+
+
+def _change(change, email) -> tuple[str, bool]:
+    """Run `change(db, email, actor)`: the account's email, and whether anything changed."""
     try:
-        accounts.disable_account(_db(), email)
+        changed = change(_db(), email, CLI_ACTOR)
     except accounts.AccountError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"Disabled {email.strip().lower()}")
+    return accounts.normalise_email(email), changed
+
+
+@click.command("list-users")
+def list_users():
+    """Every staff account: email, name, role, enabled or disabled, created, last sign-in (UTC)."""
+    found = accounts.list_accounts(_db())
+    if not found:
+        click.echo("No staff accounts yet: flask --app app create-user EMAIL --role admin")
+        return
+    width = max(len(account.email) for account in found)
+    name_width = min(max(len(account.name) for account in found), 30)
+    click.echo(f"{'email':{width}}  {'name':{name_width}}  {'role':6}  {'status':8}  {'created (UTC)':16}  "
+               "last sign-in (UTC)")
+    for account in found:
+        status = "disabled" if account.disabled else "enabled"
+        click.echo(f"{account.email:{width}}  {account.name[:name_width]:{name_width}}  {account.role:6}  {status:8}  "
+                   f"{_when(account.created_at, 'unknown'):16}  {_when(account.last_sign_in, 'never')}")
+
+
+def _when(moment, otherwise: str) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}" if moment else otherwise
 
 
 @click.command("set-password")
@@ -74,5 +122,5 @@ def set_password(email, password_stdin):
 
 
 def register(server) -> None:
-    for command in (create_user, disable_user, set_password):
+    for command in (create_user, disable_user, enable_user, set_role, list_users, set_password):
         server.cli.add_command(command)

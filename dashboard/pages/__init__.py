@@ -9,7 +9,7 @@ and `register(app, context)` (its callbacks). Adding a page is adding a module.
 import importlib
 import pkgutil
 
-ORDER = ("live", "customers", "grant", "bulk", "audit", "api_keys", "health")
+ORDER = ("live", "customers", "grant", "bulk", "audit", "api_keys", "staff", "health")
 
 
 def page_modules() -> list:
