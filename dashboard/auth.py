@@ -24,7 +24,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from flask import Response, abort, jsonify, redirect, render_template_string, request, session
+from flask import Response, abort, g, jsonify, redirect, render_template_string, request, session
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 from pymongo.errors import PyMongoError
@@ -149,11 +149,15 @@ def init_auth(server, context: DashboardContext, admin_paths) -> None:
             if is_admin_callback(output) and not current_user.is_admin:
                 return jsonify(error="this needs an admin account"), 403
         elif request.method == "GET" and admin_paths(path) and not current_user.is_admin:
-            return redirect("/")
+            # the app is served (nothing of the page is in it) and its router says "Admins only":
+            # a viewer who typed the address learns why, instead of landing elsewhere without a word
+            g.admins_only = True
         return None
 
     @server.after_request
     def headers(response):
+        if g.get("admins_only") and response.status_code == 200:
+            response.status_code = 403
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Content-Security-Policy"] = content_policy(server.extensions.get("inline_script_hashes", ()))
         response.headers["X-Content-Type-Options"] = "nosniff"

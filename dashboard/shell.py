@@ -64,7 +64,8 @@ def register(app, context: DashboardContext, pages: list) -> None:
         if page is None:
             return _message("Page not found", ["Nothing lives at ", html.Code(pathname), "."]), _nav(pages)
         if not allowed(page):
-            return _message("Admins only", ["This page is for admin accounts."]), _nav(pages)
+            return _message("Admins only", ["This page is for admin accounts; you are signed in as a viewer. "
+                                            "Ask an admin if you need it."]), _nav(pages)
         return page.layout(path=pathname), _nav(pages, page)
 
     app.clientside_callback(

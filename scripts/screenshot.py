@@ -23,7 +23,8 @@ SHOT_EMAIL, SHOT_PASSWORD = "screenshots@example.com", "screenshot password 123"
 READY_TIMEOUT = 30
 # path -> file name; "{user}" is a customer with purchases
 PAGES = {"/": "live", "/customers": "customers", "/customers/{user}": "customer", "/grant": "grant",
-         "/bulk": "bulk", "/audit": "audit", "/api-keys": "api-keys", "/health": "health"}
+         "/bulk": "bulk", "/audit": "audit", "/api-keys": "api-keys", "/staff": "staff",
+         "/health": "health"}
 
 
 def serve_demo(data_dir: str) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from selenium.webdriver.common.by import By
 
 from core import has_purchased
 from core.storage.schema import COURSES, PURCHASES, USERS
+from dashboard import accounts
 from dashboard.pages import audit, customers, grant
 from dashboard.pages import live as live_page
 from scripts.chrome import sign_in, sign_out
@@ -108,17 +109,31 @@ def test_an_admin_grants_and_revokes_and_every_view_agrees(live, page):
     assert page.get_logs() == []
 
 
-def test_a_viewer_sees_no_admin_navigation_is_sent_away_and_signs_out(live, page):
+def test_a_viewer_sees_no_admin_navigation_is_told_admins_only_and_signs_out(live, page):
     sign_out(page.driver, page.server_url)
     sign_in(page.driver, page.server_url, "viewer@example.com", PASSWORD)
     page.wait_for_element(".panel .js-plotly-plot", timeout=10)
     nav = page.find_element("#shell-nav").text
     assert "Live revenue" in nav and "Customers" in nav
     assert "Grant" not in nav and "Audit" not in nav and "Health" not in nav and "Bulk" not in nav
-    for path in (grant.PATH, audit.PATH, "/bulk", "/health"):
+    for path in (grant.PATH, audit.PATH, "/bulk", "/health", "/staff", "/api-keys"):
         page.driver.get(page.server_url + path)
-        wait_until(lambda: page.driver.current_url.rstrip("/") == page.server_url.rstrip("/"), 5, f"{path} sends away")
+        wait_until(lambda: "Admins only" in page.find_element("main").text, 5, f"{path} says admins only")
+        assert page.driver.current_url == page.server_url + path  # where the person asked to go
+        assert not page.driver.find_elements(By.ID, grant.REVIEW)  # nothing of the page itself
     page.find_element("#shell-signout").click()
     wait_until(lambda: "/login" in page.driver.current_url, 5, "signed out")
     page.driver.get(page.server_url + "/customers")
     wait_until(lambda: "/login" in page.driver.current_url, 5, "signed out for good")
+
+
+def test_a_tab_whose_account_is_disabled_says_so_and_goes_to_sign_in(live, page):
+    sign_out(page.driver, page.server_url)
+    sign_in(page.driver, page.server_url, "viewer@example.com", PASSWORD)
+    page.wait_for_element(".panel .js-plotly-plot", timeout=10)
+
+    accounts.disable_account(live.db, "viewer@example.com")
+
+    wait_until(lambda: "You are signed out" in page.find_element("body").text, 15, "the tab says it is signed out")
+    assert "account was disabled" in page.find_element("#signed-out").text
+    wait_until(lambda: "/login" in page.driver.current_url, 10, "sent to sign in")
