@@ -108,6 +108,7 @@ def feed_rows(db: Database, view: View, tz: ZoneInfo, currency: str) -> list[dic
         revoked = entry["event"] == "revocation"
         rows.append({
             "version": entry["version"],
+            "at": entry["at"],
             "time": local_time(entry["at"], tz, "%b %d %H:%M:%S"),
             "event": "Revoked" if revoked else "Purchase",
             "user": entry.get("userName") or str(entry["user"]),

@@ -39,8 +39,10 @@ def timed_poll(client, dash_app, state: dict) -> tuple[float, dict, int]:
     started = time.perf_counter()
     reply = client.post("/_dash-update-component", json=poll_request(dash_app, state))
     seconds = time.perf_counter() - started
-    new_state = reply.get_json()["response"][live.STATE]["data"] if reply.status_code == 200 else state
-    return seconds, new_state, reply.status_code
+    response = reply.get_json()["response"] if reply.status_code == 200 else {}
+    if live.STATE not in response:  # nothing new: 204, or only the stamp of the check ("checked just now")
+        return seconds, state, 204 if reply.status_code in (200, 204) else reply.status_code
+    return seconds, response[live.STATE]["data"], reply.status_code
 
 
 def page_load(url: str) -> float:

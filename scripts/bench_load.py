@@ -142,7 +142,8 @@ class Tab:
             return
         took = time.perf_counter() - started
         self.latencies.append(took)
-        if reply.status_code == 204:
+        # nothing new: 204, or (since the page says "checked just now") only the check's stamp
+        if reply.status_code == 204 or (reply.status_code == 200 and live.STATE not in reply.json()["response"]):
             self.idle.append(took)
         elif reply.status_code == 200:
             response = reply.json()["response"]

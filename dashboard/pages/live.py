@@ -4,6 +4,7 @@ layer, and hand rows to the pure builders in dashboard/figures.py."""
 import contextvars
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -40,7 +41,9 @@ ROLE = "viewer"
 
 # ids
 URL = "live-url"  # the page's own view of the URL: its query string holds the filters
-UPDATED = "live-updated"
+UPDATED = "live-updated"  # "last sale 06:17", with each render
+CHECKED = "live-checked"  # when the server last answered a tick: every tick, even with nothing new
+CHECKED_TEXT = "live-checked-text"  # "checked just now", kept by the browser between ticks
 PAUSE = "live-pause"
 EXPORT = "live-export"
 DOWNLOAD = "live-download"
@@ -126,6 +129,7 @@ STATUS_OUTPUTS = {
     "message": Output(MESSAGE, "children"),
     "messageClass": Output(MESSAGE, "className"),
     "state": Output(STATE, "data"),
+    "checked": Output(CHECKED, "data"),
 }
 POLL_OUTPUTS = {**FIGURE_OUTPUTS, **STATUS_OUTPUTS}
 
@@ -146,7 +150,9 @@ def layout(path: str = PATH) -> html.Div:
         html.Div(className="topbar", children=[
             html.H1(TITLE),
             html.Div(className="actions", children=[
-                html.Span("Loading…", id=UPDATED, className="updated"),
+                html.Span(className="updated", role="status", children=[
+                    html.Span("checking…", id=CHECKED_TEXT), " · ", html.Span("…", id=UPDATED)]),
+                dcc.Store(id=CHECKED),
                 html.Button("Pause", id=PAUSE, className="button live", n_clicks=0),
                 html.Button("Export CSV", id=EXPORT, className="button", n_clicks=0),
                 dcc.Download(id=DOWNLOAD),
@@ -313,10 +319,10 @@ def register(app, context: DashboardContext) -> None:
         try:
             version = versions.get(poll_timeout)
             if _tab_shows(state, key, version):
-                raise PreventUpdate
+                return reply(checked=_stamp())
             version, rendered = renders.get(key, version, lambda: Rendered(*render(context, view, now, parts)), poll_timeout)
             if _tab_shows(state, key, version):
-                raise PreventUpdate  # the only render ready is one this tab has (or an older one)
+                return reply(checked=_stamp())  # the only render ready is one this tab has (or an older one)
         except PreventUpdate:
             raise
         except TimeoutError:
@@ -341,7 +347,7 @@ def register(app, context: DashboardContext) -> None:
                          message="Could not update the figures; see the server log.", messageClass="message", state=state)
         seen = state.get("seen", 0)
         return reply(**rendered.outputs, feed=rendered.feed_table(seen), banner="", bannerClass="banner hidden",
-                     bodyClass="body", message="", messageClass="message hidden",
+                     bodyClass="body", message="", messageClass="message hidden", checked=_stamp(),
                      state={"version": version, "key": key, "seen": max([seen, *(row["version"] for row in rendered.feed)])})
 
     @app.callback(
@@ -371,6 +377,22 @@ def register(app, context: DashboardContext) -> None:
             "chart": figures.buyers_figure(buyers),
             "state": {"stamp": stamp},
         }
+
+    # "checked just now", "checked 40 s ago": measured by the browser's own clock from the last
+    # answer's arrival, so a server that stopped answering shows its age; "paused" when paused
+    app.clientside_callback(
+        """function(checked, tick, paused) {
+            const by = (window.dash_clientside.callback_context.triggered || []).map(t => t.prop_id);
+            if (by.includes('CHECKED_ID.data')) { window.liveCheckedAt = Date.now(); }
+            if (paused) { return 'paused'; }
+            if (!window.liveCheckedAt) { return 'checking…'; }
+            const s = Math.round((Date.now() - window.liveCheckedAt) / 1000);
+            return s < 5 ? 'checked just now' : s < 120 ? 'checked ' + s + ' s ago'
+                : 'checked ' + Math.floor(s / 60) + ' min ago';
+        }""".replace("CHECKED_ID", CHECKED),
+        Output(CHECKED_TEXT, "children"),
+        Input(CHECKED, "data"), Input(INTERVAL, "n_intervals"), Input(INTERVAL, "disabled"),
+    )
 
     @app.callback(
         Output(INTERVAL, "disabled"),
@@ -462,10 +484,24 @@ def render(context: DashboardContext, view: View, now: datetime, parts: ThreadPo
         TOP_COURSES: figures.top_items_figure(figs["popularCourses"], currency),
         TOP_TESTS: figures.top_items_figure(figs["popularTests"], currency, figures.TEAL),
         COMPED_CHART: figures.comped_figure(figs),
-        "updated": f"Updated {data.local_time(figs['asOf'], tz)}",
+        "updated": last_sale_text(feed, now, tz),
         "range": f"{describe(view)} · by {figs['granularity']}",
     }
     return outputs, feed
+
+
+def last_sale_text(feed: list[dict], now: datetime, tz) -> str:
+    """When the newest sale the view shows happened: "last sale 06:17" (with the day when not today)."""
+    sale = next((row["at"] for row in feed if row["event"] == "Purchase"), None)
+    if sale is None:
+        return "no recent sale"
+    same_day = sale.astimezone(tz).date() == now.astimezone(tz).date()
+    return f"last sale {data.local_time(sale, tz, '%H:%M' if same_day else '%b %d %H:%M')}"
+
+
+def _stamp() -> int:
+    """A value that differs at each answer, so the browser notes the moment it arrived."""
+    return time.monotonic_ns()
 
 
 def _spark(values: list) -> list:

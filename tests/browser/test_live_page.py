@@ -73,7 +73,8 @@ def test_page_loads_with_every_chart_drawn_and_exact_kpis(live, page):
     assert len(revenue["x"]) == 30
     top = chart(page, live_page.TOP_COURSES)["data"][0]
     assert list(reversed(top["y"])) == [row["title"] for row in figures["popularCourses"]]
-    assert page.find_element("#" + live_page.UPDATED).text.startswith("Updated ")
+    assert page.find_element("#" + live_page.UPDATED).text.startswith(("last sale ", "no recent sale"))
+    wait_until(lambda: text(page, live_page.CHECKED_TEXT) == "checked just now", 5, "checked just now")
     assert page.get_logs() == []
 
 
@@ -192,3 +193,22 @@ def test_database_outage_shows_a_banner_keeps_figures_and_recovers(live, page):
     live.db[COURSES].insert_one({"_id": course, "title": "After The Outage"})
     create_purchase(live.db, user, course, None, {"amount": 5, "paymentMethod": "stripe"})
     wait_until(lambda: text(page, live_page.value(live_page.PURCHASES_TODAY)) != before, DEADLINE, "figures update again")
+
+
+def test_a_quiet_page_says_checked_just_now_and_when_the_last_sale_was(live, page):
+    wait_until(lambda: charts_drawn(page), 10, "charts drawn")
+    wait_until(lambda: text(page, live_page.CHECKED_TEXT) == "checked just now", 5, "checked just now")
+    user = live.db[USERS].find_one({}, {"_id": 1})["_id"]
+    course = ObjectId()
+    live.db[COURSES].insert_one({"_id": course, "title": "A Quiet Hour"})
+    sale = create_purchase(live.db, user, course, None, {"amount": 5, "paymentMethod": "stripe"})
+    at = sale["purchasedAt"].replace(tzinfo=UTC) if sale["purchasedAt"].tzinfo is None else sale["purchasedAt"]
+    wait_until(lambda: text(page, live_page.UPDATED) == f"last sale {at:%H:%M}", DEADLINE, "last sale shown")
+
+    live.stop_database()  # the server stops answering: the age of the last check grows
+    wait_until(lambda: text(page, live_page.CHECKED_TEXT).endswith(" s ago"), 15, "the check's age shown")
+    live.restart_database()
+    wait_until(lambda: text(page, live_page.CHECKED_TEXT) == "checked just now", 20, "checked again")
+
+    page.find_element(f"#{live_page.PAUSE}").click()
+    wait_until(lambda: text(page, live_page.CHECKED_TEXT) == "paused", 5, "paused")
