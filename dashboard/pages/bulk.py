@@ -36,6 +36,8 @@ ROLE = "admin"
 URL = "admin-bulk-url"  # the page's own view of the URL: ?job=<id> names the job shown
 UPLOAD = "bulk-upload"
 MESSAGE = "admin-bulk-message"
+UPLOAD_BOX = "bulk-upload-box"
+UPLOAD_NOTE = "bulk-upload-note"
 PREVIEW = "admin-bulk-preview"
 PREVIEW_TITLE = "admin-bulk-preview-title"
 PREVIEW_COUNTS = "admin-bulk-preview-counts"
@@ -246,10 +248,16 @@ def _upload_panel() -> html.Section:
                 " (0 for a free grant); ", html.Code("paymentMethod"), "; ", html.Code("note"), " (optional)."],
                className="muted"),
         html.Pre(EXAMPLE, className="bulk-example"),
-        dcc.Upload(id=UPLOAD, accept=".csv,text/csv", multiple=False, max_size=UPLOAD_LIMIT, className="bulk-drop",
-                   className_active="bulk-drop active",
-                   children=html.Div([html.Strong("Drop a CSV file here"), " or ",
-                                      html.Span("choose one", className="bulk-choose")])),
+        # assets/bulk_upload.js reads these: a file the browser will not send (over max-bytes)
+        # is named in UPLOAD_NOTE, and choosing the same file again reads it again
+        html.Div(id=UPLOAD_BOX, **{"data-max-bytes": str(UPLOAD_LIMIT), "data-allowed-mb": str(bulk.MAX_BYTES // 2**20)},
+                 children=[
+            dcc.Upload(id=UPLOAD, accept=".csv,text/csv", multiple=False, max_size=UPLOAD_LIMIT, className="bulk-drop",
+                       className_active="bulk-drop active",
+                       children=html.Div([html.Strong("Drop a CSV file here"), " or ",
+                                          html.Span("choose one", className="bulk-choose")])),
+            html.P(id=UPLOAD_NOTE, className="field-error", role="alert"),
+        ]),
         html.P(f"At most {bulk.MAX_ROWS:,} rows and {bulk.MAX_BYTES // 1024 // 1024} MB. Every row is checked first; "
                "nothing is written until you press Grant. Uploading the same file again grants nothing twice.",
                className="muted"),
