@@ -89,14 +89,17 @@ def kpis(db: Database, view: View, tz: ZoneInfo, now: datetime) -> Kpis:
     )
 
 
+DAY = "24\u00a0h"  # a no-break space
+
+
 def change_text(now: float, before: float) -> tuple[str, str]:
-    """("+12% vs previous 24 h", css classes) for a KPI's change."""
+    """("+12% vs previous 24 h", css classes) for a KPI's change; "24 h" never split by a line break."""
     if before == 0:
-        return ("new vs previous 24 h" if now else "no change vs previous 24 h", "note")
+        return (f"new vs previous {DAY}" if now else f"no change vs previous {DAY}", "note")
     change = (now - before) / before * 100
     if abs(change) < 0.5:
-        return "no change vs previous 24 h", "note"
-    return f"{change:+.0f}% vs previous 24 h", "note up" if change > 0 else "note down"
+        return f"no change vs previous {DAY}", "note"
+    return f"{change:+.0f}% vs previous {DAY}", "note up" if change > 0 else "note down"
 
 
 def feed_rows(db: Database, view: View, tz: ZoneInfo, currency: str) -> list[dict]:

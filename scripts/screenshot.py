@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 from dashboard.accounts import create_account
 from scripts.chrome import free_port, sign_in, start_chrome
 
-SIZES = {"laptop": (1440, 900), "phone": (390, 844)}
+SIZES = {"laptop": (1440, 900), "small-laptop": (1024, 768), "phone": (390, 844)}
 SHOT_EMAIL, SHOT_PASSWORD = "screenshots@example.com", "screenshot password 123"
 READY_TIMEOUT = 30
 # path -> file name; "{user}" is a customer with purchases

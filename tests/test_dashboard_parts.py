@@ -49,9 +49,9 @@ def test_controls_and_core_filters():
 def test_money_and_change_text():
     assert figures.money_text(1234.5, "EUR") == "1,234.50 EUR"
     assert figures.money_text(-1e-12, "USD") == "0.00 USD"
-    assert change_text(110, 100) == ("+10% vs previous 24 h", "note up")
-    assert change_text(50, 100) == ("-50% vs previous 24 h", "note down")
-    assert change_text(5, 0) == ("new vs previous 24 h", "note")
+    assert change_text(110, 100) == ("+10% vs previous 24\u00a0h", "note up")
+    assert change_text(50, 100) == ("-50% vs previous 24\u00a0h", "note down")
+    assert change_text(5, 0) == ("new vs previous 24\u00a0h", "note")
     assert local_time(datetime(2025, 1, 1, 12, tzinfo=UTC), ZoneInfo("Europe/Madrid")) == "13:00:00"
 
 

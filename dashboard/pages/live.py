@@ -161,6 +161,7 @@ def layout(path: str = PATH) -> html.Div:
         html.Div(id=MESSAGE, className="message hidden"),
         _filters(context.payment_methods),
         html.Div(id=BODY, className="body", children=[
+            html.H2("Key figures", className="visually-hidden"),
             html.Section(className="kpis", children=[
                 _kpi("Revenue today", REVENUE_TODAY, sparkline=True),
                 _kpi("Purchases today", PURCHASES_TODAY, sparkline=True),
@@ -196,21 +197,32 @@ def _filters(payment_methods) -> html.Section:
     methods = [{"label": "All payment methods", "value": ""},
                {"label": "All but migrated records", "value": NOT_MIGRATED}] + [
         {"label": figures.method_label(m), "value": m} for m in sorted(payment_methods)]
-    return html.Section(className="filters", children=[
-        dcc.RadioItems(id=PRESET, className="pills", inputClassName="pill-input", labelClassName="pill",
-                       options=[{"label": v, "value": k} for k, v in PRESETS.items()], value="30d", inline=True),
+    # every control is named for screen readers (a legend or a label, visually hidden: the
+    # choices say what they are); the pills are native radios, moved between with the arrow keys
+    return html.Section(className="filters", **{"aria-label": "Filters"}, children=[
+        html.Fieldset(className="pills-group", children=[
+            html.Legend("Range", className="visually-hidden"),
+            dcc.RadioItems(id=PRESET, className="pills", inputClassName="pill-input", labelClassName="pill",
+                           options=[{"label": v, "value": k} for k, v in PRESETS.items()], value="30d", inline=True),
+        ]),
         html.Div(id=DATES_BOX, className="hidden", children=[
             dcc.DatePickerRange(id=DATES, display_format="YYYY-MM-DD", minimum_nights=0, clearable=False,
                                 min_date_allowed=EARLIEST.isoformat(), start_date_placeholder_text="Start date",
                                 start_date_id=DATES_START, end_date_id=DATES_END,
                                 end_date_placeholder_text="End date"),
         ]),
+        html.Label("Kind", htmlFor=KIND, className="visually-hidden"),
         dcc.Dropdown(id=KIND, className="select", clearable=False, searchable=False, value="",
                      options=[{"label": v, "value": k} for k, v in KINDS.items()]),
+        html.Label("Payment method", htmlFor=METHOD, className="visually-hidden"),
         dcc.Dropdown(id=METHOD, className="select", clearable=False, searchable=False, value="",
                      options=methods),
-        dcc.RadioItems(id=GRANULARITY, className="pills", inputClassName="pill-input", labelClassName="pill",
-                       options=[{"label": v, "value": k} for k, v in GRANULARITIES.items()], value="", inline=True),
+        html.Fieldset(className="pills-group", children=[
+            html.Legend("Granularity", className="visually-hidden"),
+            dcc.RadioItems(id=GRANULARITY, className="pills", inputClassName="pill-input", labelClassName="pill",
+                           options=[{"label": v, "value": k} for k, v in GRANULARITIES.items()], value="",
+                           inline=True),
+        ]),
     ])
 
 
@@ -454,7 +466,7 @@ def render(context: DashboardContext, view: View, now: datetime, parts: ThreadPo
     # behind a sale in the database's line, and reads sent together wait together
     figs, k, feed = in_parallel(parts, lambda: data.view_figures(db, view, tz, now), lambda: data.kpis(db, view, tz, now),
                                 lambda: data.feed_rows(db, view, tz, currency))
-    money = figures.money_text
+    money = money_parts
     paid = figs["totalPurchases"] - figs["comped"]["count"]
     aov_series = [r["revenue"] / r["count"] if r["count"] else 0 for r in figs["revenueByPeriod"]]
     cards = {
@@ -464,7 +476,7 @@ def render(context: DashboardContext, view: View, now: datetime, parts: ThreadPo
         PURCHASES_24H: (f"{k.purchases_24h:,}", *data.change_text(k.purchases_24h, k.purchases_prev_24h)),
         AOV: (money(figs["averageOrderValue"], currency), f"{paid:,} paid, {figs['comped']['count']:,} free", "note"),
         REVOKED: (f"{figs['revoked']['count']:,}",
-                  money(figs["revoked"]["revenue"], currency) + " refunded or removed", "note"),
+                  figures.money_text(figs["revoked"]["revenue"], currency) + " refunded or removed", "note"),
     }
     trends = {
         REVENUE_TODAY: _running(k.hourly_revenue, now, tz),
@@ -488,6 +500,13 @@ def render(context: DashboardContext, view: View, now: datetime, parts: ThreadPo
         "range": f"{describe(view)} · by {figs['granularity']}",
     }
     return outputs, feed
+
+
+def money_parts(amount: float, currency: str) -> list:
+    """Money for a KPI card: the figure, then the currency in smaller type (a six-figure
+    amount still fits a card at laptop widths); its text is money_text's."""
+    number, unit = figures.money_text(amount, currency).rsplit(" ", 1)
+    return [number, html.Span(f" {unit}", className="unit")]
 
 
 def last_sale_text(feed: list[dict], now: datetime, tz) -> str:

@@ -212,3 +212,27 @@ def test_a_quiet_page_says_checked_just_now_and_when_the_last_sale_was(live, pag
 
     page.find_element(f"#{live_page.PAUSE}").click()
     wait_until(lambda: text(page, live_page.CHECKED_TEXT) == "paused", 5, "paused")
+
+
+def overflowing_cards(page) -> list:
+    """KPI cards whose figure or note runs past the card's edge."""
+    return page.driver.execute_script(
+        "return [...document.querySelectorAll('.card')].filter(card => {"
+        " const edge = card.getBoundingClientRect().right;"
+        " return [...card.querySelectorAll('.value, .note')].some(e => e.getBoundingClientRect().right > edge + 0.5"
+        "   || e.scrollWidth > e.clientWidth + 1); }).map(card => card.id);")
+
+
+@pytest.mark.parametrize("width", [1024, 1280, 1440, 390])
+def test_six_figure_kpis_fit_their_cards(live, page, width):
+    user = live.db[USERS].find_one({}, {"_id": 1})["_id"]
+    course = ObjectId()
+    live.db[COURSES].insert_one({"_id": course, "title": "A Big Contract"})
+    create_purchase(live.db, user, course, None, {"amount": 987_654.32, "paymentMethod": "bank_transfer"})
+    page.driver.set_window_size(width, 900)
+    wait_until(lambda: len(text(page, live_page.value(live_page.REVENUE_24H)).split(".")[0]) >= 7, DEADLINE,
+               "six figures shown")
+    assert overflowing_cards(page) == []
+    for card in (live_page.REVENUE_24H, live_page.PURCHASES_24H):
+        note_box = page.find_element(f"#{live_page.note(card)}")
+        assert "24\u00a0h" in note_box.get_attribute("textContent") or "24 h" not in note_box.text
