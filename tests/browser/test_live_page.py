@@ -236,3 +236,16 @@ def test_six_figure_kpis_fit_their_cards(live, page, width):
     for card in (live_page.REVENUE_24H, live_page.PURCHASES_24H):
         note_box = page.find_element(f"#{live_page.note(card)}")
         assert "24\u00a0h" in note_box.get_attribute("textContent") or "24 h" not in note_box.text
+
+
+def test_the_feed_on_a_phone_shows_item_and_amount_without_sideways_scrolling(live, page):
+    page.driver.set_window_size(390, 844)
+    wait_until(lambda: page.driver.find_elements(By.CSS_SELECTOR, f"#{live_page.FEED} tbody tr"), 10, "feed drawn")
+    row = page.driver.find_element(By.CSS_SELECTOR, f"#{live_page.FEED} tbody tr")
+    page.driver.execute_script("arguments[0].scrollIntoView()", row)
+    width = page.driver.execute_script("return document.documentElement.clientWidth")
+    for cell in row.find_elements(By.TAG_NAME, "td"):
+        box = cell.rect
+        assert cell.is_displayed() and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, cell.text
+    feed = page.find_element(f"#{live_page.FEED}")
+    assert page.driver.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth + 1", feed)
