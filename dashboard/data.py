@@ -13,7 +13,7 @@ from pymongo.errors import InvalidOperation
 from core import CoreSettings, buyer_figures, get_recent_activity, purchase_figures
 from core.customers import warm_customer_index
 from dashboard import spreadsheet
-from dashboard.figures import method_label, money_text
+from dashboard.figures import change_money_text, method_label, money_text
 from dashboard.filters import NOT_MIGRATED, View, analytics_filters, describe
 
 FEED_ROWS = 15
@@ -116,7 +116,7 @@ def feed_rows(db: Database, view: View, tz: ZoneInfo, currency: str) -> list[dic
             "event": "Revoked" if revoked else "Purchase",
             "user": entry.get("userName") or str(entry["user"]),
             "item": entry.get("title") or f"(deleted {entry['kind']})",
-            "amount": ("−" if revoked else "") + money_text(entry["amount"], entry.get("currency") or currency),
+            "amount": change_money_text(entry["amount"], entry.get("currency") or currency, revoked),
             "method": method_label(entry["paymentMethod"]),
         })
         if len(rows) == FEED_ROWS:

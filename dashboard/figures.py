@@ -27,6 +27,25 @@ def method_label(method: str) -> str:
     return METHOD_LABELS.get(method, method.replace("_", " ").capitalize())
 
 
+# a revocation's reason as people read it; the API writes "granted_by_mistake", the page "granted by mistake"
+REASON_LABELS = {"refund": "Refund", "chargeback": "Chargeback", "granted by mistake": "Granted by mistake",
+                 "granted_by_mistake": "Granted by mistake", "other": "Other"}
+
+
+def reason_label(reason) -> str:
+    """A revocation's reason in words ("Refund"); "" for none."""
+    if not reason:
+        return ""
+    return REASON_LABELS.get(reason, str(reason).replace("_", " ").capitalize())
+
+
+def change_money_text(amount: float, currency: str, revoked: bool) -> str:
+    """The money of a purchase or of its revocation, the same everywhere: a revocation takes
+    the money back, so it carries a minus sign ("−19.95 USD")."""
+    shown = money_text(amount, currency)
+    return f"\u2212{shown}" if revoked and abs(amount) >= 0.005 else shown
+
+
 def money_text(amount: float, currency: str) -> str:
     """Money for display: cents, thousands separators, the currency; never "-0.00"."""
     amount = 0.0 if abs(amount) < 0.005 else amount
