@@ -13,7 +13,7 @@ from pymongo.errors import InvalidOperation
 from core import CoreSettings, buyer_figures, get_recent_activity, purchase_figures
 from core.customers import warm_customer_index
 from dashboard import spreadsheet
-from dashboard.figures import change_money_text, method_label, money_text
+from dashboard.figures import change_money_text, method_label
 from dashboard.filters import NOT_MIGRATED, View, analytics_filters, describe
 
 FEED_ROWS = 15

@@ -126,3 +126,13 @@ def test_chart_labels_show_markup_as_text():
     assert "<" not in label and ">" not in label and label.startswith("&lt;a href=")
     pie = figures.payment_figure([{"paymentMethod": "<img src=x>", "count": 1, "revenue": 1.0}], "USD")
     assert "<" not in pie["data"][0]["labels"][0]
+
+
+def test_a_revocation_has_one_sign_and_its_reason_a_label_everywhere():
+    from dashboard.figures import change_money_text, reason_label
+
+    assert change_money_text(19.95, "USD", True) == "\u221219.95 USD"
+    assert change_money_text(19.95, "USD", False) == "19.95 USD"
+    assert change_money_text(0, "USD", True) == "0.00 USD"  # nothing taken back: no sign
+    assert [reason_label(r) for r in ("refund", "other", "granted_by_mistake", "granted by mistake", None)] == [
+        "Refund", "Other", "Granted by mistake", "Granted by mistake", ""]
