@@ -1,10 +1,11 @@
 # `make run` and `make test` set everything up on a fresh machine: a Python 3.13 venv
 # with the pinned requirements, nginx (the buffering proxy in front of gunicorn) and, for
-# the browser tests, Chromium.
+# the browser tests, Chromium and axe-core (npm, pinned in package-lock.json).
 PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+AXE := node_modules/axe-core/axe.min.js
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
@@ -17,7 +18,7 @@ run: $(INSTALLED) proxy
 
 # two workers (pytest-xdist), each with its own embedded server: much of a test is waiting
 # (on the engine, a browser, a subprocess), so two halve the time even on two cores
-test: $(INSTALLED) browser proxy lint
+test: $(INSTALLED) browser $(AXE) proxy lint
 	$(BIN)/python -m pytest -n 2
 
 lint: $(INSTALLED)
@@ -29,6 +30,16 @@ browser:
 	  echo "Installing Chromium and ChromeDriver (Debian packages chromium, chromium-driver)"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+# axe-core, which the accessibility test runs in each page: exactly the version the lock file
+# names (npm ci); Debian's nodejs and npm when the machine has no npm
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "Installing npm (Debian packages nodejs, npm)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
 
 # Debian's nginx, which gunicorn.conf.py starts in front of gunicorn (deploy/nginx.conf)
 proxy:
@@ -61,4 +72,4 @@ $(INSTALLED): requirements.txt pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis node_modules

@@ -24,6 +24,7 @@ def init_dashboard(server, context: DashboardContext) -> Dash:
     # whenever a filter changes, and its page registry is global to the process.
     app = Dash(__name__, server=server, title="Purchases", assets_folder=str(ASSETS), update_title=None,
                suppress_callback_exceptions=True)
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)  # screen readers pick the voice
     app.layout = shell.layout(pages)
     shell.register(app, context, pages)
     for page in pages:

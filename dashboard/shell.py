@@ -25,7 +25,7 @@ def layout(pages: list):
             dcc.Location(id=URL, refresh=False),
             html.Header(className="shellbar", children=[
                 html.Span("Purchases", className="brand"),
-                html.Nav(id=NAV, className="nav", children=_nav(pages)),
+                html.Nav(id=NAV, className="nav", children=_nav(pages), **{"aria-label": "Pages"}),
                 html.Div(id=ACCOUNT, className="account", children=_account()),
                 html.P(["Database: ", html.Code(context.engine, id=DATABASE)], className="dbline"),
             ]),

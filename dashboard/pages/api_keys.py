@@ -146,8 +146,9 @@ def keys_table(keys: list[ApiKey], tz, who=lambda actor: actor or "unknown"):
     """Every key, in the order given; active ones get a Revoke button. Never a secret: ApiKey has none."""
     if not keys:
         return html.P("No keys yet.", className="muted")
-    head = html.Thead(html.Tr([html.Th(h) for h in ("Name", "Scope", "Key starts", f"Created ({tz.key})",
-                                                    "Status", "")]))
+    # the buttons' column is named for screen readers; its buttons say what they do
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Name", "Scope", "Key starts", f"Created ({tz.key})", "Status")]
+                              + [html.Th(html.Span("Actions", className="visually-hidden"))]))
     return html.Table(className="table", children=[head, html.Tbody([_row(key, tz, who) for key in keys])])
 
 

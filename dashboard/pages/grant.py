@@ -82,11 +82,13 @@ def layout(path: str = PATH) -> html.Div:
                                                  clearable=True, options=[])),
             _field("Course or test", ITEM, dcc.Dropdown(id=ITEM, placeholder="Search by title…", searchable=True,
                                                        clearable=True, options=[])),
-            _field("What was paid", "mode", dcc.RadioItems(
-                id=MODE, className="choices", value=COMPLIMENTARY, options=[
+            html.Fieldset(className="field", children=[
+                html.Legend("What was paid"),
+                dcc.RadioItems(id=MODE, className="choices", value=COMPLIMENTARY, options=[
                     {"label": "Complimentary: free access (amount 0, admin grant)", "value": COMPLIMENTARY},
                     {"label": "A payment taken elsewhere", "value": PAID},
-                ])),
+                ]),
+            ]),
             html.Div(id=PAID_BOX, className="hidden", children=[
                 _field(f"Amount ({context.currency})", AMOUNT,
                        dcc.Input(id=AMOUNT, type="text", inputMode="decimal", placeholder="29.99", debounce=False)),

@@ -240,11 +240,12 @@ def layout(path: str = PATH) -> html.Div:
                 html.Button("Cancel", id=REPAIR_CANCEL, className="button", n_clicks=0),
             ]),
         ]),
+        html.H2("Status", className="visually-hidden"),
         html.Section(className="health-cards", children=[_card(title, card) for title, card in (
             ("Ownership and purchases", CONSISTENCY), ("Rollups", ROLLUPS), ("Last check", LAST),
             ("Database engine", ENGINE), ("Reachability", REACH), ("Data version", VERSION))]),
         html.Section(className="panel health-problems", children=[
-            html.H3("Problems by kind"),
+            html.H2("Problems by kind"),
             html.P(["Checked: user arrays against purchases, purchases against users and the catalog, "
                     "and every rollup counter against a fresh aggregation. Repairs take ",
                     html.Code("purchases"), " as the truth."], className="muted"),
