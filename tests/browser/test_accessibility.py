@@ -154,6 +154,20 @@ def sign_in_page(site):
     drawn(site, "#login-submit")
 
 
+def sign_in_refused(site):
+    site.open("/login")
+    drawn(site, "#login-submit")
+    site.css("#email")[0].send_keys("nobody@example.com")
+    site.css("#password")[0].send_keys("not the password")
+    site.css("#login-submit")[0].click()
+    drawn(site, "#login-error")
+
+
+def sign_out_page(site):
+    site.open("/logout")
+    drawn(site, "#logout-submit")
+
+
 def live_revenue(site):
     site.open(live_page.PATH)
     drawn(site, ".panel .js-plotly-plot")
@@ -259,6 +273,7 @@ def admins_only(site):
 
 CASES = [
     (None, sign_in_page),
+    (None, sign_in_refused),
     ("admin", live_revenue),
     ("admin", live_custom_dates),
     ("admin", customer_search),
@@ -276,6 +291,7 @@ CASES = [
     ("viewer", live_revenue),
     ("viewer", customer_page),
     ("viewer", admins_only),
+    ("viewer", sign_out_page),
 ]
 
 
