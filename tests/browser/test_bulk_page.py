@@ -66,7 +66,7 @@ def test_a_file_too_big_is_named_and_the_same_file_chosen_again_is_read_again(li
     big = tmp_path / "campaign.csv"
     with big.open("w") as out:  # over the limit the browser sends (twice the 5 MB the server reads)
         out.write("email,item,amount,paymentMethod\n")
-        out.write(("someone@example.com,Some Course,0,admin_grant\n" * 250_000))
+        out.write("someone@example.com,Some Course,0,admin_grant\n" * 250_000)
     chooser.send_keys(str(big))
     wait_until(lambda: "“campaign.csv” has" in page.find_element(f"#{bulk_page.UPLOAD_NOTE}").text, 5, "too big, said")
     assert "at most 5 MB" in page.find_element(f"#{bulk_page.UPLOAD_NOTE}").text
