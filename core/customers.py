@@ -1,8 +1,11 @@
 """Customers (the `users` collection) as admin pages see them: one by id, many by email,
-and the type-ahead search."""
+the type-ahead search, and the users whose name or email holds a text (the audit log's filter)."""
 
 import bisect
+import functools
+import itertools
 import logging
+import operator
 import threading
 import time
 
@@ -23,6 +26,7 @@ REFRESH_SECONDS = 5.0
 REBUILD_SECONDS = 600.0
 FIRST_BUILD_TIMEOUT = 60.0
 MISS_REFRESH_SECONDS = 0.25
+LAST_CHARACTER = "\U0010ffff"  # sorts after every character a key can go on with
 log = logging.getLogger(__name__)
 
 
@@ -86,25 +90,90 @@ def _confirmed(db: Database, candidates: dict[str, list[ObjectId]]) -> dict[str,
 
 
 def find_customers(db: Database, text, limit: int = 10) -> list[dict]:
-    """Users whose email or a word of whose name starts with `text` (any case), or whose id
-    it is: [{_id, name, email}], at most `limit`."""
-    if not isinstance(text, str):
-        raise ValidationError(f"search text must be a string, got {text!r}")
+    """Users each word of `text` starts a word of: of the email, its domain (`example.com`,
+    `@example.com`), the name, or the id; in any order and any case. [{_id, name, email}], at
+    most `limit`, matches of a name, an email or an id before those of a domain only."""
+    needle = _needle(text)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_RESULTS:
         raise ValidationError(f"limit must be an integer between 1 and {MAX_RESULTS}, got {limit!r}")
-    needle = " ".join(text.split()).casefold()[:MAX_NEEDLE]
     if not needle:
         return []
-    found = _INDEXES.get(db).search(needle, limit)
+    found = _INDEXES.get(db).answer(lambda entries: entries.lookup(needle.split(), limit))
     if not found and ObjectId.is_valid(needle):  # a user the index has not seen yet
         doc = retry_when_busy(lambda: utc(db)[USERS].find_one({"_id": ObjectId(needle)}, {"name": 1, "email": 1}))
         found = [doc] if doc else []
     return found
 
 
+def customers_containing(db: Database, text, limit: int) -> list[ObjectId]:
+    """Ids of users whose name or email holds each word of `text` anywhere (any case, taken
+    literally, never as a pattern), at most `limit`; answered by the index, not a scan."""
+    words = _needle(text).split()
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError(f"limit must be a positive integer, got {limit!r}")
+    return _INDEXES.get(db).answer(lambda entries: entries.containing(words, limit)) if words else []
+
+
+def _needle(text) -> str:
+    if not isinstance(text, str):
+        raise ValidationError(f"search text must be a string, got {text!r}")
+    return " ".join(text.split()).casefold()[:MAX_NEEDLE]
+
+
+class _Entries:
+    """One reading of every user, never changed once published: sorted search keys, and per user
+    what the other words of a search and customers_containing check."""
+
+    def __init__(self, other: "_Entries | None" = None):
+        self.keys: list[tuple[str, ObjectId]] = list(other.keys) if other else []  # email, name words, id
+        self.domains: list[tuple[str, ObjectId]] = list(other.domains) if other else []  # domain_keys
+        self.people: dict[ObjectId, dict] = dict(other.people) if other else {}  # {_id, name, email}
+        self.words: dict[ObjectId, tuple[str, ...]] = dict(other.words) if other else {}  # keys and domains
+        self.texts: dict[ObjectId, str] = dict(other.texts) if other else {}  # "name\nemail", casefolded
+
+    def add(self, doc: dict) -> None:
+        user, email = doc["_id"], str(doc.get("email") or "").strip().casefold()
+        self.people[user] = {"_id": user, "name": doc.get("name"), "email": doc.get("email")}
+        keys, domains = search_keys(doc), domain_keys(email)
+        self.keys += [(key, user) for key in keys]
+        self.domains += [(key, user) for key in domains]
+        self.words[user] = (*keys, *domains)
+        self.texts[user] = f"{' '.join(str(doc.get('name') or '').split()).casefold()}\n{email}"
+
+    def lookup(self, words: list[str], limit: int) -> list[dict]:
+        """The users every word starts a key of; candidates come from the word with the fewest keys."""
+        first, *others = sorted(words, key=self._span)
+        found = {}
+        for rank, user in self._starting_with(first):
+            if user not in found and all(any(key.startswith(w) for key in self.words[user]) for w in others):
+                found[user] = rank
+                if len(found) == limit:
+                    break
+        people = self.people
+        return [people[user] for user in sorted(found, key=lambda user: (
+            found[user], str(people[user].get("name") or "").casefold(), str(user)))]
+
+    def containing(self, words: list[str], limit: int) -> list[ObjectId]:
+        found = (user for user, text in self.texts.items() if all(word in text for word in words))
+        return list(itertools.islice(found, limit))
+
+    def _starting_with(self, word: str):
+        """(0, user) for each key of a name, an email or an id that starts with `word`, then (1, user) for domains."""
+        for rank, ranked in enumerate((self.keys, self.domains)):
+            for index in range(bisect.bisect_left(ranked, (word,)), len(ranked)):
+                key, user = ranked[index]
+                if not key.startswith(word):
+                    break
+                yield rank, user
+
+    def _span(self, word: str) -> int:
+        return sum(bisect.bisect_left(ranked, (word + LAST_CHARACTER,)) - bisect.bisect_left(ranked, (word,))
+                   for ranked in (self.keys, self.domains))
+
+
 class CustomerIndex:
-    """Every user's search keys (email, each word of the name, the whole name, the id) in a
-    sorted list, kept in the process.
+    """Every user's search keys (email, its domains, each word of the name, the id) in sorted
+    lists, and their names and emails, kept in the process.
 
     The embedded engine scans `users` for any query but one by `_id` that hits (about 0.6 s
     at 100,000 users, 7 s for a regex), so a type-ahead cannot query per keystroke. The
@@ -117,21 +186,21 @@ class CustomerIndex:
     def __init__(self, db: Database):
         self._db = utc(db)
         self._lock = threading.Lock()
-        self._keys: list[tuple[str, ObjectId]] = []
-        self._people: dict[ObjectId, dict] = {}
+        self._entries = _Entries()
         self._last_id: ObjectId | None = None
         self._refreshed = self._rebuilt = 0.0
         self._ready = threading.Event()
         self._loading: threading.Thread | None = None
 
-    def search(self, needle: str, limit: int) -> list[dict]:
+    def answer(self, question):
+        """`question(entries)` of the current entries; on an empty answer, again after reading the newcomers."""
         self.keep_fresh()
         self._ready.wait(FIRST_BUILD_TIMEOUT)
-        found = self._lookup(needle, limit)
+        found = question(self._entries)
         if not found and time.monotonic() - self._refreshed > MISS_REFRESH_SECONDS:
             # perhaps a user added a moment ago: read the newcomers now (at most every few seconds)
             self._refresh_now()
-            found = self._lookup(needle, limit)
+            found = question(self._entries)
         return found
 
     def wait_ready(self) -> bool:
@@ -146,8 +215,7 @@ class CustomerIndex:
     def candidates(self, emails) -> dict[str, list[ObjectId]]:
         """Lower-cased email -> the ids whose search keys hold it, oldest first (to be checked:
         the index may be older than a change of email)."""
-        with self._lock:
-            keys = self._keys
+        keys = self._entries.keys
         found = {}
         for email in emails:
             needle = email.casefold()
@@ -158,21 +226,8 @@ class CustomerIndex:
                     break
                 users.append(user)
             if users:
-                found[email] = users
+                found[email] = sorted(users)
         return found
-
-    def _lookup(self, needle: str, limit: int) -> list[dict]:
-        with self._lock:
-            keys, people = self._keys, self._people
-        found = {}
-        for index in range(bisect.bisect_left(keys, (needle,)), len(keys)):
-            key, user = keys[index]
-            if not key.startswith(needle):
-                break
-            found.setdefault(user, people[user])
-            if len(found) == limit:
-                break
-        return sorted(found.values(), key=lambda doc: (str(doc.get("name") or "").casefold(), str(doc["_id"])))
 
     def keep_fresh(self) -> None:
         """Start a refresh (or rebuild) in the background when one is due and none runs."""
@@ -208,16 +263,19 @@ class CustomerIndex:
         rebuild = rebuild or self._last_id is None
         query = {} if rebuild else {"_id": {"$gt": self._last_id}}
         docs = retry_when_busy(lambda: list(self._db[USERS].find(query, {"name": 1, "email": 1})))
-        people = {} if rebuild else dict(self._people)
-        keys = [] if rebuild else list(self._keys)
-        for doc in docs:
-            people[doc["_id"]] = {"_id": doc["_id"], "name": doc.get("name"), "email": doc.get("email")}
-            keys += [(key, doc["_id"]) for key in search_keys(doc)]
-        keys.sort()
+        entries = self._entries
+        if docs or rebuild:  # a new reading, published whole, so a search never sees half of one
+            entries = _Entries(None if rebuild else entries)
+            for doc in docs:
+                entries.add(doc)
+            # by key alone: bisecting by (word,) never looks further, and comparing ObjectIds
+            # (Python code) made sorting ten thousand users of one domain or first name slow
+            entries.keys.sort(key=operator.itemgetter(0))
+            entries.domains.sort(key=operator.itemgetter(0))
         ids = [doc["_id"] for doc in docs if isinstance(doc["_id"], ObjectId)]
         last = max([*ids, *([self._last_id] if self._last_id and not rebuild else [])], default=None)
         with self._lock:
-            self._keys, self._people, self._last_id = keys, people, last
+            self._entries, self._last_id = entries, last
             self._refreshed = time.monotonic()
             if rebuild:
                 self._rebuilt = self._refreshed
@@ -225,10 +283,22 @@ class CustomerIndex:
 
 
 def search_keys(doc: dict) -> set[str]:
-    """What a user can be found by: the email, each word of the name, the whole name, the id."""
+    """What a user can be found by: the email, each word of the name, the id."""
     email = str(doc.get("email") or "").strip().casefold()
-    name = " ".join(str(doc.get("name") or "").split()).casefold()
-    return {key for key in (email, name, *name.split(), str(doc["_id"])) if key}
+    return {key for key in (email, *str(doc.get("name") or "").casefold().split(), str(doc["_id"])) if key}
+
+
+def domain_keys(email: str) -> frozenset[str]:
+    """An email's domain, as `example.com` and `@example.com`, and each shorter domain it ends
+    with but a bare top level (`ada@mail.example.com` -> `example.com` as well)."""
+    local, at, domain = email.rpartition("@")
+    return _domain_keys(domain) if local and at and domain else frozenset()
+
+
+@functools.lru_cache(maxsize=4096)  # few domains serve many users, who then share these strings
+def _domain_keys(domain: str) -> frozenset[str]:
+    parts = domain.split(".")
+    return frozenset({"@" + domain, *(".".join(parts[i:]) for i in range(max(len(parts) - 1, 1)))})
 
 
 def warm_customer_index(db: Database) -> None:

@@ -13,19 +13,19 @@ from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
 import pymongo
-from bson import ObjectId
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from core import PurchaseError, UserNotFoundError, ValidationError, get_audit_log, get_data_version
-from core.audit import ACTIONS, MAX_LIMIT, SOURCES
+from api.keys import list_keys
+from api.webhooks import ACTOR as WEBHOOK_ACTOR
+from core import PurchaseError, ValidationError, get_audit_log, get_data_version
+from core.audit import ACTIONS, COUNT_CAP, MAX_LIMIT, SOURCES, actors_matching, count_audit_log, users_matching
 from core.catalog import item_ref, list_items, parse_item_ref
 from core.storage import retry_when_busy, utc
-from core.storage.schema import USERS
 from dashboard import data, spreadsheet
-from dashboard.accounts import STAFF_NAMES
+from dashboard.accounts import ACCOUNTS, STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext, current_context
@@ -68,8 +68,8 @@ log = logging.getLogger(__name__)
 class AuditView:
     """The filters as the URL holds them; empty strings mean "any"."""
 
-    actor: str = ""
-    user: str = ""  # a user id or an email
+    actor: str = ""  # words of a staff name or email, an API key's name, or any actor in full
+    user: str = ""  # a user id, or words of a customer's name or email
     item: str = ""  # an item_ref: "course:<id>" or "test:<id>"
     source: str = ""
     action: str = ""
@@ -97,10 +97,9 @@ def core_filters(db: Database, view: AuditView, tz: ZoneInfo) -> tuple[dict, str
     """core.get_audit_log's filters for a view, and a note about them; PurchaseError when one is bad."""
     filters, note = {}, ""
     if view.actor:
-        # staff act under their sign-in email, kept lower-cased (dashboard.accounts) as sign-in ignores case
-        filters["actor"] = view.actor.strip().lower() if "@" in view.actor else view.actor
+        filters["actors"] = actors_matching(view.actor, known_actors(db))
     if view.user:
-        filters["user"], note = resolve_user(db, view.user)
+        filters["users"], note = users_matching(db, view.user)
     if view.item:
         try:
             filters["item"] = parse_item_ref(view.item)[1]
@@ -120,20 +119,11 @@ def core_filters(db: Database, view: AuditView, tz: ZoneInfo) -> tuple[dict, str
     return filters, note
 
 
-def resolve_user(db: Database, text: str) -> tuple[ObjectId, str]:
-    """A user id from an id or an email (one point read); a note when the id has no user now."""
-    if ObjectId.is_valid(text):
-        user = ObjectId(text)
-        found = retry_when_busy(lambda: db[USERS].find_one({"_id": user}, {"_id": 1}))
-        # entries outlive their user: still show what was recorded for a deleted one
-        return user, "" if found else f"No user has the id {text} now; showing what was recorded for it."
-    if "@" not in text:
-        raise ValidationError(f"User: enter a user id (24 hex characters) or an email, got {text!r}")
-    emails = sorted({text, text.lower()})
-    found = retry_when_busy(lambda: db[USERS].find_one({"email": {"$in": emails}}, {"_id": 1}))
-    if found is None:
-        raise UserNotFoundError(f"No user has the email {text}")
-    return found["_id"], ""
+def known_actors(db: Database) -> dict[str, str]:
+    """Who acts on purchases, with what else names them: staff (by email; their names), API keys, the webhook."""
+    staff = retry_when_busy(lambda: list(db[ACCOUNTS].find({}, {"name": 1})))
+    return {**{doc["_id"]: doc.get("name") or "" for doc in staff}, WEBHOOK_ACTOR: "",
+            **{f"api:{key.name}": "" for key in list_keys(db)}}
 
 
 def _day(value: str, name: str) -> date | None:
@@ -206,18 +196,21 @@ def audit_csv(entries: list[dict], tz: ZoneInfo, currency: str) -> str:
     return out.getvalue()
 
 
-def count_text(shown: int, more: bool) -> str:
-    if not shown:
-        return "No entries match."
-    if more:
-        return (f"Showing the newest {shown:,} entries; narrow the filters to see older ones, "
-                f"or export (up to {MAX_LIMIT:,}).")
-    return f"{shown:,} {'entry' if shown == 1 else 'entries'}, newest first."
+def count_text(count: int | None, shown: int) -> str:
+    """How many entries match (past COUNT_CAP: "10,000+"; None: not counted) and, when not all, which are shown."""
+    if count is not None and count <= shown:
+        return {0: "No entries match.", 1: "1 entry matches."}.get(count, f"{count:,} entries match, newest first.")
+    total = f"More than {shown:,}" if count is None else f"{COUNT_CAP:,}+" if count > COUNT_CAP else f"{count:,}"
+    return (f"{total} entries match; the newest {shown:,} are shown. Narrow the filters to see older ones, "
+            f"or export (up to {MAX_LIMIT:,}).")
 
 
 def layout(path: str = PATH) -> html.Div:
     """The page; the filters arrive from the URL through the sync callback."""
     context = current_context()
+    grid = data_grid(GRID, _columns(context.settings.timezone), empty="No entries match.", class_name="audit-grid",
+                     row_classes={"audit-revoke": "params.data.action === 'revoke'"})
+    grid.dashGridOptions["suppressNoRowsOverlay"] = True  # the count line says "No entries match." already
     return html.Div(className="audit", children=[
         dcc.Location(id=URL, refresh=False),
         html.Div(className="topbar", children=[
@@ -232,8 +225,7 @@ def layout(path: str = PATH) -> html.Div:
         _filters(context),
         html.Div(id=MESSAGE, className="message hidden", role="alert"),
         html.P(id=COUNT, className="muted audit-count"),
-        data_grid(GRID, _columns(context.settings.timezone), empty="No entries match.", class_name="audit-grid",
-                  row_classes={"audit-revoke": "params.data.action === 'revoke'"}),
+        grid,
         dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
         dcc.Store(id=STATE, data={}),
     ])
@@ -241,10 +233,10 @@ def layout(path: str = PATH) -> html.Div:
 
 def _filters(context: DashboardContext) -> html.Section:
     return html.Section(className="filters audit-filters", children=[
-        _field("Actor", dcc.Input(id=ACTOR, type="text", debounce=True, placeholder="admin@example.com",
+        _field("Actor", dcc.Input(id=ACTOR, type="text", debounce=True, placeholder="name or email",
                                   className="audit-input")),
-        _field("User", dcc.Input(id=USER, type="text", debounce=True, placeholder="user id or email",
-                                 className="audit-input")),
+        _field("Customer", dcc.Input(id=USER, type="text", debounce=True, placeholder="name, email or id",
+                                     className="audit-input")),
         _field("Item", dcc.Dropdown(id=ITEM, options=_item_options(context.db), placeholder="Any course or test",
                                     className="select audit-item")),
         _field("Source", dcc.Dropdown(id=SOURCE, options=[{"label": s, "value": s} for s in SOURCES],
@@ -278,8 +270,8 @@ def _columns(tz: ZoneInfo) -> list[dict]:
         {"field": "action", "headerName": "Action", "width": 100},
         {"field": "source", "headerName": "Source", "width": 105},
         {"field": "actor", "headerName": "Actor", "minWidth": 170},
-        {"field": "user", "headerName": "User", "cellRenderer": "markdown", "minWidth": 150},
-        {"field": "userId", "headerName": "User id", "minWidth": 215, "cellClass": "mono"},
+        {"field": "user", "headerName": "Customer", "cellRenderer": "markdown", "minWidth": 150},
+        {"field": "userId", "headerName": "Customer id", "minWidth": 215, "cellClass": "mono"},
         {"field": "item", "headerName": "Item", "minWidth": 190},
         {"field": "kind", "headerName": "Kind", "width": 90},
         {"field": "amount", "headerName": "Amount", "type": "rightAligned", "filter": "agNumberColumnFilter",
@@ -340,6 +332,7 @@ def register(app, context: DashboardContext) -> None:
                     raise PreventUpdate
                 filters, note = core_filters(db, parse_query(search), tz)
                 entries = get_audit_log(db, {**filters, "limit": SHOWN + 1})
+                count = len(entries) if len(entries) <= SHOWN else _count(db, filters, state, search)
         except PreventUpdate:
             raise
         except PurchaseError as error:
@@ -352,8 +345,8 @@ def register(app, context: DashboardContext) -> None:
             return _load_reply(no_update, no_update, "Could not read the audit log; see the server log.", now, tz,
                                state)
         rows = audit_rows(entries[:SHOWN], tz, currency, lambda actor: STAFF_NAMES.label(db, actor))
-        return _load_reply(rows, count_text(len(rows), len(entries) > SHOWN), note, now, tz,
-                           {"version": version, "search": search}, note_only=True)
+        return _load_reply(rows, count_text(count, len(rows)), note, now, tz,
+                           {"version": version, "search": search, "count": count}, note_only=True)
 
     @app.callback(
         Output(DOWNLOAD, "data"),
@@ -380,6 +373,16 @@ def register(app, context: DashboardContext) -> None:
         note = (f"Exported the newest {MAX_LIMIT:,} entries only; narrow the filters to export older ones."
                 if capped else f"Exported {len(entries):,} {'entry' if len(entries) == 1 else 'entries'}.")
         return dcc.send_string(audit_csv(entries, tz, currency), f"audit-log-{now:%Y%m%d-%H%M%S}.csv"), note
+
+
+def _count(db: Database, filters: dict, state: dict, search: str) -> int | None:
+    """How many entries match, more than SHOWN; None when counting ran out of the poll's time."""
+    if state.get("search") == search and (state.get("count") or 0) > COUNT_CAP:
+        return state["count"]  # entries are never removed: still past the cap, no need to count again
+    try:
+        return max(count_audit_log(db, filters, COUNT_CAP), SHOWN + 1)
+    except PyMongoError:  # the rows stand; the count line says "more than"
+        return None
 
 
 def _load_reply(rows, count, message: str, now: datetime, tz: ZoneInfo, state: dict, note_only: bool = False) -> dict:

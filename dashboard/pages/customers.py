@@ -2,15 +2,16 @@
 every purchase and revocation, and whether their arrays and purchases agree. Admins grant
 from here and revoke an owned item with a reason, after a confirmation.
 
-/customers is the search, /customers/<id> one customer. The customer page redraws when the
-data version moves (one point read per tick otherwise), so a grant or a revocation made
-anywhere shows within REFRESH_MS.
+/customers is the search (its text kept in `?q=`), /customers/<id> one customer. The
+customer page redraws when the data version moves (one point read per tick otherwise), so a
+grant or a revocation made anywhere shows within REFRESH_MS.
 """
 
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import dash_ag_grid as dag
@@ -53,6 +54,8 @@ ROLE = "viewer"
 SEARCH = "customers-search"
 RESULTS = "customers-results"
 GO = "customers-go"  # Enter opens the first result
+SEARCH_URL = "customers-search-url"  # the search page's own view of the URL: ?q= holds the search
+SEARCH_KEPT = "customers-search-kept"  # written in the browser only: the search put into the URL
 # one customer (read by every signed-in account)
 CUSTOMER = "customers-customer"
 NAME = "customers-name"
@@ -100,6 +103,7 @@ def error_id(field: str) -> str:
 REASONS = {"refund": "Refund", "chargeback": "Chargeback", "granted by mistake": "Granted by mistake",
            "other": "Other (say why in the note)"}
 MIN_SEARCH = 2
+MAX_QUERY = 254  # characters of a search, as core.customers reads them
 SHOWN = 20  # search results listed; one more is asked for, to say there are more
 REFRESH_MS = 2500
 POLL_TIMEOUT = 2.0
@@ -108,7 +112,7 @@ AUDIT_LIMIT = 2000  # the notes of this customer's changes
 NOTE_MAX = 200  # core's limit for a note
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 DASH = "—"
-HINT = "Type at least 2 characters of an email, of any word of a name, or a whole user id."
+HINT = "Type at least 2 characters of an email, its domain, words of a name, or a whole user id."
 log = logging.getLogger(__name__)
 
 
@@ -275,6 +279,22 @@ def search_results(db: Database, text: str) -> tuple[list[dict], bool]:
     return people, len(found) > SHOWN
 
 
+def query_text(search: str | None) -> str:
+    """The search a query string holds (`?q=...`), its spaces collapsed."""
+    return " ".join((parse_qs(as_text(search).lstrip("?")).get("q") or [""])[-1].split())[:MAX_QUERY]
+
+
+# The browser puts the search into the URL as it settles, replacing the page's history entry
+# (one for the search page, not one a keystroke): a reload, a shared link and "back" from a
+# customer reproduce it. URLSearchParams writes a space as "+", as query_text reads it.
+KEEP_IN_URL = ("function(text) { const path = window.location.pathname.replace(/\\/+$/, '');"
+               " if (path !== '" + PATH + "') { return window.dash_clientside.no_update; }"
+               " const q = (text || '').split(/\\s+/).filter(Boolean).join(' ');"
+               " const search = q ? '?' + new URLSearchParams({q: q}).toString() : '';"
+               " if (window.location.search !== search) { window.history.replaceState(window.history.state, '',"
+               " window.location.pathname + search); } return search; }")
+
+
 def results_view(text: str, people: list[dict], more: bool):
     if not people:
         return html.P(["No customer matches ", html.Strong(text), "."], className="muted customers-hint")
@@ -304,14 +324,16 @@ def layout(path: str = PATH) -> html.Div:
 def _search_layout() -> html.Div:
     return html.Div(className="customers", children=[
         dcc.Location(id=GO, refresh="callback-nav"),
+        dcc.Location(id=SEARCH_URL, refresh=False),
+        html.Span(id=SEARCH_KEPT, className="hidden"),
         html.Div(className="topbar", children=[html.H1(TITLE)]),
-        html.P("Find a customer by email, by any word of their name, or by id. Enter opens the first match.",
-               className="muted"),
+        html.P("Find a customer by email, email domain, the words of their name in any order, or id. "
+               "Enter opens the first match.", className="muted"),
         html.Section(className="panel customers-search", children=[
             html.Label("Search customers", htmlFor=SEARCH, className="customers-label"),
-            dcc.Input(id=SEARCH, type="search", debounce=0.2, autoFocus=True, autoComplete="off", maxLength=254,
-                      placeholder="ada@, Lovelace, or an id", className="customers-input",
-                      persistence=True, persistence_type="session"),
+            dcc.Input(id=SEARCH, type="search", debounce=0.2, autoFocus=True, autoComplete="off",
+                      maxLength=MAX_QUERY, placeholder="ada@, Lovelace Ada, example.com, or an id",
+                      className="customers-input"),
         ]),
         html.Div(id=RESULTS, role="status", className="customers-found",
                  children=html.P(HINT, className="muted customers-hint")),
@@ -645,9 +667,21 @@ def register(app, context: DashboardContext) -> None:
     """Wire the page's callbacks to the context's database."""
     db, tz, currency = context.db, context.settings.timezone, context.currency
 
+    @app.callback(Output(SEARCH, "value"), Input(SEARCH_URL, "search"), State(SEARCH, "value"))
+    def search_from_url(search, typed):
+        """A URL's ?q= (opened, reloaded, or back at) fills the search box, which then searches."""
+        wanted = query_text(search)
+        if wanted == " ".join(as_text(typed).split()):
+            raise PreventUpdate  # the box says it already (perhaps with a space still being typed)
+        return wanted
+
+    app.clientside_callback(KEEP_IN_URL, Output(SEARCH_KEPT, "children"), Input(SEARCH, "value"),
+                            prevent_initial_call=True)
+
     @app.callback(Output(RESULTS, "children"), Input(SEARCH, "value"))
     def search(text):
-        """Type-ahead: the customers whose email or a word of whose name starts with the text, or whose id it is."""
+        """Type-ahead: the customers each word of the text starts a word of their email, its domain or
+        their name, or whose id it is."""
         text = " ".join(as_text(text).split())
         if len(text) < MIN_SEARCH:
             return html.P(HINT, className="muted customers-hint")

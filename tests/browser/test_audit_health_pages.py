@@ -5,6 +5,7 @@ import time
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from core import create_purchase
 from core.storage.schema import COURSES, USERS
@@ -80,3 +81,29 @@ def test_the_status_goes_from_checking_to_checked_and_a_repair_runs_from_the_pag
 def _text_of(page, selector: str) -> str:
     found = page.driver.find_elements(By.CSS_SELECTOR, selector)
     return found[0].text if found else ""
+
+
+def test_the_audit_log_counts_what_matches_and_says_so_once(live, page):
+    page.driver.get(page.server_url + audit.PATH)
+    wait_until(lambda: text(page, audit.COUNT) == "No entries match.", 10, "the empty log's count")
+    assert page.find_element("body").text.count("No entries match.") == 1  # not again inside the table
+
+    first = live.db[USERS].find_one({}, {"name": 1, "purchasedCourses": 1})
+    other = live.db[USERS].find_one({"name": {"$ne": first["name"]}}, {"name": 1, "purchasedCourses": 1})
+    for user in (first, other):
+        course = live.db[COURSES].find_one({"_id": {"$nin": user["purchasedCourses"]}})
+        create_purchase(live.db, user["_id"], course["_id"], None,
+                        {"amount": 0, "paymentMethod": "admin_grant", "actor": "admin@example.com"}, source="admin")
+    wait_until(lambda: text(page, audit.COUNT) == "2 entries match, newest first.", 10, "the count of two grants")
+
+    page.find_element(f"#{audit.ACTOR}").send_keys("tester ADMIN", Keys.ENTER)  # the staff name, any order
+    wait_until(lambda: "actor=tester+ADMIN" in page.driver.current_url, 5, "the actor filter went into the URL")
+    given, *rest = first["name"].split()
+    page.find_element(f"#{audit.USER}").send_keys(" ".join([*rest, given]).upper(), Keys.ENTER)  # surname first
+    wait_until(lambda: text(page, audit.COUNT) == "1 entry matches.", 10, "the count of the customer's grant")
+    assert first["name"] in _text_of(page, f"#{audit.GRID} .ag-center-cols-container .ag-row[row-index='0']")
+    page.find_element(f"#{audit.USER}").send_keys(" (.*", Keys.ENTER)
+    wait_until(lambda: "No customer's name or email contains" in text(page, audit.MESSAGE), 10,
+               "a pattern is taken literally, and matches nobody")
+    assert text(page, audit.COUNT) == "" and page.find_element("body").text.count("No entries match.") == 0
+    assert page.get_logs() == []

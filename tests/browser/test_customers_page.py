@@ -1,5 +1,8 @@
 """The customers pages in headless Chromium: an admin finds and revokes; a viewer watches a grant arrive."""
 
+import time
+from urllib.parse import parse_qs, urlparse
+
 import pytest
 from selenium.webdriver.common.by import By
 
@@ -64,3 +67,39 @@ def test_a_viewer_sees_no_controls_and_a_grant_made_elsewhere_within_the_interva
 def _text_of(page, selector: str) -> str:
     found = page.driver.find_elements(By.CSS_SELECTOR, selector)
     return found[0].text if found else ""
+
+
+def test_the_search_lives_in_the_url_through_a_reload_a_shared_link_and_back(live, page):
+    user = live.db[USERS].find_one({"name": {"$regex": " "}})
+    first, *rest = user["name"].split()
+    surname_first = " ".join([*rest, first])  # "van Rossum Guido" finds "Guido van Rossum"
+    link = f"#{customers.RESULTS} a[href='/customers/{user['_id']}']"
+    page.driver.get(page.server_url + customers.PATH)
+    entries = page.driver.execute_script("return window.history.length")
+    box = page.find_element(f"#{customers.SEARCH}")
+    for part in (surname_first[:3], surname_first[3:]):  # two pauses: still one history entry
+        box.send_keys(part)
+        time.sleep(0.5)
+    page.wait_for_element(link, timeout=15)
+    wait_until(lambda: _query(page) == surname_first, 5, "the search went into the URL")
+    assert page.driver.execute_script("return window.history.length") == entries
+
+    page.driver.refresh()
+    page.wait_for_element(link, timeout=15)
+    assert page.find_element(f"#{customers.SEARCH}").get_attribute("value") == surname_first
+    page.find_element(link).click()
+    wait_until(lambda: text(page, customers.NAME) == user["name"], 5, "the customer page drew")
+    page.driver.back()
+    page.wait_for_element(link, timeout=15)
+    assert page.find_element(f"#{customers.SEARCH}").get_attribute("value") == surname_first
+    assert _query(page) == surname_first
+
+    domain = user["email"].split("@")[1]
+    page.driver.get(f"{page.server_url}{customers.PATH}?q=%40{domain}")  # a shared link: everyone at the domain
+    page.wait_for_contains_text(f"#{customers.RESULTS}", "The first 20 matches", timeout=15)
+    assert page.find_element(f"#{customers.SEARCH}").get_attribute("value") == f"@{domain}"
+    assert page.get_logs() == []
+
+
+def _query(page) -> str:
+    return parse_qs(urlparse(page.driver.current_url).query).get("q", [""])[-1]
