@@ -111,8 +111,8 @@ def _form() -> html.Section:
             html.P("Letters, digits, '.', '_' or '-'. A name is never used again, even after its key is revoked.",
                    className="muted"),
         ]),
-        html.Div(className="field", children=[
-            html.Label("Scope"),
+        html.Fieldset(className="field", children=[  # the legend names the radio group
+            html.Legend("Scope"),
             dcc.RadioItems(id=SCOPE, className="choices", value=DEFAULT_SCOPE,
                            options=[{"label": SCOPE_LABELS[s], "value": s} for s in SCOPES]),
         ]),
