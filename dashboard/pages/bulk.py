@@ -214,7 +214,7 @@ def layout(path: str = PATH) -> html.Div:
         html.Div(id=MESSAGE, className="message hidden", role="alert"),
         html.Section(id=PREVIEW, className="panel bulk-section hidden", children=[
             html.Div(className="bulk-head", children=[
-                html.H3(id=PREVIEW_TITLE),
+                html.H2(id=PREVIEW_TITLE),
                 html.Button("Grant", id=APPLY, className="button primary bulk-apply", disabled=True, n_clicks=0),
             ]),
             html.Div(id=PREVIEW_COUNTS, className="bulk-counts"),
@@ -222,7 +222,7 @@ def layout(path: str = PATH) -> html.Div:
         ]),
         html.Section(id=JOB, className="panel bulk-section hidden", children=[
             html.Div(className="bulk-head", children=[
-                html.H3(id=JOB_TITLE),
+                html.H2(id=JOB_TITLE),
                 html.Button("Download results (CSV)", id=EXPORT, className="button", n_clicks=0),
                 dcc.Download(id=DOWNLOAD),
             ]),
@@ -232,7 +232,7 @@ def layout(path: str = PATH) -> html.Div:
             html.Div(id=RESULTS, className="hidden", children=_grid(RESULTS_GRID, RESULT_COLUMNS, "No results yet.")),
         ]),
         html.Section(className="panel bulk-section", children=[
-            html.H3("Recent jobs"),
+            html.H2("Recent jobs"),
             html.Div(id=RECENT, className="bulk-recent", children=recent_jobs(context.db, context.settings.timezone)),
         ]),
         dcc.Interval(id=POLL, interval=POLL_MS, disabled=True),
@@ -241,7 +241,7 @@ def layout(path: str = PATH) -> html.Div:
 
 def _upload_panel() -> html.Section:
     return html.Section(className="panel bulk-section", children=[
-        html.H3("Upload a CSV file"),
+        html.H2("Upload a CSV file"),
         html.P(["One grant per row. Columns: ", html.Code("email"), " or ", html.Code("userId"), "; ",
                 html.Code("courseId"), ", ", html.Code("testId"), " or ", html.Code("item"),
                 " (a title, matching exactly one course or test, any case); ", html.Code("amount"),

@@ -375,7 +375,8 @@ def _customer_layout(ident: str, admin: bool) -> html.Div:
                                                    html.Div(className="actions", children=actions)]),
             html.P(id=IDENTITY, className="muted customers-identity", children=html.Code(ident)),
             html.Div(id=MESSAGE, className="message hidden", role="alert"),
-            html.Section(className="customers-cards", children=[
+            html.Section(className="customers-cards", **{"aria-labelledby": "customers-summary"}, children=[
+                html.H2("Summary", id="customers-summary", className="visually-hidden"),
                 _card("Total spent", TOTAL, TOTAL_NOTE),
                 _card("Owns", OWNED_COUNT, None),
                 html.Section(className="card customers-card", children=[
