@@ -54,11 +54,12 @@ def test_rows_come_newest_first_with_who_why_and_which_key(admin_client, app, sh
         ("grant", "api", "—"), ("revoke", "admin", "bob@example.com"), ("grant", "admin", "ann@example.com")]
     test_grant, revoke, grant = rows
     assert (revoke["reason"], grant["note"], grant["idempotencyKey"], grant["method"]) == (
-        "granted by mistake", "speaker", "form-1", "Admin grant")
+        "Granted by mistake", "speaker", "form-1", "Admin grant")
     assert grant["user"] == rf"[Ada \[the\] Lovelace](/customers/{shop['user']})"  # a name cannot forge a link
     assert (grant["userId"], grant["item"], grant["kind"], grant["amount"], grant["currency"]) == (
         str(shop["user"]), "Compilers", "course", 0, "USD")
     assert (test_grant["item"], test_grant["kind"], test_grant["amount"]) == ("Logic quiz", "test", 5)
+    assert revoke["amount"] <= 0  # a revocation takes the money back: "−5.00 USD", as in the feed and timeline
     assert response[audit.COUNT]["children"] == "3 entries match, newest first."
     assert response[audit.MESSAGE]["className"] == "message hidden"
 
@@ -149,7 +150,9 @@ def export(client, app, search: str = ""):
     assert reply.status_code == 200, reply.data
     response = reply.get_json()["response"]
     download = response.get(audit.DOWNLOAD, {}).get("data")
-    return (list(csv.DictReader(io.StringIO(download["content"]))) if download else None,
+    if download:
+        assert download["content"].startswith("\ufeff")  # the byte-order mark Excel needs for UTF-8
+    return (list(csv.DictReader(io.StringIO(download["content"].removeprefix("\ufeff")))) if download else None,
             response[audit.EXPORT_NOTE]["children"])
 
 

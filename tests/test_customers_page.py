@@ -109,7 +109,8 @@ def test_the_customer_page_shows_owned_items_total_timeline_and_agreement(admin_
         ("Purchase", "COBOL in Practice")]
     revocation, grant = rows[1], rows[2]
     assert (revocation["who"], revocation["why"], revocation["note"], revocation["source"]) == (
-        "bob@example.com", "refund", "asked by mail", "admin")
+        "bob@example.com", "Refund", "asked by mail", "admin")
+    assert revocation["amount"] == -rows[2]["amount"] if rows[2]["amount"] else revocation["amount"] <= 0
     assert (grant["who"], grant["note"], grant["method"], grant["amount"]) == ("ann@example.com", "speaker",
                                                                                 "Admin grant", 0)
     assert page[customers.BADGE]["children"] == "Consistent" and "ok" in page[customers.BADGE]["className"]

@@ -42,7 +42,7 @@ from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping
 from dashboard.callback_requests import text as as_text
 from dashboard.context import DashboardContext, current_context
-from dashboard.figures import method_label, money_text
+from dashboard.figures import method_label, money_text, reason_label
 from dashboard.grids import data_grid
 
 PATH = "/customers"
@@ -247,12 +247,13 @@ def _event_row(purchase: dict, action: str, notes: dict, tz: ZoneInfo, currency:
         "event": "Revocation" if revoked else "Purchase",
         "item": purchase.get("title") or DASH,
         "kind": purchase["kind"],
-        "amount": purchase.get("amount"),
+        "amount": None if purchase.get("amount") is None else (  # a revocation takes the money back
+            -purchase["amount"] if revoked else purchase["amount"]),
         "currency": purchase.get("currency") or currency,
         "method": method_label(purchase.get("paymentMethod") or "?"),
         "who": staff(who or entry.get("actor")) or DASH,
         "source": entry.get("source") or "",
-        "why": (purchase.get("reason") or "") if revoked else "",
+        "why": reason_label(purchase.get("reason")) if revoked else "",
         "note": entry.get("note") or "",
     }
 
