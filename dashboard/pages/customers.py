@@ -53,8 +53,8 @@ ROLE = "viewer"
 # the search
 SEARCH = "customers-search"
 RESULTS = "customers-results"
-GO = "customers-go"  # Enter opens the first result
-SEARCH_URL = "customers-search-url"  # the search page's own view of the URL: ?q= holds the search
+GO = "customers-go"  # the search page's URL: its ?q= holds the search; Enter opens the first result
+SEARCH_URL = GO  # one Location only: a second one pushed its stale URL back over Enter's navigation
 SEARCH_KEPT = "customers-search-kept"  # written in the browser only: the search put into the URL
 # one customer (read by every signed-in account)
 CUSTOMER = "customers-customer"
@@ -296,6 +296,10 @@ KEEP_IN_URL = ("function(text) { const path = window.location.pathname.replace(/
                " window.location.pathname + search); } return search; }")
 
 
+OPEN_FIRST = ("function(n) { const first = document.querySelector('#" + RESULTS + " a[href^=\"" + PATH + "/\"]');"
+              " if (first) { first.click(); } return window.dash_clientside.no_update; }")
+
+
 def results_view(text: str, people: list[dict], more: bool):
     if not people:
         return html.P(["No customer matches ", html.Strong(text), "."], className="muted customers-hint")
@@ -325,7 +329,6 @@ def layout(path: str = PATH) -> html.Div:
 def _search_layout() -> html.Div:
     return html.Div(className="customers", children=[
         dcc.Location(id=GO, refresh="callback-nav"),
-        dcc.Location(id=SEARCH_URL, refresh=False),
         html.Span(id=SEARCH_KEPT, className="hidden"),
         html.Div(className="topbar", children=[html.H1(TITLE)]),
         html.P("Find a customer by email, email domain, the words of their name in any order, or id. "
@@ -696,20 +699,10 @@ def register(app, context: DashboardContext) -> None:
             return html.P("The database did not answer; type again in a moment.", className="message")
         return results_view(text, people, more)
 
-    @app.callback(Output(GO, "pathname"), Input(SEARCH, "n_submit"), State(SEARCH, "value"),
-                  prevent_initial_call=True)
-    def open_first(_, text):
-        """Enter in the search box opens the first match."""
-        text = " ".join(as_text(text).split())
-        if len(text) < MIN_SEARCH:
-            raise PreventUpdate
-        try:
-            people, _ = search_results(db, text)
-        except (PurchaseError, PyMongoError):
-            raise PreventUpdate from None
-        if not people:
-            raise PreventUpdate
-        return f"{PATH}/{people[0]['id']}"
+    # Enter in the search box opens the first match, as a click on it would (a server-side
+    # navigation lost to the search's own URL, kept by the browser with replaceState)
+    app.clientside_callback(OPEN_FIRST, Output(SEARCH_KEPT, "title"), Input(SEARCH, "n_submit"),
+                            prevent_initial_call=True)
 
     _register_refresh(app, db, tz, currency)
     _register_revoke(app, db)
