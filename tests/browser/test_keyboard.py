@@ -76,7 +76,7 @@ def type_in_dropdown(page, dropdown: str, wanted: str) -> None:
     takes the rest; wait until the list shows `wanted`."""
     tab_to(page, f"#{dropdown}")
     press(page, wanted[0])
-    wait_until(lambda: active_is(page, ".dash-dropdown-search"), 5, "the search box has the focus")
+    wait_until(lambda: active_is(page, ".dash-dropdown-search"), 15, "the search box has the focus")
     press(page, wanted[1:])
     wait_until(lambda: wanted in page.find_element(".dash-dropdown-options").text, 10, f"{wanted!r} listed")
 
@@ -109,13 +109,13 @@ def test_grant_with_the_keyboard(live, page):
     # the customer: Tab to the dropdown and type; it opens on its search box; Enter takes the match
     type_in_dropdown(page, grant.USER, user["email"])
     press(page, Keys.ENTER)
-    wait_until(lambda: user["name"] in text(page, grant.USER), 5, "the customer chosen")
-    wait_until(lambda: active_is(page, f"#{grant.USER}"), 5, "the focus back on the customer field")
+    wait_until(lambda: user["name"] in text(page, grant.USER), 15, "the customer chosen")
+    wait_until(lambda: active_is(page, f"#{grant.USER}"), 15, "the focus back on the customer field")
 
     # the course: the same, by its title
     type_in_dropdown(page, grant.ITEM, course["title"])
     press(page, Keys.ENTER)
-    wait_until(lambda: course["title"] in text(page, grant.ITEM), 5, "the course chosen")
+    wait_until(lambda: course["title"] in text(page, grant.ITEM), 15, "the course chosen")
 
     # complimentary is chosen already; a note, then Review and Confirm
     tab_to(page, f"#{grant.NOTE}")
@@ -146,23 +146,23 @@ def test_live_filters_with_the_keyboard(live, page):
     # the range pills are one radio group: Tab lands on the chosen one, arrows move the choice
     tab_to(page, f"#{live_page.PRESET} input:checked")
     press(page, Keys.ARROW_RIGHT)
-    wait_until(lambda: "range=90d" in page.driver.current_url, 5, "90 days chosen")
+    wait_until(lambda: "range=90d" in page.driver.current_url, 15, "90 days chosen")
     press(page, Keys.ARROW_RIGHT)
-    wait_until(lambda: "range=custom" in page.driver.current_url, 5, "Custom chosen")
+    wait_until(lambda: "range=custom" in page.driver.current_url, 15, "Custom chosen")
     page.wait_for_element(f"#{live_page.DATES_START}")
 
     # the kind: Enter opens the list on the chosen option, Down and Enter take the next one
     tab_to(page, f"#{live_page.KIND}")
     press(page, Keys.ENTER)
-    wait_until(lambda: active_is(page, ".dash-dropdown-options input"), 5, "the focus in the open list")
+    wait_until(lambda: active_is(page, ".dash-dropdown-options input"), 15, "the focus in the open list")
     press(page, Keys.ARROW_DOWN)
     press(page, Keys.ENTER)
-    wait_until(lambda: "kind=course" in page.driver.current_url, 5, "courses only")
+    wait_until(lambda: "kind=course" in page.driver.current_url, 15, "courses only")
 
     # the granularity pills: Tab past the payment method to them; Left from Auto wraps to Month
     tab_to(page, f"#{live_page.GRANULARITY} input:checked")
     press(page, Keys.ARROW_LEFT)
-    wait_until(lambda: "granularity=month" in page.driver.current_url, 5, "months chosen")
+    wait_until(lambda: "granularity=month" in page.driver.current_url, 15, "months chosen")
     assert page.get_logs() == []
 
 
@@ -178,7 +178,7 @@ def test_revoke_with_the_keyboard(live, page):
     # no reason chosen: Tab lands on the first one, Down moves the choice to the next
     tab_to(page, f"#{customers.REASON} input")
     press(page, Keys.SPACE, Keys.ARROW_DOWN)
-    wait_until(lambda: active_is(page, f"#{customers.REASON} input:checked[value=chargeback]"), 5, "chargeback chosen")
+    wait_until(lambda: active_is(page, f"#{customers.REASON} input:checked[value=chargeback]"), 15, "chargeback chosen")
     tab_to(page, f"#{customers.REVIEW}")
     press(page, Keys.ENTER)
     page.wait_for_contains_text(f"#{customers.CONFIRM_TEXT}", course["title"])
