@@ -29,6 +29,7 @@ from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import method_label, reason_label
+from dashboard.filters import EARLIEST
 from dashboard.grids import data_grid
 
 PATH = "/audit"
@@ -108,7 +109,7 @@ def core_filters(db: Database, view: AuditView, tz: ZoneInfo) -> tuple[dict, str
         filters["source"] = view.source
     if view.action:
         filters["action"] = view.action
-    start, end = _day(view.start, "from"), _day(view.end, "to")
+    start, end = _day(view.start, "start"), _day(view.end, "end")
     if start and end and end < start:
         raise ValidationError(f"the range ends ({end}) before it starts ({start})")
     if start:
@@ -126,12 +127,12 @@ def known_actors(db: Database) -> dict[str, str]:
 
 
 def _day(value: str, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"Dates: '{name}' must be a date like 2025-03-01, got {value!r}") from None
+    day = _is_date(value) and date.fromisoformat(value)
+    if value and not day:
+        raise ValidationError(f"Dates: the {name} date “{value[:40]}” is not a date like 2025-03-01.")
+    if day and day < EARLIEST:  # core answers nothing before it: said in the page's words
+        raise ValidationError(f"Dates: the {name} date is before {EARLIEST:%Y-%m-%d}, the earliest there is.")
+    return day or None
 
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|])")
@@ -243,8 +244,8 @@ def _filters(context: DashboardContext) -> html.Section:
                                       placeholder="Any source", searchable=False, className="select"), half=True),
         _field("Action", dcc.Dropdown(id=ACTION, options=[{"label": a, "value": a} for a in ACTIONS],
                                       placeholder="Any action", searchable=False, className="select"), half=True),
-        _field("Dates", dcc.DatePickerRange(id=DATES, display_format="YYYY-MM-DD", minimum_nights=0,
-                                            clearable=True, className="dates")),
+        _field("Dates", dcc.DatePickerRange(id=DATES, display_format="YYYY-MM-DD", minimum_nights=0, clearable=True,
+                                            className="dates", min_date_allowed=EARLIEST.isoformat())),
         html.Button("Clear filters", id=CLEAR, className="button audit-clear", n_clicks=0),
     ])
 
@@ -394,7 +395,6 @@ def _load_reply(rows, count, message: str, now: datetime, tz: ZoneInfo, state: d
 
 def _is_date(value: str) -> bool:
     try:
-        date.fromisoformat(value)
+        return bool(date.fromisoformat(value))
     except (TypeError, ValueError):
         return False
-    return True
