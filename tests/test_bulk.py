@@ -317,3 +317,20 @@ def test_one_run_holds_a_job_and_a_dead_runner_is_taken_over(db, monkeypatch):
     assert counts == {bulk.GRANTED: 3, bulk.ALREADY: 1, bulk.FAILED: 0, bulk.SKIPPED: 8}  # row 2: a replay
     assert bulk.get_job(db, found.job_id)["status"] == bulk.DONE
     assert set(grants_per_row(db, ids).values()) == {1} and db[PURCHASES].count_documents({}) == 4
+
+
+def test_a_campaign_of_many_customers_previews_every_row(app, admin_client):
+    """One `$in` over every customer of the file failed past some 490 ("Expression tree is too
+    large"): a file of 1,200 customers is read in batches and every row is checked."""
+    db = app.extensions["purchase_database"].db
+    ids = add_catalog(db, users=1)
+    users = [{"_id": ObjectId(), "name": f"Campaign {n}", "email": f"campaign{n}@example.com",
+              "purchasedCourses": [], "purchasedTests": []} for n in range(1200)]
+    db[USERS].insert_many(users)
+    db[USERS].update_one({"_id": users[7]["_id"]}, {"$set": {"purchasedCourses": [ids["courses"][0]]}})
+    rows = [f"{u['email']},,{ids['courses'][0]},,,0,admin_grant," for u in users]
+    reply = post_preview(admin_client, app, ("\n".join([HEADER, *rows]) + "\n").encode())
+    assert reply.status_code == 200, reply.data[:300]
+    found = reply.get_json()["response"][page.PREVIEW_GRID]["rowData"]
+    assert len(found) == 1200
+    assert [row["row"] for row in found if row["status"] != bulk.READY] == [9]  # the one who owns it already

@@ -97,7 +97,7 @@ def test_an_admin_grants_and_revokes_and_every_view_agrees(live, page):
     page.wait_for_contains_text(f"#{customers.RESULT}", "Revoked")
     assert not has_purchased(live.db, user["_id"], course["_id"])
     wait_until(lambda: "Revocation" in row_text(page, customers.GRID), 5, "the revocation tops the timeline")
-    assert "Admin Tester" in row_text(page, customers.GRID) and "granted by mistake" in row_text(page, customers.GRID)
+    assert "Admin Tester" in row_text(page, customers.GRID) and "Granted by mistake" in row_text(page, customers.GRID)
 
     # the audit log shows both, newest first, with the admin's name
     page.driver.get(page.server_url + audit.PATH)

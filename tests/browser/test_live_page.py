@@ -223,16 +223,16 @@ def overflowing_cards(page) -> list:
         "   || e.scrollWidth > e.clientWidth + 1); }).map(card => card.id);")
 
 
-@pytest.mark.parametrize("width", [1024, 1280, 1440, 390])
-def test_six_figure_kpis_fit_their_cards(live, page, width):
+def test_six_figure_kpis_fit_their_cards(live, page):
     user = live.db[USERS].find_one({}, {"_id": 1})["_id"]
     course = ObjectId()
     live.db[COURSES].insert_one({"_id": course, "title": "A Big Contract"})
     create_purchase(live.db, user, course, None, {"amount": 987_654.32, "paymentMethod": "bank_transfer"})
-    page.driver.set_window_size(width, 900)
     wait_until(lambda: len(text(page, live_page.value(live_page.REVENUE_24H)).split(".")[0]) >= 7, DEADLINE,
                "six figures shown")
-    assert overflowing_cards(page) == []
+    for width in (1024, 1280, 1440, 390):  # one page, resized: a layout follows the width at once
+        page.driver.set_window_size(width, 900)
+        wait_until(lambda: overflowing_cards(page) == [], 3, f"every card fits at {width} px")
     for card in (live_page.REVENUE_24H, live_page.PURCHASES_24H):
         note_box = page.find_element(f"#{live_page.note(card)}")
         assert "24\u00a0h" in note_box.get_attribute("textContent") or "24 h" not in note_box.text
