@@ -1,5 +1,6 @@
 """The grant form's callbacks over HTTP: review, confirm, refusals, double submits, races."""
 
+import contextlib
 import json
 import threading
 
@@ -59,16 +60,25 @@ def test_review_then_confirm_grants_once_with_the_admin_as_actor(app, shop):
     assert (entry["actor"], entry["source"], entry["note"]) == ("ann@example.com", "admin", "speaker")
 
 
-def test_a_paid_grant_and_a_setting_from_create_app(tmp_path):
+@contextlib.contextmanager
+def ada_shop(tmp_path, name: str, **settings):
+    """An app of its own with these settings, a customer Ada and a course; (server, db, user, course)."""
     from app import create_app
 
-    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": "", "SEED_DEMO": "0", "MONGODB_DB": "paid",
-                         "PAYMENT_METHODS": "voucher,admin_grant", "CURRENCY": "EUR"})
+    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": "", "SEED_DEMO": "0", "MONGODB_DB": name,
+                         **settings})
     try:
         db = server.extensions["purchase_database"].db
         user, course = ObjectId(), ObjectId()
         db[USERS].insert_one({"_id": user, "name": "Ada", "email": "ada@example.com", "purchasedCourses": []})
         db[COURSES].insert_one({"_id": course, "title": "Analytical Engines", "price": 10})
+        yield server, db, user, course
+    finally:
+        server.extensions["purchase_database"].close()
+
+
+def test_a_paid_grant_and_a_setting_from_create_app(tmp_path):
+    with ada_shop(tmp_path, "paid", PAYMENT_METHODS="voucher,admin_grant", CURRENCY="EUR") as (server, db, user, course):
         admin = signed_in(server, "admin")
         done = response(submit(admin, server, grant.CONFIRM, user=str(user), item=f"course:{course}",
                                mode=grant.PAID, amount="12.50", method="voucher", discount="SPRING"))
@@ -76,8 +86,6 @@ def test_a_paid_grant_and_a_setting_from_create_app(tmp_path):
         purchase = db[PURCHASES].find_one()
         assert (purchase["amount"], purchase["paymentMethod"], purchase["currency"], purchase["discountCode"]) == (
             12.5, "voucher", "EUR", "SPRING")
-    finally:
-        server.extensions["purchase_database"].close()
 
 
 @pytest.mark.parametrize(("fields", "field", "message"), [
@@ -149,15 +157,7 @@ def test_viewers_and_strangers_cannot_grant(app, shop, client):
 
 
 def test_the_review_names_every_field_and_grant_another_starts_empty_but_for_the_customer(tmp_path):
-    from app import create_app
-
-    server = create_app({"DATA_DIR": str(tmp_path), "MONGODB_URI": "", "SEED_DEMO": "0", "MONGODB_DB": "another",
-                         "PAYMENT_METHODS": "voucher,stripe,admin_grant"})
-    try:
-        db = server.extensions["purchase_database"].db
-        user, course = ObjectId(), ObjectId()
-        db[USERS].insert_one({"_id": user, "name": "Ada", "email": "ada@example.com", "purchasedCourses": []})
-        db[COURSES].insert_one({"_id": course, "title": "Analytical Engines", "price": 10})
+    with ada_shop(tmp_path, "another", PAYMENT_METHODS="voucher,stripe,admin_grant") as (server, db, user, course):
         admin = signed_in(server, "admin")
         fields = {"user": str(user), "item": f"course:{course}", "mode": grant.PAID, "amount": "12.50",
                   "method": "voucher", "discount": "SPRING", "note": "Conference prize"}
@@ -173,8 +173,6 @@ def test_the_review_names_every_field_and_grant_another_starts_empty_but_for_the
         assert fresh[grant.NOTE] == {"value": ""} and fresh[grant.METHOD] == {"value": "stripe"}
         assert grant.USER not in fresh  # the customer stays chosen
         assert fresh[grant.KEY]["data"] != "view-1"
-    finally:
-        server.extensions["purchase_database"].close()
 
 
 @pytest.mark.parametrize(("written", "amount"), [(".5", 0.5), ("1,299.50", 1299.5), ("12", 12.0)])
