@@ -14,6 +14,7 @@ the type-ahead index).
 from core.analytics.queries import buyer_figures, get_purchase_analytics, purchase_figures
 from core.audit import SOURCES, get_audit_log
 from core.changes import FEED_SIZE, get_data_version, get_recent_activity
+from core.customers import get_customer, owned_items
 from core.errors import (
     AlreadyPurchasedError,
     DatabaseUnavailableError,
@@ -24,6 +25,7 @@ from core.errors import (
     UserNotFoundError,
     ValidationError,
 )
+from core.items import ItemRef
 from core.purchases.commands import (
     GrantRequest,
     Outcome,
@@ -48,6 +50,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "GrantRequest",
     "IdempotencyConflictError",
+    "ItemRef",
     "ItemNotFoundError",
     "NotPurchasedError",
     "OpenDatabase",
@@ -60,6 +63,7 @@ __all__ = [
     "create_purchase",
     "ensure_indexes",
     "get_audit_log",
+    "get_customer",
     "get_data_version",
     "get_owned_items",
     "get_purchase_analytics",
@@ -68,6 +72,7 @@ __all__ = [
     "get_recent_activity",
     "has_purchased",
     "open_database",
+    "owned_items",
     "purchase_figures",
     "purchase_item",
     "purchase_items",

@@ -4,6 +4,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from core.errors import ItemNotFoundError, ValidationError
+from core.items import ItemRef
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import KINDS, catalog
@@ -49,12 +50,10 @@ def title_key(title) -> str:
 
 def item_ref(item: dict) -> str:
     """"course:<id>" or "test:<id>": one value for a form's item picker."""
-    return f"{item['kind']}:{item['_id']}"
+    return str(ItemRef(item["kind"], item["_id"]))
 
 
 def parse_item_ref(value) -> tuple[str, ObjectId]:
     """The (kind, id) of an `item_ref`."""
-    kind, _, ident = str(value or "").partition(":")
-    if kind not in KINDS:
-        raise ValidationError(f"pick a course or a test, got {value!r}")
-    return kind, to_object_id(ident, f"{kind}_id")
+    item = ItemRef.parse(value)
+    return item.kind, item.id

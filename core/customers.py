@@ -14,10 +14,11 @@ from pymongo.database import Database
 from pymongo.errors import InvalidOperation
 
 from core.errors import UserNotFoundError, ValidationError
+from core.items import ItemRef
 from core.storage.db import deployment
 from core.storage.documents import ID_BATCH, utc
 from core.storage.retry import retry_when_busy
-from core.storage.schema import USERS
+from core.storage.schema import KINDS, USERS
 from core.validation import to_object_id
 
 MAX_RESULTS = 50
@@ -31,12 +32,20 @@ log = logging.getLogger(__name__)
 
 
 def get_customer(db: Database, user_id) -> dict:
-    """The user document (name, email, purchasedCourses, purchasedTests, ...) by id."""
+    """The user document (name, email, the arrays of owned items, ...) by id."""
     user = to_object_id(user_id, "user_id")
     doc = retry_when_busy(lambda: utc(db)[USERS].find_one({"_id": user}))
     if doc is None:
         raise UserNotFoundError(f"no user with id {user}")
     return doc
+
+
+def owned_items(user: dict) -> list[ItemRef]:
+    """Every item a user document's arrays hold, by kind in table order (an array that is
+    missing, null or not a list holds nothing; an entry that is not an ObjectId is skipped)."""
+    return [ItemRef(kind, item) for kind, spec in KINDS.items()
+            for item in (user.get(spec.array) if isinstance(user.get(spec.array), list) else ())
+            if isinstance(item, ObjectId)]
 
 
 def email_index(db: Database) -> dict[str, ObjectId]:

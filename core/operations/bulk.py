@@ -37,13 +37,14 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from core.catalog import list_items, title_key
-from core.customers import users_by_email
+from core.customers import owned_items, users_by_email
 from core.errors import AlreadyPurchasedError, PurchaseError, ValidationError
+from core.items import ItemRef
 from core.purchases.commands import GrantRequest, purchase_items, revoked_replay_error
 from core.settings import DEFAULT_SETTINGS, CoreSettings
 from core.storage.documents import ID_BATCH, utc
 from core.storage.retry import retry_when_busy
-from core.storage.schema import IDEMPOTENCY, USERS
+from core.storage.schema import IDEMPOTENCY, KINDS, USERS
 from core.validation import MAX_STRING, payment_problems, read_amount, utc_millis
 
 MAX_ROWS = 10_000
@@ -208,13 +209,12 @@ def preview(db: Database, content: bytes, settings: CoreSettings | None = None) 
 
 def _owned(db: Database, users: list[ObjectId]) -> dict:
     """Each named user's items, a read per ID_BATCH users (not one per row)."""
-    fields = {"purchasedCourses": 1, "purchasedTests": 1}
+    fields = {spec.array: 1 for spec in KINDS.values()}
     users = sorted(users)
     docs = [doc for start in range(0, len(users), ID_BATCH)
             for doc in retry_when_busy(lambda part=users[start : start + ID_BATCH]:
                                        list(db[USERS].find({"_id": {"$in": part}}, fields)))]
-    return {doc["_id"]: {("course", c) for c in doc.get("purchasedCourses") or []}
-            | {("test", t) for t in doc.get("purchasedTests") or []} for doc in docs}
+    return {doc["_id"]: {(item.kind, item.id) for item in owned_items(doc)} for doc in docs}
 
 
 def _titles(items: list[dict]) -> dict:
@@ -426,9 +426,9 @@ def grant_rows(db: Database, digest: str, rows: list[Row], *, actor: str,
                settings: CoreSettings | None = None) -> list[dict]:
     """Grant ready rows, each with its key, in one transaction (core's purchase_items); each
     row's result (granted, already granted or failed)."""
-    requests = [GrantRequest(row.user, row.item if row.kind == "course" else None, row.item if row.kind == "test" else None,
-                             {"amount": row.amount, "paymentMethod": row.method, "actor": actor,
-                              "idempotencyKey": row_key(digest, row.number)}, note=row.note or None)
+    requests = [GrantRequest(row.user, purchase_data={"amount": row.amount, "paymentMethod": row.method, "actor": actor,
+                              "idempotencyKey": row_key(digest, row.number)},
+                             note=row.note or None, item=ItemRef(row.kind, row.item))
                 for row in rows]
     outcomes = purchase_items(db, requests, settings=settings, source="bulk")
     return [_row_result(row, outcome) for row, outcome in zip(rows, outcomes, strict=True)]

@@ -12,7 +12,7 @@ from core.operations.rebuild import load_rollups
 from core.storage.db import bulk_insert
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
-from core.storage.schema import ACTIVITY, COURSES, PURCHASES, TESTS, USERS
+from core.storage.schema import ACTIVITY, COURSES, KINDS, PURCHASES, TESTS, USERS, user_array
 
 SUBJECTS = [
     "Python", "Data Analysis", "Machine Learning", "SQL", "Statistics", "JavaScript", "React",
@@ -60,7 +60,7 @@ def build_demo(rng: random.Random, users: int, items: int, purchases: int, now: 
             midnight = moment.replace(hour=0, minute=0, second=0)
             moment = midnight + (now - midnight) * rng.random()
         sold.append(_purchase(rng, person, kind, item, moment))
-        person["purchasedCourses" if kind == "course" else "purchasedTests"].append(item["_id"])
+        person[user_array(kind)].append(item["_id"])
     sold.sort(key=lambda p: p["purchasedAt"])
     return {COURSES: courses, TESTS: tests, USERS: people, PURCHASES: sold}
 
@@ -111,8 +111,7 @@ def _user(rng: random.Random, index: int, now: datetime) -> dict:
         "name": f"{first} {last}",
         "email": f"{first}.{last}.{index}@example.com".lower().replace(" ", ""),
         "createdAt": now - timedelta(days=DAYS + rng.randrange(365)),
-        "purchasedCourses": [],
-        "purchasedTests": [],
+        **{spec.array: [] for spec in KINDS.values()},
     }
 
 

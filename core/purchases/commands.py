@@ -24,7 +24,9 @@ from core.errors import (
     NotPurchasedError,
     PurchaseError,
     UserNotFoundError,
+    ValidationError,
 )
+from core.items import ItemRef
 from core.settings import CoreSettings
 from core.storage.documents import ID_BATCH, insert_all, insert_new, utc
 from core.storage.retry import retry_when_busy
@@ -99,7 +101,8 @@ def purchase_item(
 
 @dataclass(frozen=True)
 class GrantRequest:
-    """One grant of a batch (`purchase_items`): the arguments of purchase_item."""
+    """One grant of a batch (`purchase_items`): the arguments of purchase_item. New code names
+    the item with `item` (an ItemRef) instead of the course_id/test_id pair."""
 
     user_id: object
     course_id: object = None
@@ -107,6 +110,14 @@ class GrantRequest:
     purchase_data: object = None
     note: str | None = None
     fingerprint: str | None = None
+    item: ItemRef | None = None
+
+    def item_ref(self) -> ItemRef:
+        if self.item is None:
+            return ItemRef.from_ids(self.course_id, self.test_id)
+        if not isinstance(self.item, ItemRef) or (self.course_id, self.test_id) != (None, None):
+            raise ValidationError("give the item either as an ItemRef or as course_id/test_id", field="item")
+        return self.item
 
 
 @dataclass
@@ -155,7 +166,8 @@ def purchase_items(db: Database, requests: list[GrantRequest], *, settings: Core
 
 def _checked(request: GrantRequest, settings: CoreSettings, now: datetime) -> _Grant:
     user = to_object_id(request.user_id, "user_id")
-    kind, item = item_kind(request.course_id, request.test_id)
+    ref = request.item_ref()
+    kind, item = ref.kind, ref.id
     fields = validate_purchase_data(request.purchase_data, settings, now)
     note, fingerprint = optional_string(request.note, "note"), optional_string(request.fingerprint, "fingerprint")
     explicit_date = isinstance(request.purchase_data, dict) and "purchasedAt" in request.purchase_data

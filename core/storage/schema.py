@@ -1,5 +1,7 @@
 """Collection and field names, kept exactly as the seed has them."""
 
+from dataclasses import dataclass
+
 USERS = "users"
 COURSES = "courses"
 TESTS = "tests"
@@ -28,21 +30,34 @@ DATA_VERSION = "data_version"
 ACTIVITY = "recent_activity"
 AUDIT = "audit_log"
 
-# kind -> (item field on a purchase, array on the user, catalog collection)
-KINDS = {
-    "course": ("course", "purchasedCourses", COURSES),
-    "test": ("test", "purchasedTests", TESTS),
-}
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of item for sale: where its ids live on a purchase, on a user and in the catalog."""
+
+    name: str  # "course": the purchase's field holding the item's id, and the kind's name everywhere
+    array: str  # the user's array of owned items
+    catalog: str  # the collection of items of this kind
+    label: str  # "Course", for people
+    plural: str  # "Courses"
+
+
+# The one table of kinds: adding a kind of item is adding a row here.
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (
+    Kind("course", "purchasedCourses", COURSES, "Course", "Courses"),
+    Kind("test", "purchasedTests", TESTS, "Test", "Tests"),
+)}
 
 
 def user_array(kind: str) -> str:
-    return KINDS[kind][1]
+    return KINDS[kind].array
 
 
 def catalog(kind: str) -> str:
-    return KINDS[kind][2]
+    return KINDS[kind].catalog
 
 
 def kind_of(purchase: dict) -> str:
-    """Return "course" or "test" for a purchase document."""
-    return "course" if "course" in purchase else "test"
+    """The kind of a purchase document: the kind whose field it holds (a document holding
+    none is read as a test, as it always was)."""
+    return next((kind for kind in KINDS if kind in purchase), "test")
