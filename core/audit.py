@@ -30,7 +30,7 @@ COUNT_CAP = 10_000  # count_audit_log's default: "10,000+" past it
 
 def check_source(source) -> str:
     if source not in SOURCES:
-        raise ValidationError(f"source must be one of {list(SOURCES)}, got {shown(source)}")
+        raise ValidationError(f"source must be one of {list(SOURCES)}, got {shown(source)}", field="source")
     return source
 
 
@@ -190,7 +190,7 @@ def _query(f: dict) -> dict:
     query = {}
     if f.get("actor") is not None:
         if not isinstance(f["actor"], str):
-            raise ValidationError(f"actor must be a string, got {shown(f['actor'])}")
+            raise ValidationError(f"actor must be a string, got {shown(f['actor'])}", field="actor")
         query["actor"] = f["actor"]
     if f.get("user") is not None:
         query["user"] = to_object_id(f["user"], "user")
@@ -200,7 +200,7 @@ def _query(f: dict) -> dict:
         query["source"] = check_source(f["source"])
     if f.get("action") is not None:
         if f["action"] not in ACTIONS:
-            raise ValidationError(f"action must be one of {list(ACTIONS)}, got {shown(f['action'])}")
+            raise ValidationError(f"action must be one of {list(ACTIONS)}, got {shown(f['action'])}", field="action")
         query["action"] = f["action"]
     start, end = date_range(f)
     if start or end:
@@ -210,5 +210,6 @@ def _query(f: dict) -> dict:
 
 def _count(value, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationError(f"{name} must be an integer between {low} and {high:,}, got {shown(value)}")
+        raise ValidationError(f"{name} must be an integer between {low} and {high:,}, got {shown(value)}",
+                              field=name)
     return value

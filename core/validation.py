@@ -36,7 +36,9 @@ def text(value: str, name: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValidationError(f"{name} must be valid Unicode text (no lone surrogates), got {shown(value)}", field=name if not name.startswith(("metadata", "a key in")) else "metadata") from None
+        field = "metadata" if name.startswith(("metadata", "a key in")) else name
+        raise ValidationError(f"{name} must be valid Unicode text (no lone surrogates), got {shown(value)}",
+                              field=field) from None
     return value
 
 
@@ -45,7 +47,7 @@ def core_settings(settings) -> CoreSettings:
     if settings is None:
         return DEFAULT_SETTINGS
     if not isinstance(settings, CoreSettings):
-        raise ValidationError(f"settings must be a CoreSettings, got {type(settings).__name__}")
+        raise ValidationError(f"settings must be a CoreSettings, got {type(settings).__name__}", field="settings")
     return settings
 
 
@@ -67,10 +69,8 @@ def to_object_id(value, name: str) -> ObjectId:
 def item_kind(course_id, test_id) -> tuple[str, ObjectId]:
     """Return ("course", id) or ("test", id); exactly one of the two must be given."""
     if (course_id is None) == (test_id is None):
-        raise ValidationError(
-            "give exactly one of course_id and test_id, "
-            f"got course_id={shown(course_id)}, test_id={shown(test_id)}"
-        , field="course_id")
+        raise ValidationError("give exactly one of course_id and test_id, "
+                              f"got course_id={shown(course_id)}, test_id={shown(test_id)}", field="course_id")
     if course_id is not None:
         return "course", to_object_id(course_id, "course_id")
     return "test", to_object_id(test_id, "test_id")
@@ -123,12 +123,12 @@ def known_options(options, allowed: set[str], what: str) -> dict:
     """The options as a dict; refuse anything but a dict of allowed names."""
     options = options or {}
     if not isinstance(options, dict):
-        raise ValidationError(f"{what} must be a dict, got {type(options).__name__}")
+        raise ValidationError(f"{what} must be a dict, got {type(options).__name__}", field=what)
     if not all(isinstance(name, str) for name in options):
-        raise ValidationError(f"{what} names must be strings, got {shown(list(options))}")
+        raise ValidationError(f"{what} names must be strings, got {shown(list(options))}", field=what)
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise ValidationError(f"unknown {what} {shown(unknown)}; allowed: {sorted(allowed)}")
+        raise ValidationError(f"unknown {what} {shown(unknown)}; allowed: {sorted(allowed)}", field=unknown[0])
     for name, value in options.items():
         if isinstance(value, str) and "\x00" in text(value, name):  # nothing is stored or looked up by NUL
             raise ValidationError(f"{name} must not contain NUL characters, got {shown(value)}", field=name)
@@ -167,12 +167,14 @@ def validate_purchase_data(purchase_data, settings: CoreSettings, now: datetime)
     if purchase_data is None:
         purchase_data = {}
     if not isinstance(purchase_data, dict):
-        raise ValidationError(f"purchase_data must be a dict, got {type(purchase_data).__name__}")
+        raise ValidationError(f"purchase_data must be a dict, got {type(purchase_data).__name__}", field="purchase_data")
     if not all(isinstance(name, str) for name in purchase_data):
-        raise ValidationError(f"purchase_data names must be strings, got {shown(list(purchase_data))}")
+        raise ValidationError(f"purchase_data names must be strings, got {shown(list(purchase_data))}",
+                              field="purchase_data")
     unknown = sorted(set(purchase_data) - ALLOWED_FIELDS)
     if unknown:
-        raise ValidationError(f"unknown purchase_data fields {shown(unknown)}; allowed: {sorted(ALLOWED_FIELDS)}")
+        raise ValidationError(f"unknown purchase_data fields {shown(unknown)}; allowed: {sorted(ALLOWED_FIELDS)}",
+                              field=unknown[0])
     currency = _currency(purchase_data.get("currency", settings.currency))
     fields = {
         "purchasedAt": _purchased_at(purchase_data.get("purchasedAt"), now, settings),

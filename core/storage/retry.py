@@ -8,7 +8,8 @@ them); MongoDB never sends them, so on a replica set this code never waits for t
 also retries what MongoDB calls passing (a primary stepping down, a host unreachable for a
 moment, an error labelled transient) once pymongo's own single retry of a read has failed
 too. A database that cannot be reached, or does not answer in time, surfaces as
-DatabaseUnavailableError.
+DatabaseUnavailableError: DatabaseUnreachableError or DatabaseTooSlowError by the driver
+error's type.
 
 The bound is the caller's: what remains of a `pymongo.timeout(...)` in force around the
 call (the app sets one per request from DB_TIMEOUT), else DEADLINE_SECONDS.
@@ -20,7 +21,7 @@ import time
 from pymongo import _csot  # the deadline of pymongo.timeout; pymongo has no public reader
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
 
-from core.errors import DatabaseUnavailableError
+from core.errors import DatabaseTooSlowError, DatabaseUnavailableError, unavailable_type
 
 # mongoeco's refusal while another session's transaction is open, and SQLite's own
 # "database is locked" when its busy timeout runs out under load
@@ -59,8 +60,9 @@ def retry_when_busy(operation, *, deadline: float | None = None):
     `deadline` s (None: `bound()`).
 
     Raises DatabaseUnavailableError when the database stays busy that long, cannot be
-    reached, does not answer within the operation's time limit, or cannot say whether a
-    transaction committed (it is never run again then).
+    reached (DatabaseUnreachableError), does not answer within the operation's time limit
+    (DatabaseTooSlowError), or cannot say whether a transaction committed (it is never run
+    again then).
     """
     deadline = bound() if deadline is None else deadline
     give_up_at = time.monotonic() + deadline
@@ -78,16 +80,18 @@ def retry_when_busy(operation, *, deadline: float | None = None):
             if not is_busy(error) and not is_transient(error):
                 raise
             if time.monotonic() >= give_up_at:
-                raise DatabaseUnavailableError(
+                raise DatabaseTooSlowError(
                     f"The database stayed busy for {deadline:g} s ({error}); try again in a moment") from error
         time.sleep(random.uniform(0, delay))
         delay = min(MAX_DELAY, delay * 2)
 
 
 def unavailable(error: Exception) -> DatabaseUnavailableError:
-    """The driver's error as ours, its message kept (it says refused, reset or timed out)."""
+    """The driver's error as ours, its message kept: DatabaseUnreachableError or
+    DatabaseTooSlowError as its type says (core.errors.unavailable_type), never its text."""
+    kind = unavailable_type(error) or DatabaseUnavailableError
     if isinstance(error, PyMongoError) and error.has_error_label(UNKNOWN_COMMIT):
-        return DatabaseUnavailableError(
+        return kind(
             f"The database did not confirm the change ({error}): it may or may not have been saved. "
             "Retrying it with the same idempotencyKey is safe")
-    return DatabaseUnavailableError(f"The database did not answer: {error}. Check that it is running, then try again")
+    return kind(f"The database did not answer: {error}. Check that it is running, then try again")
