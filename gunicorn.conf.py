@@ -6,7 +6,7 @@ database runs in its own process (`python app.py database`, started before the w
 and stopped after them): a grant costs the engine hundreds of ms of CPU on a large
 collection, and in a web worker's interpreter that time would be taken from every poll.
 The workers join it over loopback; its fair line serves them all. If that process dies, a
-worker takes the folder over on the same address (core.storage.db) and serves on.
+worker takes the folder over on the same address (database.opening) and serves on.
 
 Workers and threads: one worker with 128 threads, measured with scripts/bench_load.py
 (README, "Production server"); `WEB_WORKERS` and `WEB_THREADS` override them.

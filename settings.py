@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse_many
 
-from core import CoreSettings, OpenDatabase, open_database
+from core import CoreSettings
+from database import OpenDatabase, open_database
 
 DEFAULTS = {
     "MONGODB_URI": "",

@@ -39,7 +39,7 @@ from core.purchases.commands import (
 )
 from core.purchases.history import get_purchase_history, get_purchase_history_page
 from core.settings import DEFAULT_SETTINGS, CoreSettings
-from core.storage import OpenDatabase, bulk_insert, ensure_indexes, open_database
+from core.storage import bulk_insert, ensure_indexes
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -53,7 +53,6 @@ __all__ = [
     "ItemRef",
     "ItemNotFoundError",
     "NotPurchasedError",
-    "OpenDatabase",
     "Outcome",
     "PurchaseError",
     "UserNotFoundError",
@@ -71,7 +70,6 @@ __all__ = [
     "get_purchase_history_page",
     "get_recent_activity",
     "has_purchased",
-    "open_database",
     "owned_items",
     "purchase_figures",
     "purchase_item",
@@ -79,3 +77,14 @@ __all__ = [
     "remove_purchase",
     "revoke_item",
 ]
+
+
+def __getattr__(name: str):
+    # `core.open_database(data_dir=..., uri=...)` and `core.OpenDatabase`: the contract other
+    # programs call, which opening moved to the `database` package; resolved on first use, so
+    # that core itself never imports the embedded server
+    if name in ("open_database", "OpenDatabase"):
+        import database
+
+        return getattr(database, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -52,7 +52,7 @@ OWNERSHIP = "/api/v1/users/{user}/ownership"
 PURCHASES = "/api/v1/purchases"
 REQUEST_TIMEOUT = 30.0  # the server bounds a request's database calls at DB_TIMEOUT (10 s)
 SETTLE_LIMIT = 120.0  # an engine held by a transaction whose client gave up is freed at 60 s
-AGED_OUT = "aborting a transaction open for more than"  # core.storage.engine_queue's warning
+AGED_OUT = "aborting a transaction open for more than"  # database.engine_queue's warning
 TARGET_OWNERSHIP_P99_MS = 10.0
 TARGET_RATIO = 1.3
 

@@ -5,7 +5,7 @@ users, so every operation's outcome is known), while one reader polls like a liv
 tab: the page's own poll request, every second, through the app.
 Run twice in one go, on fresh embedded servers: as mongoeco alone serves them (a busy
 engine refuses; callers retry with back-off) and with the server's fair line
-(core.storage.engine_queue). Prints a Markdown table; checks the end state each time.
+(database.engine_queue). Prints a Markdown table; checks the end state each time.
 Usage: python scripts/bench_concurrency.py [--threads 16] [--operations 2000] [--purchases 500] [--fair-only]
 """
 
@@ -25,11 +25,11 @@ from app import create_app
 from core import DatabaseUnavailableError, create_purchase, remove_purchase
 from core.operations import check_consistency, seed_demo
 from core.storage import ensure_indexes
-from core.storage.embedded import EmbeddedServer
 from core.storage.schema import COURSES, USERS
 from dashboard import shell
 from dashboard.accounts import create_account
 from dashboard.pages import live
+from database.embedded import EmbeddedServer
 from scripts.bench_dashboard import poll_request
 
 POLL_SECONDS = 1.0

@@ -61,12 +61,13 @@ from core import (
 from core.operations import bulk
 from core.operations.demo import build_demo, load_demo
 from core.storage import mongoeco_corrections
-from core.storage.db import DEFAULT_DB_NAME, SQLITE_NAME, _open_embedded, bulk_insert
+from core.storage.db import bulk_insert
 from core.storage.documents import utc
 from core.storage.schema import AUDIT, COURSES, PURCHASES, REVOKED, TESTS, USERS
 from dashboard import shell
 from dashboard.accounts import create_account, get_account
 from dashboard.pages import customers, grant, live
+from database.opening import DEFAULT_DB_NAME, SQLITE_NAME, _open_embedded
 from scripts.bench_api import Server
 from scripts.bench_core import timed
 from scripts.bench_dashboard import timed_poll
@@ -154,12 +155,12 @@ def write_record(data_dir: Path, record: dict) -> None:
 
 
 def as_another_program_wrote_it(data_dir: Path) -> None:
-    """Take out of the SQLite file what core/storage/mongoeco_corrections.py keeps there (the
+    """Take out of the SQLite file what database/corrections.py keeps there (the
     marker of a clean close, its triggers, the tables and indexes it fills once a file: every
     name starting CORRECTIONS_PREFIX), as in a file that plain mongoeco wrote: the next open
     finds no index entry known to be current and does the corrections' one-time work itself."""
     if not mongoeco_corrections.MARKER_TABLE.startswith(CORRECTIONS_PREFIX):
-        raise RuntimeError(f"core/storage/mongoeco_corrections.py no longer names its tables {CORRECTIONS_PREFIX}*")
+        raise RuntimeError(f"database/corrections.py no longer names its tables {CORRECTIONS_PREFIX}*")
     conn = sqlite3.connect(data_dir / SQLITE_NAME, timeout=60)
     try:
         with conn:

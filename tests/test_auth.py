@@ -12,9 +12,9 @@ import pytest
 from pymongo import MongoClient
 
 from core import DatabaseUnavailableError
-from core.storage.db import CLIENT_OPTIONS
-from core.storage.embedded import EmbeddedServer
 from dashboard import accounts
+from database.embedded import EmbeddedServer
+from database.opening import CLIENT_OPTIONS
 from tests.conftest import PASSWORD, signed_in
 
 ROOT = Path(__file__).resolve().parent.parent

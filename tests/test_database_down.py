@@ -10,10 +10,10 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from core import DatabaseUnavailableError, PurchaseError, create_purchase, has_purchased, remove_purchase
-from core.storage.db import CLIENT_OPTIONS
-from core.storage.embedded import EmbeddedServer
 from core.storage.retry import DEADLINE_SECONDS
 from core.storage.schema import COURSES, USERS
+from database.embedded import EmbeddedServer
+from database.opening import CLIENT_OPTIONS
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="stops the embedded server")
 MARGIN = 3.0

@@ -12,8 +12,8 @@ from pymongo import MongoClient
 
 from core import bulk_insert, ensure_indexes, open_database
 from core.storage import is_embedded
-from core.storage.db import CLIENT_OPTIONS
 from core.storage.schema import PURCHASES
+from database.opening import CLIENT_OPTIONS
 from tests.conftest import host_port
 
 embedded_only = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="MONGODB_URI points elsewhere")
@@ -103,7 +103,7 @@ def test_bulk_insert_in_process_and_over_the_wire(db, opened_database):
 
 
 def test_the_description_of_a_uri_shows_hosts_without_credentials():
-    from core.storage.db import _hosts
+    from database.opening import _hosts
 
     assert _hosts("mongodb://admin:secret@db1:27017,db2:27018/?replicaSet=rs0") == "db1:27017, db2:27018"
     assert _hosts("mongodb+srv://u:p@cluster0.example.net/learning") == "cluster0.example.net"

@@ -12,8 +12,8 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
 from core import open_database
-from core.storage.db import LOCK_NAME
 from dashboard import accounts
+from database.opening import LOCK_NAME
 from tests.conftest import PASSWORD, production_server
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="about the embedded default")

@@ -20,8 +20,8 @@ from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure
 from pymongo.monitoring import CommandListener
 
-from core.storage.embedded import EmbeddedServer
 from core.storage.transactions import READ_ONLY_COMMENT, run_in_transaction
+from database.embedded import EmbeddedServer
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="about the embedded server")
 

@@ -33,9 +33,9 @@ from core.catalog import get_item, list_items
 from core.customers import get_customer
 from core.operations import check_consistency, rollup_differences
 from core.storage import retry
-from core.storage.db import CLIENT_OPTIONS
 from core.storage.schema import AUDIT, IDEMPOTENCY, PURCHASES, REVOKED, USERS
 from core.storage.transactions import run_in_transaction
+from database.opening import CLIENT_OPTIONS
 
 WRITE_CONFLICT = {"errorCode": 112, "errorLabels": ["TransientTransactionError"]}
 UNKNOWN_COMMIT = {"errorCode": 91, "errorLabels": ["UnknownTransactionCommitResult"]}  # ShutdownInProgress

@@ -40,8 +40,8 @@ from core import (
 from core.catalog import get_item, list_items, parse_item_ref
 from core.customers import find_customers, get_customer
 from core.operations import check_consistency
-from core.storage.db import CLIENT_OPTIONS
 from core.storage.schema import COURSES
+from database.opening import CLIENT_OPTIONS
 from tests.conftest import snapshot
 
 FUZZ = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

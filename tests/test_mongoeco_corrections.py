@@ -1,4 +1,4 @@
-"""core.storage.mongoeco_corrections: MongoDB's answers unchanged, and the work of an insert
+"""database.corrections: MongoDB's answers unchanged, and the work of an insert
 or a miss by `_id` no longer growing with the collection.
 
 Over the wire with pymongo, each test on an embedded server of its own. Work is counted,
@@ -22,9 +22,10 @@ from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from core import open_database
-from core.storage import mongoeco_corrections
 from core.storage.db import bulk_insert
-from core.storage.embedded import EmbeddedServer
+from database import corrections as mongoeco_corrections
+from database import corrections_in_file
+from database.embedded import EmbeddedServer
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="about the embedded server")
 
@@ -165,7 +166,7 @@ def _counts_in(path) -> dict:
     """FIELD_COUNTS as stored, and as counted afresh from the documents."""
     with sqlite3.connect(path) as conn:
         stored = {row[:4]: row[4] for row in conn.execute(
-            f"SELECT db_name, coll_name, field, kind, n FROM {mongoeco_corrections.FIELD_COUNTS} WHERE n != 0")}
+            f"SELECT db_name, coll_name, field, kind, n FROM {corrections_in_file.FIELD_COUNTS} WHERE n != 0")}
         fresh = {}
         for db_name, coll_name, document in conn.execute("SELECT db_name, coll_name, document FROM documents"):
             kinds = [("", "documents")]
@@ -204,9 +205,9 @@ def test_a_file_without_the_field_counts_gets_them_from_its_documents(tmp_path):
         client.k.things.insert_many([{"_id": "a", "tag": ["red", "blue"]}, {"_id": "b", "tag": "red"}])
     server.stop()
     with sqlite3.connect(path) as conn:  # as a file from before the corrections
-        for name in mongoeco_corrections.FIELD_COUNTS_TRIGGERS:
+        for name in corrections_in_file.FIELD_COUNTS_TRIGGERS:
             conn.execute(f"DROP TRIGGER {name}")
-        conn.execute(f"DROP TABLE {mongoeco_corrections.FIELD_COUNTS}")
+        conn.execute(f"DROP TABLE {corrections_in_file.FIELD_COUNTS}")
     server = EmbeddedServer(path)
     server.start()
     try:
@@ -224,7 +225,7 @@ def test_a_file_without_the_field_counts_gets_them_from_its_documents(tmp_path):
 def _marker(path) -> list:
     with sqlite3.connect(path) as conn:
         try:
-            return conn.execute(f"SELECT version FROM {mongoeco_corrections.MARKER_TABLE}").fetchall()
+            return conn.execute(f"SELECT version FROM {corrections_in_file.MARKER_TABLE}").fetchall()
         except sqlite3.OperationalError:
             return []
 

@@ -12,7 +12,7 @@ import requests
 from pymongo.errors import PyMongoError
 
 from core import open_database
-from core.storage.db import LOCK_NAME
+from database.opening import LOCK_NAME
 from tests.conftest import host_port, production_server
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,11 +9,11 @@ from bson import ObjectId
 
 from app import create_app
 from core import create_purchase, get_data_version
-from core.storage.embedded import EmbeddedServer
 from core.storage.schema import COURSES, USERS
 from dashboard import shell
 from dashboard.pages import live
 from dashboard.shared import RenderCache, SharedReading
+from database.embedded import EmbeddedServer
 from scripts.dash_client import callback_body, callback_key
 from tests.conftest import signed_in
 

@@ -1,33 +1,38 @@
-"""Storage: opening the database, the embedded server, transactions, retry, names.
+"""Storage: what core asks of the database behind any pymongo client; transactions, retry, names.
 
-- `db`: `open_database` (a MongoDB URI, or the embedded mongoeco server under a data
-  folder), `ensure_indexes`, `bulk_insert` (the one bulk-load path), `is_embedded`,
-  `deployment` (a cache key naming the database without contacting it).
-- `engine_queue`: the embedded server's fair line and transaction lifetime.
-- `embedded`: mongoeco's wire server on loopback, in a thread.
+- `db`: `ensure_indexes`, `bulk_insert` and `bulk_write` (the one bulk-load path),
+  `read_all`, `is_embedded`, `deployment` (a cache key naming the database without contacting it).
 - `transactions`: `run_in_transaction`, the one way core writes.
 - `retry`: bounded retry of the embedded engine's "busy" refusals.
 - `documents`: UTC-aware reads, inserts in one command a collection; the engine's work-arounds, explained.
-- `schema`: collection and field names, exactly as the seed has them.
+- `schema`: collection and field names, exactly as the seed has them, and the table of kinds of item.
+
+Opening a database (a URI, or the embedded server) is the `database` package's work.
 """
 
 from core.storage import schema
-from core.storage.db import OpenDatabase, bulk_insert, deployment, ensure_indexes, is_embedded, open_database
+from core.storage.db import bulk_insert, deployment, ensure_indexes, is_embedded
 from core.storage.documents import utc
-from core.storage.embedded import EmbeddedServer
 from core.storage.retry import retry_when_busy
 from core.storage.transactions import run_in_transaction
 
 __all__ = [
-    "EmbeddedServer",
-    "OpenDatabase",
     "bulk_insert",
     "deployment",
     "ensure_indexes",
     "is_embedded",
-    "open_database",
     "retry_when_busy",
     "run_in_transaction",
     "schema",
     "utc",
 ]
+
+
+def __getattr__(name: str):
+    # `core.storage.open_database` and `OpenDatabase`, kept for programs written before the
+    # `database` package: resolved on first use, so importing core never imports it
+    if name in ("open_database", "OpenDatabase"):
+        import database
+
+        return getattr(database, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

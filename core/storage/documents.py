@@ -6,11 +6,11 @@
 - **Inserts are `insert_many`, one command for all of a transaction's documents of a
   collection** (`insert_all`): unmodified mongoeco 4.11 scanned the whole collection on each
   insert (its unique-index check); the embedded server corrects that
-  (core.storage.mongoeco_corrections), and an insert then costs a quarter less than the
+  (database.corrections), and an insert then costs a quarter less than the
   upsert on a fresh `_id` core used before (2.8 against 3.8 ms a document in a transaction).
 - **Read by `_id` or by one indexed field, then finish in Python**: mongoeco scans the
   collection for a filter on two fields or a sorted `$in` on `_id` (an unsorted one is
-  corrected: core.storage.mongoeco_corrections). A user holds few
+  corrected: database.corrections). A user holds few
   purchases, so `find({"user": u})` and a filter here is cheap on both engines.
 - **Bulk loads go through `core.storage.db.bulk_insert`**: over the wire mongoeco turns
   `insert_many` into single inserts; in-process it is fast.

@@ -19,15 +19,15 @@ from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.auth import WireAuthUser
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
-from core.storage import mongoeco_corrections
-from core.storage.engine_queue import DEFAULT_LIFETIME, QueuedProxyServer
+from database import corrections, corrections_in_file
+from database.engine_queue import DEFAULT_LIFETIME, QueuedProxyServer
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 15.0
 # mongoeco 4.11 rebuilds every scalar index entry when it opens a file (its
 # backfill_scalar_indexes_sync) unless the file was closed cleanly by this server since its
-# last change (core.storage.mongoeco_corrections): the first open of a file another program
+# last change (database.corrections_in_file): the first open of a file another program
 # wrote costs time in proportion to the data. A start waits for that; a failure is reported at once.
 OPEN_TIMEOUT = 900.0
 # SQLite finishes a big write at close (its last checkpoint: seconds after a migration of
@@ -41,7 +41,7 @@ RESTART_DELAY = 0.5  # between a server that died and its restart on the same ad
 class EmbeddedServer:
     """One mongoeco server on 127.0.0.1 with a free port, storing into one SQLite file.
 
-    Requests wait in line for the engine (core.storage.engine_queue) and a transaction open
+    Requests wait in line for the engine (database.engine_queue) and a transaction open
     longer than `transaction_lifetime` seconds is aborted; `fair_queue=False` serves them
     as mongoeco alone does (refusing), for benchmarks that compare the two. A server that
     dies while serving (anything but `stop()`) is started again on the same address, so its
@@ -54,7 +54,7 @@ class EmbeddedServer:
     def __init__(self, sqlite_path: Path, host: str = "127.0.0.1", port: int = 0, *,
                  transaction_lifetime: float = DEFAULT_LIFETIME, fair_queue: bool = True,
                  credentials: tuple[str, str] | None = None):
-        mongoeco_corrections.apply()
+        corrections.apply()
         self.sqlite_path = Path(sqlite_path)
         self._host, self._port = host, port
         self._lifetime, self._fair_queue = transaction_lifetime, fair_queue
@@ -155,7 +155,7 @@ class EmbeddedServer:
             await _disconnect(engine)
         if self._stopping:  # a clean stop: the next open keeps the index entries
             try:
-                mongoeco_corrections.mark_index_entries_current(self.sqlite_path)
+                corrections_in_file.mark_index_entries_current(self.sqlite_path)
             except sqlite3.Error:  # the next open rebuilds them, as without the mark
                 log.warning("could not mark the index entries of %s current", self.sqlite_path, exc_info=True)
 
@@ -168,6 +168,6 @@ async def _disconnect(engine: SQLiteEngine) -> None:
     try:
         await engine.disconnect()
     except sqlite3.Error:
-        if not mongoeco_corrections.closed(engine):
+        if not corrections_in_file.closed(engine):
             raise
         log.warning("mongoeco reported an error of its heartbeat after closing %s", engine, exc_info=True)
