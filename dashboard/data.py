@@ -13,7 +13,7 @@ from pymongo.errors import InvalidOperation
 from core import CoreSettings, buyer_figures, get_recent_activity, purchase_figures
 from core.customers import warm_customer_index
 from dashboard import spreadsheet
-from dashboard.figures import change_money_text, method_label
+from dashboard.display import change_money_text, local_time, method_label, today_in
 from dashboard.filters import NOT_MIGRATED, View, analytics_filters, describe
 
 FEED_ROWS = 15
@@ -30,10 +30,6 @@ class Kpis:
     purchases_prev_24h: int
     hourly_revenue: list[float]  # the last 24 hours, oldest first
     hourly_purchases: list[int]
-
-
-def today_in(tz: ZoneInfo, now: datetime):
-    return now.astimezone(tz).date()
 
 
 def view_figures(db: Database, view: View, tz: ZoneInfo, now: datetime) -> dict:
@@ -122,10 +118,6 @@ def feed_rows(db: Database, view: View, tz: ZoneInfo, currency: str) -> list[dic
         if len(rows) == FEED_ROWS:
             break
     return rows
-
-
-def local_time(moment: datetime, tz: ZoneInfo, pattern: str = "%H:%M:%S") -> str:
-    return moment.astimezone(tz).strftime(pattern)
 
 
 def export_csv(view: View, figures: dict, buyers: dict | None, k: Kpis, currency: str, tz: ZoneInfo) -> str:

@@ -6,11 +6,11 @@ graph_objects' validation costs about 12 ms a figure where a dict costs microsec
 
 import html
 
+from dashboard.display import method_label, money_text
+
 BLUE, TEAL, AMBER, ROSE, GREY, INK = "#2563eb", "#0d9488", "#d97706", "#e11d48", "#94a3b8", "#1f2933"
 PALETTE = [BLUE, TEAL, AMBER, ROSE, GREY, "#7c3aed", "#0891b2"]
 GRID = "#eef0f3"
-METHOD_LABELS = {"credit_card": "Credit card", "paypal": "PayPal", "stripe": "Stripe",
-                 "bank_transfer": "Bank transfer", "admin_grant": "Admin grant"}
 EMPTY_MESSAGE = "No purchases in this range"
 LOADING_MESSAGE = "Loading…"
 TICK_FORMAT = {"hour": "%H:%M<br>%b %d", "day": "%b %d", "week": "%b %d", "month": "%b %Y"}
@@ -21,35 +21,6 @@ def label_text(text) -> str:
     """Text for a label or hover: Plotly renders a subset of HTML in them (a title holding
     `<a href>` became a link), so markup is shown as the characters it is."""
     return html.escape(str(text), quote=False)
-
-
-def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method.replace("_", " ").capitalize())
-
-
-# a revocation's reason as people read it; the API writes "granted_by_mistake", the page "granted by mistake"
-REASON_LABELS = {"refund": "Refund", "chargeback": "Chargeback", "granted by mistake": "Granted by mistake",
-                 "granted_by_mistake": "Granted by mistake", "other": "Other"}
-
-
-def reason_label(reason) -> str:
-    """A revocation's reason in words ("Refund"); "" for none."""
-    if not reason:
-        return ""
-    return REASON_LABELS.get(reason, str(reason).replace("_", " ").capitalize())
-
-
-def change_money_text(amount: float, currency: str, revoked: bool) -> str:
-    """The money of a purchase or of its revocation, the same everywhere: a revocation takes
-    the money back, so it carries a minus sign ("−19.95 USD")."""
-    shown = money_text(amount, currency)
-    return f"\u2212{shown}" if revoked and abs(amount) >= 0.005 else shown
-
-
-def money_text(amount: float, currency: str) -> str:
-    """Money for display: cents, thousands separators, the currency; never "-0.00"."""
-    amount = 0.0 if abs(amount) < 0.005 else amount
-    return f"{amount:,.2f} {currency}"
 
 
 def _axis(**extra) -> dict:

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import parse_qs, urlencode
+
+from dashboard.query import query_args, query_string
 
 PRESETS = {"today": "Today", "7d": "7 days", "30d": "30 days", "90d": "90 days", "custom": "Custom"}
 PRESET_DAYS = {"today": 1, "7d": 7, "30d": 30, "90d": 90}
@@ -33,7 +34,7 @@ def parse_query(search: str | None, methods) -> View:
     """Read a view from a URL query string; anything unknown or out of range falls back to the
     default (a custom range outside 2000-01-01 to tomorrow, or ending before it starts), and a
     granularity too fine for the range to automatic."""
-    args = _args(search)
+    args = query_args(search)
     view = View(
         preset=args.get("range") if args.get("range") in PRESETS else DEFAULT_PRESET,
         kind=args.get("kind") if args.get("kind") in KINDS else "",
@@ -53,18 +54,12 @@ def to_query(view: View) -> str:
     args = {"range": view.preset}
     if view.preset == "custom":
         args |= {"start": view.start.isoformat(), "end": view.end.isoformat()}
-    args |= {k: v for k, v in (("kind", view.kind), ("method", view.method), ("granularity", view.granularity)) if v}
-    return "?" + urlencode(args)
+    return query_string(args | {"kind": view.kind, "method": view.method, "granularity": view.granularity})
 
 
 def same_query(one: str, other: str) -> bool:
     """True when two query strings hold the same arguments, in any order."""
-    return _args(one) == _args(other)
-
-
-def _args(search: str | None) -> dict:
-    """A query string's arguments, the last of each name."""
-    return {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
+    return query_args(one) == query_args(other)
 
 
 def from_controls(preset, start, end, kind, method, granularity) -> View:

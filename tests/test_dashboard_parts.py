@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 from bson import ObjectId
 
 from dashboard import figures
-from dashboard.data import Kpis, change_text, export_csv, local_time
+from dashboard.data import Kpis, change_text, export_csv
+from dashboard.display import change_money_text, local_time, money_text, reason_label
 from dashboard.filters import View, analytics_filters, describe, from_controls, parse_query, to_query
 
 METHODS = {"credit_card", "paypal"}
@@ -47,8 +48,8 @@ def test_controls_and_core_filters():
 
 
 def test_money_and_change_text():
-    assert figures.money_text(1234.5, "EUR") == "1,234.50 EUR"
-    assert figures.money_text(-1e-12, "USD") == "0.00 USD"
+    assert money_text(1234.5, "EUR") == "1,234.50 EUR"
+    assert money_text(-1e-12, "USD") == "0.00 USD"
     assert change_text(110, 100) == ("+10% vs previous 24\u00a0h", "note up")
     assert change_text(50, 100) == ("-50% vs previous 24\u00a0h", "note down")
     assert change_text(5, 0) == ("new vs previous 24\u00a0h", "note")
@@ -129,7 +130,6 @@ def test_chart_labels_show_markup_as_text():
 
 
 def test_a_revocation_has_one_sign_and_its_reason_a_label_everywhere():
-    from dashboard.figures import change_money_text, reason_label
 
     assert change_money_text(19.95, "USD", True) == "\u221219.95 USD"
     assert change_money_text(19.95, "USD", False) == "19.95 USD"

@@ -17,11 +17,11 @@ from pymongo.errors import PyMongoError
 from api.keys import SCOPES, ApiKey, ApiKeyError, create_key, list_keys, revoke_key
 from core.storage import retry_when_busy, utc
 from core.storage.schema import USERS
-from dashboard import data
 from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping, text
 from dashboard.context import DashboardContext
+from dashboard.display import local_time
 
 PATH = "/api-keys"
 TITLE = "API keys"
@@ -153,13 +153,13 @@ def keys_table(keys: list[ApiKey], tz, who=lambda actor: actor or "unknown"):
 
 
 def _row(key: ApiKey, tz, who) -> html.Tr:
-    created = [data.local_time(key.created_at, tz, TIME), html.Br(), f"by {who(key.created_by)}"]
+    created = [local_time(key.created_at, tz, TIME), html.Br(), f"by {who(key.created_by)}"]
     if key.active:
         status = html.Span("Active", className="apikeys-badge active")
         action = html.Button("Revoke", id={"type": REVOKE, "name": key.name}, n_clicks=0, title=f"Revoke {key.name}",
                              className="button apikeys-revoke-button")
     else:
-        status = [html.Span("Revoked", className="apikeys-badge"), " ", data.local_time(key.revoked_at, tz, TIME),
+        status = [html.Span("Revoked", className="apikeys-badge"), " ", local_time(key.revoked_at, tz, TIME),
                   html.Br(), f"by {who(key.revoked_by)}"]
         action = ""
     # the name heads its block on a phone (assets/api_keys.css): no label of its own

@@ -8,7 +8,6 @@ import logging
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
 import pymongo
@@ -23,14 +22,15 @@ from core import PurchaseError, ValidationError, get_audit_log, get_data_version
 from core.audit import ACTIONS, COUNT_CAP, MAX_LIMIT, SOURCES, actors_matching, count_audit_log, users_matching
 from core.catalog import item_ref, list_items, parse_item_ref
 from core.storage import retry_when_busy, utc
-from dashboard import data, spreadsheet
+from dashboard import spreadsheet
 from dashboard.accounts import ACCOUNTS, STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext, current_context
-from dashboard.figures import method_label, reason_label
+from dashboard.display import local_time, method_label, reason_label
 from dashboard.filters import EARLIEST
 from dashboard.grids import data_grid
+from dashboard.query import query_args, query_string
 
 PATH = "/audit"
 TITLE = "Audit log"
@@ -79,14 +79,13 @@ class AuditView:
 
 def parse_query(search: str | None) -> AuditView:
     """The view a query string names; values are checked later, so a bad one gets a message."""
-    args = {k: v[-1].strip() for k, v in parse_qs((search or "").lstrip("?")).items()}
-    return AuditView(**{name: args.get(key, "")[:200] for name, key in QUERY_KEYS.items()})
+    args = query_args(search)
+    return AuditView(**{name: args.get(key, "").strip()[:200] for name, key in QUERY_KEYS.items()})
 
 
 def to_query(view: AuditView) -> str:
     """The query string of a view, without empty filters."""
-    args = {key: getattr(view, name) for name, key in QUERY_KEYS.items() if getattr(view, name)}
-    return "?" + urlencode(args) if args else ""
+    return query_string({key: getattr(view, name) for name, key in QUERY_KEYS.items()})
 
 
 QUERY_KEYS = {"actor": "actor", "user": "user", "item": "item", "source": "source", "action": "action",
@@ -146,7 +145,7 @@ def audit_rows(entries: list[dict], tz: ZoneInfo, currency: str, staff=lambda ac
         name = entry.get("userName") or "(no name)"
         rows.append({
             "id": str(entry["_id"]),
-            "time": data.local_time(entry["at"], tz, "%Y-%m-%d %H:%M:%S"),
+            "time": local_time(entry["at"], tz, "%Y-%m-%d %H:%M:%S"),
             "action": entry["action"],
             "source": entry["source"],
             "actor": staff(entry.get("actor")) or DASH,
@@ -390,7 +389,7 @@ def _count(db: Database, filters: dict, state: dict, search: str) -> int | None:
 def _load_reply(rows, count, message: str, now: datetime, tz: ZoneInfo, state: dict, note_only: bool = False) -> dict:
     css = "message note" if note_only else "message"
     return {"rows": rows, "count": count, "message": message, "messageClass": css if message else "message hidden",
-            "updated": f"Updated {data.local_time(now, tz)}", "state": state}
+            "updated": f"Updated {local_time(now, tz)}", "state": state}
 
 
 def _is_date(value: str) -> bool:

@@ -11,7 +11,6 @@ import binascii
 import io
 import logging
 from datetime import UTC, datetime
-from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import pymongo
@@ -21,11 +20,12 @@ from pymongo.errors import PyMongoError
 
 from core import PurchaseError, ValidationError
 from core.operations import bulk
-from dashboard import data, spreadsheet
+from dashboard import spreadsheet
 from dashboard.auth import require_admin
 from dashboard.context import DashboardContext, current_context
-from dashboard.figures import method_label
+from dashboard.display import local_time, method_label
 from dashboard.grids import data_grid
+from dashboard.query import query_arg
 
 PATH = "/bulk"
 TITLE = "Bulk grant"
@@ -111,8 +111,7 @@ def uploaded_bytes(contents: str | None) -> bytes:
 
 def job_of(search: str | None) -> str:
     """The job id named by the page's query string, or ""."""
-    values = parse_qs((search or "").lstrip("?")).get("job") or [""]
-    return values[-1].strip()[:64]
+    return query_arg(search, "job").strip()[:64]
 
 
 def preview_rows(found: bulk.Preview) -> list[dict]:
@@ -198,7 +197,7 @@ def job_status(job: dict, tz: ZoneInfo) -> str:
 
 
 def _when(moment: datetime | None, tz: ZoneInfo) -> str:
-    return data.local_time(moment, tz, "%Y-%m-%d %H:%M:%S %Z") if moment else "—"
+    return local_time(moment, tz, "%Y-%m-%d %H:%M:%S %Z") if moment else "—"
 
 
 # layout

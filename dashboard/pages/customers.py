@@ -11,7 +11,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import dash_ag_grid as dag
@@ -36,14 +35,14 @@ from core import (
 )
 from core.catalog import get_item, parse_item_ref
 from core.customers import find_customers, get_customer
-from dashboard import data
 from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping
 from dashboard.callback_requests import text as as_text
 from dashboard.context import DashboardContext, current_context
-from dashboard.figures import method_label, money_text, reason_label
+from dashboard.display import local_time, method_label, money_text, reason_label
 from dashboard.grids import data_grid
+from dashboard.query import query_arg
 
 PATH = "/customers"
 TITLE = "Customers"
@@ -184,7 +183,7 @@ def owned_rows(customer: Customer, tz: ZoneInfo, currency: str) -> list[dict]:
 
 
 def _purchase_detail(purchase: dict, tz: ZoneInfo, currency: str) -> str:
-    when = data.local_time(purchase["purchasedAt"], tz, "%Y-%m-%d") if purchase.get("purchasedAt") else "undated"
+    when = local_time(purchase["purchasedAt"], tz, "%Y-%m-%d") if purchase.get("purchasedAt") else "undated"
     paid = money_text(purchase.get("amount") or 0, purchase.get("currency") or currency)
     return f"since {when} · {paid} · {method_label(purchase.get('paymentMethod') or '?')}"
 
@@ -243,7 +242,7 @@ def _event_row(purchase: dict, action: str, notes: dict, tz: ZoneInfo, currency:
     who = purchase.get("revokedBy") if revoked else purchase.get("actor")
     return {
         "id": f"{purchase['_id']}-{action}",
-        "time": data.local_time(moment, tz, TIME_FORMAT) if moment else DASH,
+        "time": local_time(moment, tz, TIME_FORMAT) if moment else DASH,
         "event": "Revocation" if revoked else "Purchase",
         "item": purchase.get("title") or DASH,
         "kind": purchase["kind"],
@@ -282,7 +281,7 @@ def search_results(db: Database, text: str) -> tuple[list[dict], bool]:
 
 def query_text(search: str | None) -> str:
     """The search a query string holds (`?q=...`), its spaces collapsed."""
-    return " ".join((parse_qs(as_text(search).lstrip("?")).get("q") or [""])[-1].split())[:MAX_QUERY]
+    return " ".join(query_arg(search, "q").split())[:MAX_QUERY]
 
 
 # The browser puts the search into the URL as it settles, replacing the page's history entry
@@ -751,7 +750,7 @@ def _register_refresh(app, db: Database, tz: ZoneInfo, currency: str) -> None:
         admin = current_user.is_authenticated and current_user.is_admin
         return {**customer_outputs(customer, admin, tz, currency, lambda actor: STAFF_NAMES.label(db, actor)), "body": "", "missing": [], "missingClass": "hidden",
                 "message": "", "messageClass": "message hidden",
-                "updated": f"Updated {data.local_time(now, tz)}", "state": {"version": version, "user": user}}
+                "updated": f"Updated {local_time(now, tz)}", "state": {"version": version, "user": user}}
 
 
 def _register_revoke(app, db: Database) -> None:

@@ -6,7 +6,6 @@ after "Grant another": a double click, a network retry or a replayed request gra
 
 import logging
 import secrets
-from urllib.parse import parse_qs
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
@@ -26,7 +25,8 @@ from core.validation import payment_problems, read_amount
 from dashboard.auth import require_admin
 from dashboard.callback_requests import text as as_text
 from dashboard.context import DashboardContext, current_context
-from dashboard.figures import method_label, money_text
+from dashboard.display import method_label, money_text
+from dashboard.query import query_arg
 
 PATH = "/grant"
 TITLE = "Grant access"
@@ -139,7 +139,7 @@ def register(app, context: DashboardContext) -> None:
                   prevent_initial_call="initial_duplicate")
     def preselect(search):
         """/grant?user=<id> opens the form for that customer."""
-        wanted = (parse_qs((search or "").lstrip("?")).get("user") or [""])[-1]
+        wanted = query_arg(search, "user")
         if not wanted:
             raise PreventUpdate
         try:

@@ -20,11 +20,11 @@ from core import get_data_version
 from core.operations import PROBLEMS, REPAIRABLE
 from core.storage import is_embedded
 from core.storage.schema import KINDS
-from dashboard import data
 from dashboard import health as checks
 from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext
+from dashboard.display import local_time, note, value
 from dashboard.pages import customers
 
 PATH = "/health"
@@ -69,14 +69,6 @@ BOX = "panel confirm health-repair-box"
 log = logging.getLogger(__name__)
 
 
-def value(card: str) -> str:
-    return f"{card}-value"
-
-
-def note(card: str) -> str:
-    return f"{card}-note"
-
-
 def card_view(text: str, detail, tone: str) -> dict:
     """What one card shows: its value, a note, and its tone (ok, bad, running, unknown, info)."""
     return {"value": text, "note": detail, "class": f"card health-card {tone}"}
@@ -112,7 +104,7 @@ def last_card(status: dict, version: int | None, tz: ZoneInfo) -> dict:
     """The check running now, else the last one: when, how long, who asked, which process."""
     running, last = status["running"], status["last"]
     if running:
-        since = data.local_time(running["since"], tz, TIME)
+        since = local_time(running["since"], tz, TIME)
         doing = "Repairing…" if running.get("trigger") == "repair" else "Running…"
         return card_view(doing, f"since {since} · {_trigger(running)} · on {running['process']}", "running")
     if last is None:
@@ -122,7 +114,7 @@ def last_card(status: dict, version: int | None, tz: ZoneInfo) -> dict:
         detail.append(html.Br())
         detail.append(f"{version - last['dataVersion']:,} change(s) to purchases since.")
     # green when the check ran: what it found is on the other cards
-    return card_view(data.local_time(last["finishedAt"], tz, TIME), detail, "ok" if last["status"] == "done" else "bad")
+    return card_view(local_time(last["finishedAt"], tz, TIME), detail, "ok" if last["status"] == "done" else "bad")
 
 
 def _trigger(run: dict) -> str:
@@ -364,7 +356,7 @@ def register(app, context: DashboardContext) -> None:
         said = mapping({RUN_ANSWER: ran, REPAIR_ANSWER: repaired}.get(ctx.triggered_id)
                        if isinstance(ctx.triggered_id, str) else None)
         now = datetime.now(UTC)
-        updated = f"Updated {data.local_time(now, tz)}"
+        updated = f"Updated {local_time(now, tz)}"
         try:
             with pymongo.timeout(PING_TIMEOUT):
                 found = probe(db)

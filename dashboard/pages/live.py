@@ -18,6 +18,7 @@ from core import PurchaseError, get_data_version
 from dashboard import data, figures, shell, spreadsheet
 from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext, current_context
+from dashboard.display import local_time, method_label, money_text, note, today_in, trend, value
 from dashboard.filters import (
     EARLIEST,
     GRANULARITIES,
@@ -79,18 +80,6 @@ INTERVAL = "live-interval"
 BUYERS_INTERVAL = "live-buyers-interval"
 STATE = "live-state"
 BUYERS_STATE = "live-buyers-state"
-
-
-def value(card: str) -> str:
-    return f"{card}-value"
-
-
-def note(card: str) -> str:
-    return f"{card}-note"
-
-
-def trend(card: str) -> str:
-    return f"{card}-trend"
 
 
 log = logging.getLogger(__name__)
@@ -196,7 +185,7 @@ def layout(path: str = PATH) -> html.Div:
 def _filters(payment_methods) -> html.Section:
     methods = [{"label": "All payment methods", "value": ""},
                {"label": "All but migrated records", "value": NOT_MIGRATED}] + [
-        {"label": figures.method_label(m), "value": m} for m in sorted(payment_methods)]
+        {"label": method_label(m), "value": m} for m in sorted(payment_methods)]
     # every control is named for screen readers (a legend or a label, visually hidden: the
     # choices say what they are); the pills are native radios, moved between with the arrow keys
     return html.Section(className="filters", **{"aria-label": "Filters"}, children=[
@@ -274,7 +263,7 @@ def register(app, context: DashboardContext) -> None:
     def sync_url(search, preset, start, end, kind, method, granularity):
         """The URL and the controls say the same thing; whichever changed wins."""
         from_url = ctx.triggered_id in (None, URL)
-        today = data.today_in(tz, datetime.now(UTC))
+        today = today_in(tz, datetime.now(UTC))
         if from_url:
             view = parse_query(search, methods)
         else:
@@ -347,7 +336,7 @@ def register(app, context: DashboardContext) -> None:
                 raise PreventUpdate from None
             if state.get("downSince"):
                 raise PreventUpdate from None  # the banner is up already
-            since = data.local_time(now, tz)
+            since = local_time(now, tz)
             return reply(banner=f"Database unreachable since {since}, retrying", bannerClass="banner",
                          bodyClass="body stale", state={**state, "downSince": since})
         except PurchaseError as error:
@@ -385,7 +374,7 @@ def register(app, context: DashboardContext) -> None:
             raise PreventUpdate
         return {
             "value": f"{buyers['uniqueBuyers']:,}",
-            "note": f"{buyers['repeatBuyers']:,} repeat · as of {data.local_time(buyers['asOf'], tz)}",
+            "note": f"{buyers['repeatBuyers']:,} repeat · as of {local_time(buyers['asOf'], tz)}",
             "chart": figures.buyers_figure(buyers),
             "state": {"stamp": stamp},
         }
@@ -476,7 +465,7 @@ def render(context: DashboardContext, view: View, now: datetime, parts: ThreadPo
         PURCHASES_24H: (f"{k.purchases_24h:,}", *data.change_text(k.purchases_24h, k.purchases_prev_24h)),
         AOV: (money(figs["averageOrderValue"], currency), f"{paid:,} paid, {figs['comped']['count']:,} free", "note"),
         REVOKED: (f"{figs['revoked']['count']:,}",
-                  figures.money_text(figs["revoked"]["revenue"], currency) + " refunded or removed", "note"),
+                  money_text(figs["revoked"]["revenue"], currency) + " refunded or removed", "note"),
     }
     trends = {
         REVENUE_TODAY: _running(k.hourly_revenue, now, tz),
@@ -505,7 +494,7 @@ def render(context: DashboardContext, view: View, now: datetime, parts: ThreadPo
 def money_parts(amount: float, currency: str) -> list:
     """Money for a KPI card: the figure, then the currency in smaller type (a six-figure
     amount still fits a card at laptop widths); its text is money_text's."""
-    number, unit = figures.money_text(amount, currency).rsplit(" ", 1)
+    number, unit = money_text(amount, currency).rsplit(" ", 1)
     return [number, html.Span(f" {unit}", className="unit")]
 
 
@@ -515,7 +504,7 @@ def last_sale_text(feed: list[dict], now: datetime, tz) -> str:
     if sale is None:
         return "no recent sale"
     same_day = sale.astimezone(tz).date() == now.astimezone(tz).date()
-    return f"last sale {data.local_time(sale, tz, '%H:%M' if same_day else '%b %d %H:%M')}"
+    return f"last sale {local_time(sale, tz, '%H:%M' if same_day else '%b %d %H:%M')}"
 
 
 def _stamp() -> int:

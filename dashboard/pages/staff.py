@@ -14,11 +14,12 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from pymongo.errors import PyMongoError
 
-from dashboard import accounts, data
+from dashboard import accounts
 from dashboard.accounts import ROLES, STAFF_NAMES, Account, AccountError
 from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping, text
 from dashboard.context import DashboardContext
+from dashboard.display import local_time
 
 PATH = "/staff"
 TITLE = "Staff"
@@ -147,8 +148,8 @@ def accounts_list(found: list[Account], me: str, tz) -> html.Ul | html.P:
 
 
 def _row(account: Account, mine: bool, tz) -> html.Li:
-    seen = data.local_time(account.last_sign_in, tz, TIME) if account.last_sign_in else "never"
-    created = data.local_time(account.created_at, tz, TIME) if account.created_at else "unknown"
+    seen = local_time(account.last_sign_in, tz, TIME) if account.last_sign_in else "never"
+    created = local_time(account.created_at, tz, TIME) if account.created_at else "unknown"
     status = html.Strong("Disabled", style={"color": "var(--down)"}) if account.disabled else "Enabled"
     blocks = [
         ("1 1 300px", [html.Strong(account.name), " (you)" if mine else "", html.Br(),
@@ -178,7 +179,7 @@ def history_list(changes: list[dict], tz, who) -> html.Ul | html.P:
     """The last changes, newest first: when, what, by whom."""
     if not changes:
         return html.P("No changes recorded yet.", className="muted")
-    return html.Ul([html.Li(f"{data.local_time(c['at'], tz, TIME)} · {_did(c)} {who(c.get('actor'))}")
+    return html.Ul([html.Li(f"{local_time(c['at'], tz, TIME)} · {_did(c)} {who(c.get('actor'))}")
                     for c in changes[:HISTORY_SHOWN]],
                    style={"margin": 0, "paddingLeft": "18px", "fontSize": "0.85rem", "overflowWrap": "anywhere"})
 

@@ -11,7 +11,7 @@ from selenium.webdriver.common.by import By
 from core import create_purchase, get_purchase_analytics, remove_purchase
 from core.storage.schema import COURSES, USERS
 from dashboard import shell
-from dashboard.figures import money_text
+from dashboard.display import money_text
 from dashboard.filters import View, analytics_filters
 from dashboard.pages import live as live_page
 
