@@ -11,9 +11,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 .PHONY: run test lint browser proxy seed check bench screenshots clean
 
-# the production server (gunicorn.conf.py: nginx in front of gunicorn); `python app.py` runs
+# the database's own work first (demo data on a first start, rollups current), then the
+# production server (gunicorn.conf.py: nginx in front of gunicorn); `python app.py` runs
 # Flask's own, for development
 run: $(INSTALLED) proxy
+	$(BIN)/flask --app app prepare-db
 	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
 
 # three workers (pytest-xdist), each with its own embedded server: much of a test is waiting

@@ -1,6 +1,8 @@
 """Start the purchase dashboard: `python app.py` (development), or gunicorn with `app:create_app()`.
 
-`python app.py database` serves the embedded database alone; gunicorn.conf.py runs it.
+`create_app` only wires the parts together; the database's own work (demo data, rollups of
+an older release) is `flask --app app prepare-db` (commands.py), which `make run`, `python
+app.py` and `python app.py database` (the embedded database alone; gunicorn.conf.py runs it) do first.
 """
 
 import logging
@@ -8,7 +10,6 @@ import os
 import signal
 import sys
 import threading
-import time
 
 import pymongo
 from flask import Flask, request
@@ -17,9 +18,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import api
 import api.cli
-from core.operations import is_empty, seed_demo
-from core.operations.rebuild import ensure_rollups_current
-from dashboard import accounts, cli, init_dashboard
+import commands
+from commands import prepare_database
+from dashboard import cli, init_dashboard
 from dashboard.context import DashboardContext
 from dashboard.health import start_health_checks
 from settings import load_settings
@@ -36,7 +37,6 @@ def create_app(config=None) -> Flask:
     """
     settings = load_settings(config)
     opened = settings.open_database()
-    prepare_database(settings, opened)
     # flask-openapi3's Flask: the API's routes write its OpenAPI document (api.docs)
     server = OpenAPI(__name__, doc_ui=False)
     server.config.update(settings.values)
@@ -57,6 +57,7 @@ def create_app(config=None) -> Flask:
         opened.on_close.append(start_health_checks(context, settings.health_check_seconds).stop)
     cli.register(server)
     api.cli.register(server)
+    commands.register(server)
     return server
 
 
@@ -76,23 +77,6 @@ def bound_database_calls(server: Flask, seconds: float) -> None:
         bound = request.environ.pop(BOUND, None)
         if bound is not None:
             bound.__exit__(None, None, None)
-
-
-def prepare_database(settings, opened) -> None:
-    """Demo data on first start; rollups an older release wrote, rebuilt once."""
-    prepare_demo(settings, opened)
-    started = time.perf_counter()
-    if ensure_rollups_current(opened.db):
-        log.warning("rebuilt the rollups (older format, or a rebuild that died) in %.1f s", time.perf_counter() - started)
-
-
-def prepare_demo(settings, opened) -> None:
-    """Demo data and accounts in an empty embedded database this process serves (SEED_DEMO)."""
-    if settings.seed_demo and opened.server is not None and is_empty(opened.db):
-        started = time.perf_counter()
-        counts = seed_demo(opened.db)
-        log.info("seeded demo data %s in %.1f s", counts, time.perf_counter() - started)
-        create_demo_accounts(opened.db)
 
 
 def serve_database(config=None) -> int:
@@ -119,27 +103,13 @@ def serve_database(config=None) -> int:
     return 0
 
 
-def create_demo_accounts(db) -> None:
-    """One admin and one viewer for the demo; their passwords are printed this once."""
-    lines = []
-    for email, role, name in (("admin@example.com", "admin", "Demo Admin"), ("viewer@example.com", "viewer", "Demo Viewer")):
-        password = accounts.generate_password()
-        try:
-            accounts.create_account(db, email, role, password, name)
-        except accounts.AccountError:
-            continue  # kept from an earlier start
-        lines.append(f"  {role:6}  {email}  password: {password}")
-    if lines:
-        print("Demo accounts (passwords shown once; change them with `flask --app app set-password EMAIL`):",
-              *lines, sep="\n", flush=True)
-
-
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if sys.argv[1:] == ["database"]:
         return serve_database()
     server = create_app()
     settings = server.extensions["settings"]
+    prepare_database(settings, server.extensions["purchase_database"])
     print(f"Dashboard on http://{settings.host}:{settings.port}/  ({server.extensions['purchase_database'].description})",
           flush=True)
     server.run(host=settings.host, port=settings.port, debug=False, threaded=True)

@@ -128,7 +128,7 @@ def _open_embedded(data_dir: Path, name: str) -> OpenDatabase:
         opened = OpenDatabase(client[name], f"embedded mongoeco at {sqlite_path} (served by another process at "
                                             f"{_hosts(address)})", uri)
         opened._successor = _Successor(opened, data_dir)
-        atexit.register(opened.close)
+        _close_at_exit(opened)
         return opened
     server = _serve(sqlite_path, lock_file, secret)
     uri = _with_credentials(server.uri, secret)
@@ -139,8 +139,18 @@ def _open_embedded(data_dir: Path, name: str) -> OpenDatabase:
         server=server,
         _lock_file=lock_file,
     )
-    atexit.register(opened.close)
+    _close_at_exit(opened)
     return opened
+
+
+def _close_at_exit(opened: OpenDatabase) -> None:
+    """Close `opened` when the interpreter exits, before thread pools stop taking work: the
+    engine's clean stop runs in one (a plain atexit runs after, and the stop then fails,
+    leaving the file for the next start to recover and its index entries to rebuild)."""
+    try:
+        threading._register_atexit(opened.close)  # what concurrent.futures uses for the same reason
+    except (AttributeError, RuntimeError):  # another Python; or the interpreter is exiting already
+        atexit.register(opened.close)
 
 
 def _private_folder(data_dir: Path) -> str:
