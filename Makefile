@@ -22,7 +22,7 @@ run: $(INSTALLED) proxy
 # (on the engine, a browser, a subprocess), so even on two cores a third worker fills the
 # gaps (two workers took 12:55 for the suite's 611 tests on this 2-core machine)
 test: $(INSTALLED) browser $(AXE) proxy lint
-	$(BIN)/python -m pytest -n 3
+	$(BIN)/python -m pytest -n 3 --durations=20
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -155,7 +155,7 @@ def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot
     writes: sixteen writers) the read runs inside one snapshot transaction, which sees one
     version by construction, and so do the reads of the next CONTENDED_SECONDS: on mongoeco
     it waits for the transaction in progress (read-only snapshots have their own line,
-    core.storage.engine_queue), on MongoDB it takes no locks. Rollups that an older release wrote are rebuilt first
+    database.engine_queue), on MongoDB it takes no locks. Rollups that an older release wrote are rebuilt first
     (core.operations.rebuild.ensure_rollups_current).
     """
     global _contended_until
