@@ -35,6 +35,11 @@ def change_money_text(amount: float, currency: str, revoked: bool) -> str:
     return f"\u2212{shown}" if revoked and abs(amount) >= 0.005 else shown
 
 
+def cut(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters: cut short with an ellipsis when longer."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def method_label(method: str) -> str:
     """A payment method in words ("Bank transfer")."""
     return METHOD_LABELS.get(method, method.replace("_", " ").capitalize())

@@ -22,6 +22,7 @@ from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping, text
 from dashboard.context import DashboardContext
 from dashboard.display import local_time
+from dashboard.messages import failure, sentence, shown
 
 PATH = "/api-keys"
 TITLE = "API keys"
@@ -63,6 +64,7 @@ SCOPE_LABELS = {"read": "Read: ownership checks, entitlements, purchase history 
 # change nothing, and a program that needed write says so at once (403) instead of a write key
 # quietly handed to a program that only reads
 DEFAULT_SCOPE = "read"
+LIST_FAILED = "Could not list the keys; see the server log."
 log = logging.getLogger(__name__)
 
 
@@ -187,10 +189,6 @@ def confirm_text(key: ApiKey) -> list:
             "cannot be used for a new key."]
 
 
-def sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
-
-
 def register(app, context: DashboardContext) -> None:
     """Wire the form, the revocation and the table to the context's database."""
     db, tz = utc(context.db), context.settings.timezone
@@ -229,14 +227,11 @@ def register(app, context: DashboardContext) -> None:
         try:
             key, secret = create_key(db, name, scope, created_by=actor)
         except ApiKeyError as error:
-            return {**reply, "error": sentence(str(error))}
-        except PyMongoError:
-            log.warning("could not make API key %r", name, exc_info=True)
-            return {**reply, "error": "The database did not answer, so the key may not have been made. "
-                                      "If the table lists it, revoke it and make another."}
-        except Exception:  # noqa: BLE001 - logged with its traceback; the admin gets one honest line
-            log.exception("could not make API key %r", name)
-            return {**reply, "error": "The key could not be made; see the server log."}
+            return {**reply, "error": sentence(shown(error).text)}
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            return {**reply, "error": failure(error, log, failed="The key could not be made; see the server log.",
+                                              unanswered="The database did not answer, so the key may not have been "
+                                                         "made. If the table lists it, revoke it and make another.").text}
         log.info("API key %r (%s) made by %s", key.name, key.scope, actor)
         note = ["The ", key.scope, " key ", html.Strong(key.name), ". Only its hash is kept: if it is lost, revoke it "
                 "and make another."]
@@ -268,12 +263,10 @@ def register(app, context: DashboardContext) -> None:
             if isinstance(ctx.triggered_id, dict):
                 return review(db, ctx.triggered_id["name"], closed)
             return {**closed, **confirmed(db, target, actor)}
-        except PyMongoError:
-            log.warning("could not revoke API key %r", target, exc_info=True)
-            return {**closed, "result": _failure("The database did not answer; the key may still work. Try again.")}
-        except Exception:  # noqa: BLE001 - logged with its traceback; the admin gets one honest line
-            log.exception("could not revoke API key %r", target)
-            return {**closed, "result": _failure("The key could not be revoked; see the server log.")}
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            said = failure(error, log, failed="The key could not be revoked; see the server log.",
+                           unanswered="The database did not answer; the key may still work. Try again.")
+            return {**closed, "result": _failure(said.text)}
 
     @app.callback(
         output={"table": Output(TABLE, "children"), "summary": Output(SUMMARY, "children"),
@@ -288,10 +281,9 @@ def register(app, context: DashboardContext) -> None:
         try:
             with pymongo.timeout(POLL_TIMEOUT):
                 keys = list_keys(db)
-        except PyMongoError:
-            log.warning("could not list API keys", exc_info=True)
+        except PyMongoError as error:
             # an empty state: the next answer redraws, and so clears this message
-            return {"table": no_update, "summary": no_update, "message": "The database did not answer; retrying.",
+            return {"table": no_update, "summary": no_update, "message": failure(error, log, failed=LIST_FAILED).text,
                     "messageClass": "message", "state": {}}
         seen = hashlib.sha256(repr(keys).encode()).hexdigest()
         if seen == mapping(state).get("seen"):
@@ -326,7 +318,7 @@ def confirmed(db, name, actor: str) -> dict:
         key = next((k for k in list_keys(db) if k.name == name), None)
         recent = datetime.now(UTC) - timedelta(minutes=1)
         if key is None or key.revoked_by != actor or key.revoked_at < recent:
-            return {"result": _failure(sentence(str(error))), "changed": changed(name)}
+            return {"result": _failure(sentence(shown(error).text)), "changed": changed(name)}
     else:
         log.info("API key %r revoked by %s", key.name, actor)
     return {"result": html.Div(className="panel success apikeys-revoked", children=[

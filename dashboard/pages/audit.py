@@ -30,6 +30,7 @@ from dashboard.context import DashboardContext, current_context
 from dashboard.display import local_time, method_label, reason_label
 from dashboard.filters import EARLIEST
 from dashboard.grids import data_grid
+from dashboard.messages import failure
 from dashboard.query import query_args, query_string
 
 PATH = "/audit"
@@ -336,15 +337,11 @@ def register(app, context: DashboardContext) -> None:
                 count = len(entries) if len(entries) <= SHOWN else _count(db, filters, state, search)
         except PreventUpdate:
             raise
-        except PurchaseError as error:
-            return _load_reply([], "", str(error), now, tz, {"version": version, "search": search})
-        except PyMongoError:
-            log.warning("audit log poll failed", exc_info=True)
-            return _load_reply(no_update, no_update, "The database did not answer; retrying.", now, tz, state)
-        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
-            log.exception("audit log poll failed")
-            return _load_reply(no_update, no_update, "Could not read the audit log; see the server log.", now, tz,
-                               state)
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            said = failure(error, log, failed="Could not read the audit log; see the server log.")
+            if said.refused:  # the filters are wrong: no rows until they change
+                return _load_reply([], "", said.text, now, tz, {"version": version, "search": search})
+            return _load_reply(no_update, no_update, said.text, now, tz, state)
         rows = audit_rows(entries[:SHOWN], tz, currency, lambda actor: STAFF_NAMES.label(db, actor))
         return _load_reply(rows, count_text(count, len(rows)), note, now, tz,
                            {"version": version, "search": search, "count": count}, note_only=True)
@@ -365,11 +362,10 @@ def register(app, context: DashboardContext) -> None:
                 entries = get_audit_log(db, {**filters, "limit": MAX_LIMIT})
                 capped = len(entries) == MAX_LIMIT and bool(get_audit_log(db, {**filters, "limit": 1,
                                                                                 "skip": MAX_LIMIT}))
-        except PurchaseError as error:
-            return no_update, f"Nothing exported: {error}"
-        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
-            log.exception("audit export failed")
-            return no_update, "The export failed; see the server log."
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            said = failure(error, log, failed="something went wrong; see the server log.",
+                           unanswered="the database did not answer; try again.")
+            return no_update, f"Nothing exported: {said.text}"
         now = datetime.now(UTC)
         note = (f"Exported the newest {MAX_LIMIT:,} entries only; narrow the filters to export older ones."
                 if capped else f"Exported {len(entries):,} {'entry' if len(entries) == 1 else 'entries'}.")

@@ -25,6 +25,7 @@ from dashboard.auth import require_admin
 from dashboard.context import DashboardContext, current_context
 from dashboard.display import local_time, method_label
 from dashboard.grids import data_grid
+from dashboard.messages import failure
 from dashboard.query import query_arg
 
 PATH = "/bulk"
@@ -32,7 +33,6 @@ TITLE = "Bulk grant"
 NAV = "Bulk grant"
 ROLE = "admin"
 
-# ids
 URL = "admin-bulk-url"  # the page's own view of the URL: ?job=<id> names the job shown
 UPLOAD = "bulk-upload"
 MESSAGE = "admin-bulk-message"
@@ -63,28 +63,24 @@ UPLOAD_LIMIT = bulk.MAX_BYTES * 2
 EXAMPLE = ("email,item,amount,paymentMethod,note\n"
            "ada@example.com,Python for Beginners,0,admin_grant,Conference prize\n"
            "grace@example.com,Python for Beginners,49.00,bank_transfer,Paid by invoice 1042")
+OUTCOME_NOTES = {"running": "This file is already being applied; its progress is below.",
+                 "nothing": "Nothing left to grant: every good row of this file was granted before. Its results are below."}
+ANSWER_AGAIN = "The database did not answer; try again in a moment."
 log = logging.getLogger(__name__)
 
-PREVIEW_COLUMNS = [
-    {"field": "row", "headerName": "Row", "width": 80, "filter": "agNumberColumnFilter"},
-    {"field": "status", "headerName": "Status", "width": 135, "cellClass": "bulk-status-cell"},
-    {"field": "problem", "headerName": "Problem", "minWidth": 260, "flex": 2, "wrapText": True, "autoHeight": True},
-    {"field": "user", "headerName": "User", "minWidth": 200, "flex": 1},
-    {"field": "item", "headerName": "Item", "minWidth": 180, "flex": 1},
-    {"field": "amount", "headerName": "Amount", "width": 110, "type": "rightAligned"},
-    {"field": "method", "headerName": "Payment method", "width": 150},
-    {"field": "note", "headerName": "Note", "minWidth": 150},
-]
-RESULT_COLUMNS = [
-    {"field": "row", "headerName": "Row", "width": 80, "filter": "agNumberColumnFilter"},
-    {"field": "status", "headerName": "Result", "width": 140, "cellClass": "bulk-status-cell"},
-    {"field": "message", "headerName": "Message", "minWidth": 240, "flex": 2, "wrapText": True, "autoHeight": True},
-    {"field": "user", "headerName": "User", "minWidth": 200, "flex": 1},
-    {"field": "item", "headerName": "Item", "minWidth": 180, "flex": 1},
-    {"field": "amount", "headerName": "Amount", "width": 110, "type": "rightAligned"},
-    {"field": "method", "headerName": "Payment method", "width": 150},
-    {"field": "purchase", "headerName": "Purchase", "minWidth": 215, "cellClass": "mono"},
-]
+# the columns of both grids: the row's number and result first, what it named after
+ROW = {"field": "row", "headerName": "Row", "width": 80, "filter": "agNumberColumnFilter"}
+WRAPPED = {"minWidth": 250, "flex": 2, "wrapText": True, "autoHeight": True}
+NAMED = [{"field": "user", "headerName": "User", "minWidth": 200, "flex": 1},
+         {"field": "item", "headerName": "Item", "minWidth": 180, "flex": 1},
+         {"field": "amount", "headerName": "Amount", "width": 110, "type": "rightAligned"},
+         {"field": "method", "headerName": "Payment method", "width": 150}]
+PREVIEW_COLUMNS = [ROW, {"field": "status", "headerName": "Status", "width": 135, "cellClass": "bulk-status-cell"},
+                   {"field": "problem", "headerName": "Problem", **WRAPPED, "minWidth": 260},
+                   *NAMED, {"field": "note", "headerName": "Note", "minWidth": 150}]
+RESULT_COLUMNS = [ROW, {"field": "status", "headerName": "Result", "width": 140, "cellClass": "bulk-status-cell"},
+                  {"field": "message", "headerName": "Message", **WRAPPED, "minWidth": 240},
+                  *NAMED, {"field": "purchase", "headerName": "Purchase", "minWidth": 215, "cellClass": "mono"}]
 BAD = (bulk.PROBLEM, bulk.SKIPPED, bulk.FAILED)
 ROW_CLASSES = {"bulk-problem": "['problem', 'skipped', 'failed'].includes(params.data.status)",
                "bulk-earlier": "['granted earlier', 'already granted'].includes(params.data.status)",
@@ -92,8 +88,6 @@ ROW_CLASSES = {"bulk-problem": "['problem', 'skipped', 'failed'].includes(params
 
 
 # pure builders
-
-
 def uploaded_bytes(contents: str | None) -> bytes:
     """The file's bytes from dcc.Upload's data URL; ValidationError for anything else."""
     header, _, payload = (contents or "").partition(",")
@@ -201,8 +195,6 @@ def _when(moment: datetime | None, tz: ZoneInfo) -> str:
 
 
 # layout
-
-
 def layout(path: str = PATH) -> html.Div:
     """The page: upload, preview, the job of the URL, recent jobs."""
     context = current_context()
@@ -288,8 +280,6 @@ def recent_jobs(db, tz: ZoneInfo):
 
 
 # callbacks
-
-
 def register(app, context: DashboardContext) -> None:
     """Wire the page's callbacks to the context's database."""
     db, settings, tz = context.db, context.settings.core, context.settings.timezone
@@ -309,17 +299,14 @@ def register(app, context: DashboardContext) -> None:
         try:
             with pymongo.timeout(READ_TIMEOUT * 4):
                 found = bulk.preview(db, uploaded_bytes(contents), settings)
-        except PurchaseError as error:
-            return _preview_reply(message=str(error))
-        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
-            log.exception("bulk preview failed")
-            return _preview_reply(message="Could not check the file; see the server log.")
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            return _preview_reply(message=failure(error, log, failed="Could not check the file; see the server log.",
+                                                  unanswered=ANSWER_AGAIN).text)
         ready = found.counts[bulk.READY]
         return {"previewClass": "panel bulk-section", "title": f"Preview of {file_name or 'the file'}",
                 "counts": preview_counts(found), "rows": preview_rows(found),
                 "apply": f"Grant {ready:,} {'row' if ready == 1 else 'rows'}" if ready else "Nothing to grant",
-                "applyDisabled": ready == 0,
-                "message": "", "messageClass": "message hidden"}
+                "applyDisabled": ready == 0, "message": "", "messageClass": "message hidden"}
 
     @app.callback(
         output={"search": Output(URL, "search"), "applyDisabled": Output(APPLY, "disabled", allow_duplicate=True),
@@ -339,20 +326,14 @@ def register(app, context: DashboardContext) -> None:
             with pymongo.timeout(READ_TIMEOUT * 4):
                 found = bulk.preview(db, uploaded_bytes(contents), settings)
                 outcome = bulk.start_job(db, found, actor=actor, settings=settings, file_name=file_name or "")
-        except PurchaseError as error:
-            return {"search": no_update, "applyDisabled": False, "previewClass": no_update, "message": str(error),
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            said = failure(error, log, failed="Could not start the job; see the server log.", unanswered=ANSWER_AGAIN)
+            return {"search": no_update, "applyDisabled": False, "previewClass": no_update, "message": said.text,
                     "messageClass": "message"}
-        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
-            log.exception("starting a bulk job failed")
-            return {"search": no_update, "applyDisabled": False, "previewClass": no_update,
-                    "message": "Could not start the job; see the server log.", "messageClass": "message"}
-        notes = {"running": "This file is already being applied; its progress is below.",
-                 "nothing": "Nothing left to grant: every good row of this file was granted before. Its results are below."}
-        note = notes.get(outcome, "")
+        note = OUTCOME_NOTES.get(outcome, "")
         # the job's panel takes over from the preview
         return {"search": f"?job={found.job_id}", "applyDisabled": True, "previewClass": "panel bulk-section hidden",
-                "message": note,
-                "messageClass": "message note" if note else "message hidden"}
+                "message": note, "messageClass": "message note" if note else "message hidden"}
 
     @app.callback(
         output={"jobClass": Output(JOB, "className"), "title": Output(JOB_TITLE, "children"),
@@ -373,12 +354,9 @@ def register(app, context: DashboardContext) -> None:
                 job = bulk.get_job(db, job_id)
                 running = job is not None and job["status"] == bulk.RUNNING
                 rows = no_update if job is None or running else result_rows(bulk.job_results(db, job_id))
-        except PyMongoError:
-            log.warning("reading bulk job %s failed", job_id, exc_info=True)
-            return _job_reply(status="The database did not answer; retrying.", poll=False)
-        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
-            log.exception("reading bulk job %s failed", job_id)
-            return _job_reply(status="Could not read the job; see the server log.", poll=True)
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            said = failure(error, log, failed="Could not read the job; see the server log.")
+            return _job_reply(status=said.text, poll=not said.outage)  # polled on while the database is out
         if job is None:
             return _job_reply(jobClass="panel bulk-section", title="No such job",
                               status=f"There is no bulk job {job_id}.", poll=True)
@@ -403,10 +381,10 @@ def register(app, context: DashboardContext) -> None:
         try:
             with pymongo.timeout(READ_TIMEOUT * 4):
                 results = bulk.job_results(db, job_id)
-        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
-            log.exception("reading the results of bulk job %s failed", job_id)
-            return {"file": no_update, "message": "Could not read the results; see the server log.",
-                    "messageClass": "message"}
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            said = failure(error, log, failed="Could not read the results; see the server log.",
+                           unanswered=ANSWER_AGAIN)
+            return {"file": no_update, "message": said.text, "messageClass": "message"}
         name = f"bulk-{job_id}-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
         return {"file": spreadsheet.download(results_csv(results), name), "message": "", "messageClass": "message hidden"}
 

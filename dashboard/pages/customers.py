@@ -42,6 +42,7 @@ from dashboard.callback_requests import text as as_text
 from dashboard.context import DashboardContext, current_context
 from dashboard.display import local_time, method_label, money_text, reason_label
 from dashboard.grids import data_grid
+from dashboard.messages import failure, shown
 from dashboard.query import query_arg
 
 PATH = "/customers"
@@ -93,6 +94,7 @@ REVIEWED = "admin-customers-reviewed"
 RESULT = "admin-customers-result"
 SCROLL = "admin-customers-scroll"  # written in the browser only: brings the opened panel into view
 FIELDS = ("item", "reason", "note")
+PANEL_FIELDS = {"item": "item", "reason": "reason", "note": "note"}  # core's names -> the panel's fields
 
 
 def error_id(field: str) -> str:
@@ -582,17 +584,6 @@ def revoked_by_since(db: Database, user_id, request: dict, actor: str, reviewed)
     return entries[0] if entries else None
 
 
-def error_field(error: PurchaseError) -> str | None:
-    """The panel field a core error is about, or None for the panel as a whole."""
-    if isinstance(error, ItemNotFoundError | NotPurchasedError):
-        return "item"
-    text = str(error)
-    for field, word in (("reason", "reason"), ("note", "note"), ("item", "course_id"), ("item", "test_id")):
-        if word in text:
-            return field
-    return None
-
-
 def revoked_view(title: str, kind: str, name: str) -> html.Div:
     return html.Div(className="panel customers-success", children=[
         html.H2("Revoked"),
@@ -634,9 +625,9 @@ def _confirmed(db: Database, user, request: dict, actor: str, reviewed_at) -> di
 
 
 def _failed(error: PurchaseError) -> dict:
-    field = error_field(error)
-    return {**_errors({field: str(error)} if field else {}), **EDITING,
-            "result": "" if field else html.P(str(error), className="message")}
+    said = shown(error, PANEL_FIELDS)
+    return {**_errors({said.field: said.text} if said.field else {}), **EDITING,
+            "result": "" if said.field else html.P(said.text, className="message")}
 
 
 def _errors(errors: dict) -> dict:
@@ -691,11 +682,10 @@ def register(app, context: DashboardContext) -> None:
             return html.P(HINT, className="muted customers-hint")
         try:
             people, more = search_results(db, text)
-        except PurchaseError as error:
-            return html.P(str(error), className="message")
-        except PyMongoError:
-            log.warning("customer search failed", exc_info=True)
-            return html.P("The database did not answer; type again in a moment.", className="message")
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            said = failure(error, log, failed="The search failed; see the server log.",
+                           unanswered="The database did not answer; type again in a moment.")
+            return html.P(said.text, className="message")
         return results_view(text, people, more)
 
     # Enter in the search box opens the first match, as a click on it would (a server-side
@@ -739,14 +729,10 @@ def _register_refresh(app, db: Database, tz: ZoneInfo, currency: str) -> None:
         except (UserNotFoundError, ValidationError):
             return {**reply, "body": "hidden", "missingClass": "", "missing": _missing_layout(str(user)),
                     "state": {"version": version, "user": user}}
-        except PurchaseError as error:
-            return {**reply, "message": str(error), "messageClass": "message", "state": {"user": user}}
-        except PyMongoError:
-            log.warning("customer refresh failed", exc_info=True)
-            return {**reply, "message": "The database did not answer; retrying.", "messageClass": "message"}
-        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
-            log.exception("customer refresh failed")
-            return {**reply, "message": "Could not read this customer; see the server log.", "messageClass": "message"}
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            said = failure(error, log, failed="Could not read this customer; see the server log.")
+            # no version kept: the next answer redraws, and so clears this message
+            return {**reply, "message": said.text, "messageClass": "message", "state": {"user": user}}
         admin = current_user.is_authenticated and current_user.is_admin
         return {**customer_outputs(customer, admin, tz, currency, lambda actor: STAFF_NAMES.label(db, actor)), "body": "", "missing": [], "missingClass": "hidden",
                 "message": "", "messageClass": "message hidden",

@@ -10,14 +10,7 @@ import secrets
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from core import (
-    AlreadyPurchasedError,
-    ItemNotFoundError,
-    PurchaseError,
-    UserNotFoundError,
-    ValidationError,
-    create_purchase,
-)
+from core import AlreadyPurchasedError, PurchaseError, ValidationError, create_purchase
 from core.catalog import item_ref, list_items, parse_item_ref
 from core.customers import find_customers, get_customer
 from core.settings import FREE_METHOD
@@ -26,6 +19,7 @@ from dashboard.auth import require_admin
 from dashboard.callback_requests import text as as_text
 from dashboard.context import DashboardContext, current_context
 from dashboard.display import method_label, money_text
+from dashboard.messages import shown
 from dashboard.query import query_arg
 
 PATH = "/grant"
@@ -52,6 +46,9 @@ ANOTHER = "grant-another"
 KEY = "admin-grant-key"
 RESULT = "admin-grant-result"
 FIELDS = ("user", "item", "amount", "method", "discount", "note")
+# core's names of the grant's arguments -> the form's fields (dashboard.messages.argument)
+FORM_FIELDS = {"user_id": "user", "item": "item", "amount": "amount", "paymentMethod": "method",
+               "discountCode": "discount", "note": "note"}
 
 
 def error_id(field: str) -> str:
@@ -219,12 +216,12 @@ def register(app, context: DashboardContext) -> None:
         try:
             purchase = grant(db, request, actor, key, settings)
         except PurchaseError as error:
-            field = error_field(error)
+            said = shown(error, FORM_FIELDS)
             # another admin's grant of the same item won the race: say it with the customer's name, not ids
-            text = (already_owned(db, request) or str(error)) if isinstance(error, AlreadyPurchasedError) else str(error)
-            return {**reply, **{f: (text if f == field else "") for f in FIELDS}, "form": "panel form",
+            text = (already_owned(db, request) or said.text) if isinstance(error, AlreadyPurchasedError) else said.text
+            return {**reply, **{f: (text if f == said.field else "") for f in FIELDS}, "form": "panel form",
                     "confirmBox": "panel confirm hidden",
-                    "result": html.P(text, className="message") if field is None else ""}
+                    "result": html.P(text, className="message") if said.field is None else ""}
         except Exception:  # noqa: BLE001 - logged with its traceback; the admin gets one honest line
             log.exception("grant failed")
             return {**reply, "result": html.P("The grant could not be saved; see the server log. Nothing was "
@@ -296,20 +293,6 @@ def grant(db, request: dict, actor: str, key: str, settings) -> dict:
     data = {"amount": request["amount"], "paymentMethod": request["method"], "actor": actor,
             "idempotencyKey": f"grant:{key}", **({"discountCode": request["discount"]} if request["discount"] else {})}
     return create_purchase(db, request["user"], *ids, data, settings=settings, source="admin", note=request["note"])
-
-
-def error_field(error: PurchaseError) -> str | None:
-    """The form field a core error is about, or None for the form as a whole."""
-    if isinstance(error, UserNotFoundError):
-        return "user"
-    if isinstance(error, ItemNotFoundError | AlreadyPurchasedError):
-        return "item"
-    text = str(error)
-    for field, words in (("amount", ("amount",)), ("method", ("paymentMethod",)), ("discount", ("discountCode",)),
-                         ("note", ("note",)), ("user", ("user_id",)), ("item", ("course_id", "test_id"))):
-        if any(word in text for word in words):
-            return field
-    return None
 
 
 def _granted(purchase: dict, request: dict, context: DashboardContext) -> html.Div:

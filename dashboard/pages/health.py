@@ -24,7 +24,8 @@ from dashboard import health as checks
 from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext
-from dashboard.display import local_time, note, value
+from dashboard.display import cut, local_time, note, value
+from dashboard.messages import TOO_SLOW, Shown, failure, shown
 from dashboard.pages import customers
 
 PATH = "/health"
@@ -133,9 +134,10 @@ def engine_card(description: str, embedded: bool | None) -> dict:
     return card_view(engine, description, "info")
 
 
-def reach_card(latency_ms: float | None, error: str | None) -> dict:
+def reach_card(latency_ms: float | None, error: Shown | None) -> dict:
+    """Whether the database answers a ping: how fast, or (by the error's type) why not."""
     if error is not None:
-        return card_view("Unreachable", error, "bad")
+        return card_view("Too slow" if error.outage == TOO_SLOW else "Unreachable", cut(error.text, 160), "bad")
     return card_view("Reachable", f"ping {latency_ms:.1f} ms", "ok")
 
 
@@ -303,9 +305,9 @@ def register(app, context: DashboardContext) -> None:
         try:
             with pymongo.timeout(PING_TIMEOUT * 3):
                 ticket = checks.start_check(db, actor)
-        except PyMongoError:
-            log.warning("could not start a consistency check", exc_info=True)
-            return answer("The database did not answer; no check was started.", bad=True)
+        except PyMongoError as error:
+            return answer(failure(error, log, failed="No check was started; see the server log.",
+                                  unanswered="The database did not answer; no check was started.").text, bad=True)
         return answer(None if ticket else "One was running already: no second check was started.")
 
     @app.callback(output=REPAIR_OUTPUTS, inputs={"review": Input(REPAIR, "n_clicks"),
@@ -320,9 +322,10 @@ def register(app, context: DashboardContext) -> None:
         try:
             with pymongo.timeout(PING_TIMEOUT * 3):
                 return _repair_step(actor, ctx.triggered_id == REPAIR_CONFIRM, mapping(reviewed).get("last"))
-        except PyMongoError:
-            log.warning("could not review or start a repair", exc_info=True)
-            return closed | {"answer": answer("The database did not answer; nothing was repaired.", bad=True)}
+        except PyMongoError as error:
+            said = failure(error, log, failed="Nothing was repaired; see the server log.",
+                           unanswered="The database did not answer; nothing was repaired.")
+            return closed | {"answer": answer(said.text, bad=True)}
 
     def _repair_step(actor: str, confirmed: bool, reviewed) -> dict:
         status, now = checks.status(db), datetime.now(UTC)
@@ -366,7 +369,7 @@ def register(app, context: DashboardContext) -> None:
                 names = checks.example_names(db, last) if key != state.get("key") or said else None
         except PyMongoError as error:
             told = {"status": said["notice"], "statusClass": "message"} if isinstance(said.get("notice"), str) else {}
-            return poll_reply({REACH: reach_card(None, _short(error))}, updated=updated, **told)
+            return poll_reply({REACH: reach_card(None, shown(error))}, updated=updated, **told)
         views = {ENGINE: engine_card(context.description, found["embedded"]),
                  REACH: reach_card(found["latency"], None), VERSION: version_card(found["version"])}
         if names is None:
@@ -377,11 +380,7 @@ def register(app, context: DashboardContext) -> None:
         if isinstance(said.get("notice"), str):
             line, failed = f"{line} · {said['notice']}", failed or said.get("bad") is True
         tone = "message" if failed else "message note"
-        shown = "button" if checks.repairable(last) and not running else "button hidden"
+        repair = "button" if checks.repairable(last) and not running else "button hidden"
         return poll_reply(views, problems=problems_table(last, names), updated=updated, state={"key": key},
-                          status=line, statusClass=tone, repair=shown)
+                          status=line, statusClass=tone, repair=repair)
 
-
-def _short(error: Exception) -> str:
-    text = str(error).split(", Timeout:")[0]
-    return text if len(text) < 160 else text[:157] + "…"

@@ -12,7 +12,7 @@ import pymongo
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from plotly.io.json import to_json_plotly
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import PyMongoError
 
 from core import PurchaseError, get_data_version
 from dashboard import data, figures, shell, spreadsheet
@@ -33,6 +33,7 @@ from dashboard.filters import (
     shown_dates,
     to_query,
 )
+from dashboard.messages import TOO_SLOW, UNREACHABLE, failure, outage
 from dashboard.shared import RenderCache, SharedReading
 
 PATH = "/"
@@ -96,9 +97,6 @@ VERSION_FRESH = 0.2
 # the charts the main poll draws; the buyers chart has its own poll
 ROLLUP_CHARTS = tuple(chart for chart in CHARTS if chart != BUYERS_CHART)
 EXPORT_TIMEOUT = 10.0
-# what pymongo says when no server answers at all, as against one that answers slowly
-UNREACHABLE = ("refused", "reset", "connection closed", "unreachable", "no route", "name or service not known",
-               "nodename nor servname", "no servers", "broken pipe")
 
 # What the main poll draws, by name: every reply names the outputs it sets.
 FIGURE_OUTPUTS = {
@@ -297,7 +295,7 @@ def register(app, context: DashboardContext) -> None:
 
     # shared by every tab this process serves: one version read at a time, one render per change
     versions = SharedReading(lambda: get_data_version(db), fresh=VERSION_FRESH, timeout=poll_timeout,
-                             is_outage=lambda error: isinstance(error, PyMongoError) and unreachable(error))
+                             is_outage=lambda error: outage(error) == UNREACHABLE)
     renders = RenderCache()
     parts = ThreadPoolExecutor(max_workers=RENDER_PARTS, thread_name_prefix="render-part")
     app.server.extensions["live_renders"] = renders
@@ -328,10 +326,11 @@ def register(app, context: DashboardContext) -> None:
             raise
         except TimeoutError:
             raise PreventUpdate from None  # slow is not down: the render goes on, a later tick takes it
-        except PyMongoError as error:
-            if not unreachable(error):
+        except PyMongoError as error:  # core's DatabaseUnavailableError too: told apart by type
+            down = outage(error)
+            if down != UNREACHABLE:
                 # slow is not down: keep the figures, the next tick tries again
-                if "timed out" not in str(error).lower() and "time limit" not in str(error).lower():
+                if down != TOO_SLOW:
                     log.exception("poll failed")
                 raise PreventUpdate from None
             if state.get("downSince"):
@@ -339,13 +338,11 @@ def register(app, context: DashboardContext) -> None:
             since = local_time(now, tz)
             return reply(banner=f"Database unreachable since {since}, retrying", bannerClass="banner",
                          bodyClass="body stale", state={**state, "downSince": since})
-        except PurchaseError as error:
-            return reply(banner="", bannerClass="banner hidden", bodyClass="body", message=str(error),
-                         messageClass="message", state={**state, "key": key})
-        except Exception:  # noqa: BLE001 - logged with its traceback; the page gets one honest line
-            log.exception("poll failed")
-            return reply(banner="", bannerClass="banner hidden", bodyClass="body",
-                         message="Could not update the figures; see the server log.", messageClass="message", state=state)
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            said = failure(error, log, failed="Could not update the figures; see the server log.")
+            # core's refusal of this view is final for it; anything else, the next tick tries again
+            return reply(banner="", bannerClass="banner hidden", bodyClass="body", message=said.text,
+                         messageClass="message", state={**state, "key": key} if said.refused else state)
         seen = state.get("seen", 0)
         return reply(**rendered.outputs, feed=rendered.feed_table(seen), banner="", bannerClass="banner hidden",
                      bodyClass="body", message="", messageClass="message hidden", checked=_stamp(),
@@ -421,11 +418,10 @@ def register(app, context: DashboardContext) -> None:
                 content = data.export_csv(
                     view, data.view_figures(db, view, tz, now), data.view_buyers(db, view, tz, now, core_settings),
                     data.kpis(db, view, tz, now), currency, tz)
-        except PurchaseError as error:
-            return no_update, f"Could not export: {error}", "message"
-        except PyMongoError:
-            log.exception("export failed")
-            return no_update, "Could not export: the database did not answer in time; try again.", "message"
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            said = failure(error, log, failed="see the server log.",
+                           unanswered="the database did not answer in time; try again.")
+            return no_update, f"Could not export: {said.text}", "message"
         name = f"purchases-{to_query(view)[1:].replace('&', '_').replace('=', '-')}-{now:%Y%m%d-%H%M%S}.csv"
         return spreadsheet.download(content, name), no_update, no_update
 
@@ -440,12 +436,6 @@ def _tab_shows(state: dict, key: str, version) -> bool:
     """True when the tab shows this view at this version or a newer one, and no outage banner."""
     shown = state.get("version")
     return shown is not None and version <= shown and key == state.get("key") and not state.get("downSince")
-
-
-def unreachable(error: PyMongoError) -> bool:
-    """True when the database cannot be reached (refused, reset, no server), not merely slow."""
-    text = str(error).lower()
-    return isinstance(error, ConnectionFailure) and any(word in text for word in UNREACHABLE)
 
 
 def render(context: DashboardContext, view: View, now: datetime, parts: ThreadPoolExecutor) -> tuple[dict, list[dict]]:

@@ -20,6 +20,7 @@ from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping, text
 from dashboard.context import DashboardContext
 from dashboard.display import local_time
+from dashboard.messages import failure, sentence, shown
 
 PATH = "/staff"
 TITLE = "Staff"
@@ -248,10 +249,6 @@ def apply(db, change: dict, actor: str) -> tuple[str, str | None]:
             else f"{email} is now {STATES[action]}."), None
 
 
-def sentence(words: str) -> str:
-    return words[:1].upper() + words[1:] + ("" if words.endswith(".") else ".")
-
-
 def register(app, context: DashboardContext) -> None:
     """Wire the review, the confirmation and the list to the context's database."""
     db, tz = context.db, context.settings.timezone
@@ -293,10 +290,10 @@ def register(app, context: DashboardContext) -> None:
                     return {**closed, "result": _failure(problem), "error": ""}
                 return {"box": "panel confirm", "text": describe(change, target, me), "pending": change,
                         "result": "", "error": ""}
-        except PyMongoError:
-            log.warning("could not review a staff change", exc_info=True)
-            return {**closed, "result": _failure("The database did not answer; nothing was changed. Try again."),
-                    "error": ""}
+        except PyMongoError as error:
+            said = failure(error, log, failed="Nothing was changed; see the server log.",
+                           unanswered="The database did not answer; nothing was changed. Try again.")
+            return {**closed, "result": _failure(said.text), "error": ""}
         raise PreventUpdate
 
     def review_new(email: str, name: str, role) -> dict:
@@ -339,14 +336,12 @@ def register(app, context: DashboardContext) -> None:
         try:
             said, password = apply(db, change, actor)
         except AccountError as error:
-            return {**done, "result": _failure(sentence(str(error)))}
-        except PyMongoError:
-            log.warning("could not make staff change %r", change, exc_info=True)
-            return {**done, "result": _failure("The database did not answer, so the change may not have been "
-                                               "made: the list shows what is. Try again if it is not there.")}
-        except Exception:  # noqa: BLE001 - logged with its traceback; the admin gets one honest line
-            log.exception("could not make staff change %r", change)
-            return {**done, "result": _failure("The change could not be made; see the server log.")}
+            return {**done, "result": _failure(sentence(shown(error).text))}
+        except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
+            return {**done, "result": _failure(failure(
+                error, log, failed="The change could not be made; see the server log.",
+                unanswered="The database did not answer, so the change may not have been made: the list shows what "
+                           "is. Try again if it is not there.").text)}
         log.info("staff change %s %s by %s", change["action"], change["email"], actor)
         result = html.P(said, className="panel success")
         if password is None:
@@ -369,10 +364,10 @@ def register(app, context: DashboardContext) -> None:
         try:
             with pymongo.timeout(POLL_TIMEOUT):
                 found, changes = accounts.list_accounts(db), accounts.recent_changes(db, HISTORY_SHOWN)
-        except PyMongoError:
-            log.warning("could not list staff accounts", exc_info=True)
-            return {"table": no_update, "summary": no_update, "history": no_update,
-                    "message": "The database did not answer; retrying.", "messageClass": "message", "state": {}}
+        except PyMongoError as error:
+            return {"table": no_update, "summary": no_update, "history": no_update, "messageClass": "message",
+                    "message": failure(error, log, failed="Could not list the accounts; see the server log.").text,
+                    "state": {}}
         shown = [(a.email, a.name, a.role, a.disabled, a.last_sign_in, a.created_at) for a in found]
         seen = hashlib.sha256(repr((me, shown, [c["_id"] for c in changes])).encode()).hexdigest()
         if seen == mapping(state).get("seen"):
