@@ -23,179 +23,26 @@ Usage: python scripts/bench_api.py [--purchases 20000] [--seconds 10] [--clients
 
 import argparse
 import contextlib
-import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter
-from pathlib import Path
 
-import psutil
 import pymongo
-import requests
 
 from api.keys import create_key
 from core import create_purchase, has_purchased, open_database
 from core.operations import seed_demo
-from core.storage.schema import COURSES, TESTS, USERS
-from scripts.chrome import free_port
+from core.storage.schema import KINDS, USERS, user_array
+from scripts.bench_api_report import print_tables
+from scripts.bench_clients import OWNERSHIP, PURCHASES, REQUEST_TIMEOUT, Result, http_error, run_clients, session_for
+from scripts.bench_server import Server, stop_on_sigterm
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY_NAME = "bench-api"
-OWNERSHIP = "/api/v1/users/{user}/ownership"
-PURCHASES = "/api/v1/purchases"
-REQUEST_TIMEOUT = 30.0  # the server bounds a request's database calls at DB_TIMEOUT (10 s)
 SETTLE_LIMIT = 120.0  # an engine held by a transaction whose client gave up is freed at 60 s
-AGED_OUT = "aborting a transaction open for more than"  # database.engine_queue's warning
-TARGET_OWNERSHIP_P99_MS = 10.0
-TARGET_RATIO = 1.3
-
-
-class Stop(Exception):
-    """SIGTERM: unwind as Ctrl-C does, so that everything is cleaned up."""
-
-
-def stop_on_sigterm(_signum, _frame):
-    raise Stop("SIGTERM")
-
-
-class Server:
-    """gunicorn with the app on `data_dir`, as `make run` starts it (the embedded database in
-    its own process, started by gunicorn.conf.py)."""
-
-    def __init__(self, data_dir: str, rate_limit: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(data_dir) / "gunicorn.log"
-        self.log = open(self.log_path, "a")  # noqa: SIM115 - kept open for the process; O_APPEND, shared with it
-        env = {**os.environ, "DATA_DIR": data_dir, "PORT": str(self.port), "HOST": "127.0.0.1", "SEED_DEMO": "0",
-               "HEALTH_CHECK_SECONDS": "0", "API_RATE_LIMIT": rate_limit}
-        for name in ("MONGODB_URI", "MONGODB_DB", "WEB_WORKERS", "WEB_THREADS"):
-            env.pop(name, None)
-        # a session of its own: Ctrl-C reaches this script alone, which then stops the server in order
-        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        self.children: dict[int, psutil.Process] = {}
-
-    def wait_ready(self, timeout: float = 600) -> None:
-        give_up = time.monotonic() + timeout
-        while time.monotonic() < give_up:
-            self._note_children()
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.tail()}")
-            try:
-                if requests.get(self.base + "/login", timeout=2).status_code == 200:
-                    self._note_children()
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"gunicorn not ready in {timeout} s:\n{self.tail()}")
-
-    def _note_children(self) -> None:
-        """Remember the worker's and the database's processes, to stop them whatever happens."""
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(self.process.pid).children(recursive=True):
-                self.children.setdefault(child.pid, child)
-
-    def cpu_seconds(self) -> dict:
-        """CPU seconds used so far: by gunicorn and its worker, by the database's process, by this script."""
-        used = {"web": 0.0, "database": 0.0}
-        with contextlib.suppress(psutil.Error):
-            master = psutil.Process(self.process.pid)
-            for process in [master, *master.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    used["database" if "database" in process.cmdline() else "web"] += sum(process.cpu_times()[:2])
-        used["clients"] = sum(psutil.Process().cpu_times()[:2])
-        return used
-
-    def aged_out(self) -> int:
-        """Transactions the embedded server has aborted so far for being open too long (client gone)."""
-        return self.log_path.read_text(errors="replace").count(AGED_OUT)
-
-    def tail(self, lines: int = 30) -> str:
-        return "".join(self.log_path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
-
-    def stop(self, grace: float = 45) -> None:
-        """SIGTERM to gunicorn (it stops the worker, then the database); whatever is left after
-        `grace` seconds is killed. After an interruption the grace is short: a transaction left
-        open by a client thread holds the database process's exit until the engine aborts it
-        for age (60 s), and the data is thrown away anyway."""
-        self._note_children()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for child in self.children.values():
-            with contextlib.suppress(psutil.Error):
-                if child.is_running():
-                    child.terminate()
-                    try:
-                        child.wait(timeout=min(grace, 15))
-                    except psutil.TimeoutExpired:
-                        child.kill()
-        self.log.close()
-
-
-# --- results ------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
-class Result:
-    """Calls made, latencies of those that succeeded, errors by kind, wall time and CPU seconds;
-    parts of one row add up."""
-
-    def __init__(self, latencies=(), count=0, wall=0.0, errors=None, cpu=None, blocked=0.0, aged=0):
-        self.latencies, self.count, self.wall = list(latencies), count, wall
-        self.errors, self.cpu = errors or Counter(), cpu or {}
-        self.blocked, self.aged = blocked, aged  # after it: seconds the engine answered no read; age aborts
-
-    def __add__(self, other: "Result") -> "Result":
-        cpu = {k: self.cpu.get(k, 0.0) + other.cpu.get(k, 0.0) for k in {*self.cpu, *other.cpu}}
-        return Result(self.latencies + other.latencies, self.count + other.count, self.wall + other.wall,
-                      self.errors + other.errors, cpu, self.blocked + other.blocked, self.aged + other.aged)
-
-    @property
-    def rate(self) -> float:
-        """Calls that succeeded, per second."""
-        return len(self.latencies) / self.wall if self.wall else float("nan")
-
-    def p(self, q: float) -> float:
-        return percentile(self.latencies, q) * 1000
-
-    def cpu_percent(self, part: str) -> float:
-        return self.cpu.get(part, 0.0) / self.wall * 100 if self.wall else float("nan")
-
-
-def errors_text(errors: Counter) -> str:
-    """How many calls failed, and how: "0", or "3 (HTTP 503 unavailable 2, ReadTimeout 1)"."""
-    total = sum(errors.values())
-    return f"{total} ({', '.join(f'{kind} {n}' for kind, n in errors.most_common())})" if total else "0"
-
-
-def http_error(reply: requests.Response) -> str:
-    """An HTTP error by its status and the problem's type (RFC 9457), as the API answers it."""
-    try:
-        kind = str(reply.json().get("type", "")).rsplit("/", 1)[-1]
-    except ValueError:
-        kind = ""
-    return f"HTTP {reply.status_code} {kind}".strip()
 
 
 # --- the demo data: who owns what -------------------------------------------------------
@@ -203,9 +50,9 @@ def http_error(reply: requests.Response) -> str:
 
 def catalog(db) -> dict:
     """Users with what they own; courses and tests with their prices."""
-    users = list(db[USERS].find({}, {"purchasedCourses": 1, "purchasedTests": 1}))
-    items = {kind: [(doc["_id"], doc.get("price", 19.99)) for doc in db[name].find({}, {"price": 1})]
-             for kind, name in (("course", COURSES), ("test", TESTS))}
+    users = list(db[USERS].find({}, {spec.array: 1 for spec in KINDS.values()}))
+    items = {kind: [(doc["_id"], doc.get("price", 19.99)) for doc in db[spec.catalog].find({}, {"price": 1})]
+             for kind, spec in KINDS.items()}
     return {"users": users, "items": items}
 
 
@@ -221,8 +68,8 @@ def unowned_items(data: dict, rng: random.Random, count: int) -> list[tuple]:
         for user in users:
             if len(picks) == count:
                 break
-            kind = rng.choice(("course", "test"))
-            owned = set(user.get("purchasedCourses" if kind == "course" else "purchasedTests") or [])
+            kind = rng.choice(tuple(KINDS))
+            owned = set(user.get(user_array(kind)) or [])
             free = [(item, price) for item, price in data["items"][kind]
                     if item not in owned and (user["_id"], item) not in taken]
             if free:
@@ -238,106 +85,23 @@ def ownership_checks(data: dict, rng: random.Random, sold: list[tuple], count: i
     """(user, course, owned) to ask about: half courses the user owns, half any course; never a
     pair this script will sell (its answer would change)."""
     courses = [c for c, _ in data["items"]["course"]]
-    buyers = [u for u in data["users"] if u.get("purchasedCourses")]
+    array = user_array("course")
+    buyers = [u for u in data["users"] if u.get(array)]
     changing = {(user, item) for user, _, item, _ in sold}
     checks = []
     while len(checks) < count:
         if len(checks) % 2 == 0 and buyers:
             user = rng.choice(buyers)
-            course = rng.choice(user["purchasedCourses"])
+            course = rng.choice(user[array])
         else:
             user = rng.choice(data["users"])
             course = rng.choice(courses)
         if (str(user["_id"]), str(course)) not in changing:
-            checks.append((str(user["_id"]), str(course), course in (user.get("purchasedCourses") or [])))
+            checks.append((str(user["_id"]), str(course), course in (user.get(array) or [])))
     return checks
 
 
 # --- the measurements ---------------------------------------------------------------------
-
-
-def session_for(secret: str) -> requests.Session:
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {secret}"
-    return session
-
-
-def run_clients(server: Server, n: int, prepare, call, *, seconds: float | None = None, work: list | None = None,
-                interval: float | None = None) -> Result:
-    """`n` threads; each runs `prepare(i)` once (untimed), then, from the same instant, `call(state, item)`
-    in a loop, for `seconds` or until `work` (shared) runs out; `item` is the next piece of work, else
-    the thread's random.Random. `call` returns None or the kind of error. With `interval`, each
-    thread calls once every `interval` s (the threads evenly offset), and a call's latency counts
-    from its planned time, so a late start counts against it."""
-    stop = threading.Event()
-    ready, go = threading.Barrier(n + 1), threading.Barrier(n + 1)
-    lock = threading.Lock()
-    result = Result()
-    queue = list(reversed(work)) if work is not None else None
-    origin = [0.0]
-
-    def client(i: int):
-        latencies, failed, count = [], Counter(), 0
-        try:
-            state, broken = prepare(i), False
-        except Exception as exc:  # noqa: BLE001 - counted, and the other threads still start together
-            state, broken = None, True
-            failed[f"{type(exc).__name__} (connecting)"] += 1
-        rng = random.Random(i)
-        ready.wait()
-        go.wait()
-        planned = origin[0] + (interval * i / n if interval else 0.0)
-        while not broken and not stop.is_set():
-            if queue is not None:
-                with lock:
-                    if not queue:
-                        break
-                    item = queue.pop()
-            else:
-                item = rng
-            if interval:
-                if stop.wait(max(0.0, planned - time.perf_counter())):
-                    break
-                started = planned
-                planned += interval
-            else:
-                started = time.perf_counter()
-            try:
-                error = call(state, item)
-            except Exception as exc:  # noqa: BLE001 - every failure is counted by its kind
-                error = type(exc).__name__
-            count += 1
-            if error is None:
-                latencies.append(time.perf_counter() - started)
-            else:
-                failed[error] += 1
-        with lock:
-            result.latencies.extend(latencies)
-            result.errors.update(failed)
-            result.count += count
-        if hasattr(state, "close"):
-            state.close()
-
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    ready.wait()  # every thread prepared
-    cpu_before = server.cpu_seconds()
-    origin[0] = time.perf_counter() + 0.01
-    go.wait()
-    try:
-        if seconds is not None:
-            stop.wait(seconds)
-            stop.set()
-        for thread in threads:
-            while thread.is_alive():  # a join that Ctrl-C can interrupt
-                thread.join(timeout=0.5)
-    finally:
-        stop.set()
-    result.wall = time.perf_counter() - origin[0]
-    cpu_after = server.cpu_seconds()
-    result.cpu = {part: cpu_after[part] - cpu_before[part] for part in cpu_after}
-    return result
 
 
 def ownership_http(server: Server, secret: str, checks: list[tuple], n: int, seconds: float,
@@ -449,92 +213,6 @@ def purchase_row(server: Server, db, probe: tuple, secret: str, over_http: list,
                 else:
                     p += done
     return h, p
-
-
-# --- the report ---------------------------------------------------------------------------
-
-
-def ms(value: float) -> str:
-    if value != value:  # nan: no call succeeded
-        return "-"
-    return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
-
-
-def longest(r: Result) -> str:
-    return ms(max(r.latencies) * 1000) if r.latencies else "-"
-
-
-def ratio(a: float, b: float) -> float:
-    return a / b if b and a == a and b == b else float("nan")
-
-
-def http_table(rows: dict) -> None:
-    print("| clients | requests | requests/s | p50 | p99 | max | errors | CPU: web / database / clients |")
-    print("|---:|---:|---:|---:|---:|---:|---|---|")
-    for n, r in rows.items():
-        print(f"| {n} | {r.count:,} | {r.rate:,.0f}/s | {ms(r.p(0.5))} | {ms(r.p(0.99))} | {longest(r)} | "
-              f"{errors_text(r.errors)} | {r.cpu_percent('web'):.0f}% / {r.cpu_percent('database'):.0f}% / "
-              f"{r.cpu_percent('clients'):.0f}% |")
-
-
-def print_tables(args, users: int, seed_seconds: float, http: dict, local: dict, paced: dict, sales: dict) -> None:
-    print(f"\n{args.purchases:,} demo purchases ({users:,} users, 40 courses and tests), embedded server in its own "
-          f"process; gunicorn as `make run` (1 worker, gthread, 128 threads); API_RATE_LIMIT {args.rate_limit!r}; "
-          f"{os.cpu_count()} CPUs shared by gunicorn, the database process and this script's client threads "
-          f"(one process, one GIL); demo load {seed_seconds:.0f} s\n")
-
-    print(f"Ownership checks over HTTP (GET {OWNERSHIP}?course=..., keep-alive, back to back, "
-          f"{args.seconds:g} s a row):\n")
-    http_table(http)
-
-    print(f"\nThe same check in-process (core.has_purchased, a client joined to the same server, back to back; "
-          f"{args.seconds:g} s a row):\n")
-    print("| threads | calls | calls/s | p50 | p99 | max | errors | CPU: database / this script | HTTP / in-process p50 |")
-    print("|---:|---:|---:|---:|---:|---:|---|---|---:|")
-    for n, r in local.items():
-        print(f"| {n} | {r.count:,} | {r.rate:,.0f}/s | {ms(r.p(0.5))} | {ms(r.p(0.99))} | {longest(r)} | "
-              f"{errors_text(r.errors)} | {r.cpu_percent('database'):.0f}% / {r.cpu_percent('clients'):.0f}% | "
-              f"{ratio(http[n].p(0.5), r.p(0.5)):.2f}x |")
-
-    if args.paced:
-        print(f"\nOwnership checks over HTTP at {args.paced:g} requests/s in all, spread over the clients (open loop: "
-              f"latency from each request's planned time; {args.seconds:g} s a row):\n")
-        http_table({n: r for n, r in paced.items() if r is not None})
-        skipped = [n for n, r in paced.items() if r is None]
-        if skipped:
-            print(f"\nNot run at {', '.join(map(str, skipped))} client(s): each would have to send a request every "
-                  f"{skipped[0] / args.paced * 1000:.0f} ms or more often, under twice the time one takes "
-                  f"({ms(http[min(http)].p(0.5))} at {min(http)} client): that measures a client falling behind.")
-
-    print(f"\nPurchases: POST {PURCHASES} (a new Idempotency-Key each) against core.create_purchase in-process "
-          f"(the same fields, an idempotency key and an actor), {args.writes} of each a row, items not owned yet; "
-          "in parts of four a client (at most half a row), in the order HTTP, in-process, in-process, HTTP, "
-          "HTTP...:\n")
-    print("| clients | HTTP: purchases/s | p50 | p99 | errors | in-process: purchases/s | p50 | p99 | errors "
-          "| HTTP / in-process p50 | engine held after (HTTP / in-process) | aborted at 60 s |")
-    print("|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---|---:|")
-    for n, (h, p) in sales.items():
-        print(f"| {n} | {h.rate:.1f}/s | {ms(h.p(0.5))} | {ms(h.p(0.99))} | {errors_text(h.errors)} | "
-              f"{p.rate:.1f}/s | {ms(p.p(0.5))} | {ms(p.p(0.99))} | {errors_text(p.errors)} | "
-              f"{ratio(h.p(0.5), p.p(0.5)):.2f}x | {h.blocked:.0f} s / {p.blocked:.0f} s | {h.aged + p.aged} |")
-
-    last = max(http)
-    p99 = http[last].p(0.99)
-    ratios = [(n, ratio(h.p(0.5), p.p(0.5))) for n, (h, p) in sales.items()]
-    met = all(r <= TARGET_RATIO for _, r in ratios if r == r)
-    print(f"\nTargets: ownership p99 <= {TARGET_OWNERSHIP_P99_MS:g} ms at {last} clients: {ms(p99)} "
-          f"({'met' if p99 <= TARGET_OWNERSHIP_P99_MS else 'NOT met'})"
-          + (f"; at {args.paced:g} requests/s from {last} clients: {ms(paced[last].p(0.99))} "
-             f"({'met' if paced[last].p(0.99) <= TARGET_OWNERSHIP_P99_MS else 'NOT met'})"
-             if paced.get(last) is not None else "")
-          + f"; purchase over HTTP within {TARGET_RATIO}x of in-process (medians): "
-          + ", ".join(f"{r:.2f}x at {n}" for n, r in ratios) + f" ({'met' if met else 'NOT met'}).")
-    print("CPU in % of one core over each row: gunicorn and its worker / the embedded database's process / this "
-          "script (its client threads; in-process rows: the core calls). Latencies are as the client threads saw "
-          "them, so they include the clients' own share of the CPUs. Errors: HTTP status and problem type, or the "
-          "exception; rates, p50 and p99 are of the calls that succeeded. 'Engine held after': how long after a "
-          "part the engine answered no read (a transaction whose client gave up at the 10 s bound holds it until aborted "
-          "for age at 60 s).")
 
 
 def main(argv=None) -> int:
