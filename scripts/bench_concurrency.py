@@ -25,7 +25,7 @@ from app import create_app
 from core import DatabaseUnavailableError, create_purchase, remove_purchase
 from core.operations import check_consistency, seed_demo
 from core.storage import ensure_indexes
-from core.storage.schema import COURSES, USERS
+from core.storage.schema import COURSES, USERS, user_array
 from dashboard import shell
 from dashboard.accounts import create_account
 from dashboard.pages import live
@@ -58,7 +58,8 @@ def measure(db, folder: str, args) -> dict:
     stop = threading.Event()
     polls = {"updates": 0, "banners": 0, "errors": 0, "seconds": [], "gaps": []}
 
-    owned = {d["_id"]: set(d.get("purchasedCourses", [])) for d in db[USERS].find({}, {"purchasedCourses": 1})}
+    courses_owned = user_array("course")
+    owned = {d["_id"]: set(d.get(courses_owned, [])) for d in db[USERS].find({}, {courses_owned: 1})}
 
     def writer(index: int):
         rng = random.Random(index)

@@ -16,7 +16,9 @@ from bson import ObjectId
 
 from core import create_purchase, ensure_indexes, has_purchased, open_database, remove_purchase
 from core.operations import seed_demo
-from core.storage.schema import COURSES, PURCHASES, USERS
+from core.storage.schema import COURSES, PURCHASES, USERS, user_array
+
+COURSES_OWNED = user_array("course")  # the user's array of courses
 
 
 def timed(calls) -> list[float]:
@@ -32,13 +34,13 @@ def median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1000
 
 def unowned_pairs(db, count: int, rng: random.Random) -> list[tuple]:
-    users = [u for u in db[USERS].find({}, {"purchasedCourses": 1})]
+    users = [u for u in db[USERS].find({}, {COURSES_OWNED: 1})]
     courses = [c["_id"] for c in db[COURSES].find({}, {"_id": 1})]
     pairs = set()
     while len(pairs) < count:
         user = rng.choice(users)
         course = rng.choice(courses)
-        if course not in user["purchasedCourses"]:
+        if course not in user[COURSES_OWNED]:
             pairs.add((user["_id"], course))
     return sorted(pairs)
 
@@ -68,11 +70,11 @@ def bench_size(opened, size: int, reads: int, writes: int) -> dict:
 
     def bare_insert(user, course):
         db[PURCHASES].insert_one({"user": user, "course": course, "purchasedAt": time.time(), **data})
-        db[USERS].update_one({"_id": user}, {"$addToSet": {"purchasedCourses": course}})
+        db[USERS].update_one({"_id": user}, {"$addToSet": {COURSES_OWNED: course}})
 
     def bare_delete(user, course):
         db[PURCHASES].delete_one({"user": user, "course": course})
-        db[USERS].update_one({"_id": user}, {"$pull": {"purchasedCourses": course}})
+        db[USERS].update_one({"_id": user}, {"$pull": {COURSES_OWNED: course}})
 
     bare_create = timed([lambda p=p: bare_insert(*p) for p in bare_grant])
     bare_remove = timed([lambda p=p: bare_delete(*p) for p in bare_grant])

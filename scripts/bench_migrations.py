@@ -35,7 +35,7 @@ from pathlib import Path
 from bson import ObjectId
 
 from core import bulk_insert, open_database
-from core.storage.schema import COURSES, PURCHASES, TESTS, USERS
+from core.storage.schema import COURSES, PURCHASES, TESTS, USERS, user_array
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 5000
@@ -64,15 +64,15 @@ def build(folder: Path, users: int, purchases: int, direction: str, seed: int = 
             bought = [("course", item) for item in owned["course"][: (per_user + 1) // 2]]
             bought += [("test", item) for item in owned["test"][: per_user // 2]]
             if direction == "clean":  # both halves, consistent: what the checker reads after a migration
-                user["purchasedCourses"] = [item for kind, item in bought if kind == "course"]
-                user["purchasedTests"] = [item for kind, item in bought if kind == "test"]
+                user[user_array("course")] = [item for kind, item in bought if kind == "course"]
+                user[user_array("test")] = [item for kind, item in bought if kind == "test"]
             if direction == "arrays":
-                user["purchasedCourses"] = [item for kind, item in bought if kind == "course"]
+                user[user_array("course")] = [item for kind, item in bought if kind == "course"]
                 tests = [item for kind, item in bought if kind == "test"]
-                user["purchasedTests"] = [str(item) for item in tests] if i % 100 == 0 else tests  # legacy strings
+                user[user_array("test")] = [str(item) for item in tests] if i % 100 == 0 else tests  # legacy strings
             if direction != "arrays":
                 if direction == "purchases" and i % 2:  # half the users have a partial array, the others none
-                    user["purchasedCourses"] = [bought[0][1]]
+                    user[user_array("course")] = [bought[0][1]]
                 for n, (kind, item) in enumerate(bought):
                     at = START + timedelta(minutes=i, seconds=n)
                     doc = {"_id": ObjectId(), "user": uid, kind: item, "amount": 9.99, "paymentMethod": "credit_card",

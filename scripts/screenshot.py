@@ -15,6 +15,7 @@ from pathlib import Path
 from selenium.webdriver.common.by import By
 from werkzeug.serving import make_server
 
+from core.storage.schema import USERS, user_array
 from dashboard.accounts import create_account
 from scripts.chrome import free_port, sign_in, start_chrome
 
@@ -34,7 +35,7 @@ def serve_demo(data_dir: str) -> tuple[str, str]:
     server = create_app({"DATA_DIR": data_dir, "MONGODB_URI": ""})
     db = server.extensions["purchase_database"].db
     create_account(db, SHOT_EMAIL, "admin", SHOT_PASSWORD, "Screenshot Admin")
-    user = db["users"].find_one({"purchasedCourses.2": {"$exists": True}}, {"_id": 1})["_id"]
+    user = db[USERS].find_one({f"{user_array('course')}.2": {"$exists": True}}, {"_id": 1})["_id"]
     port = free_port()
     http = make_server("127.0.0.1", port, server, threaded=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
