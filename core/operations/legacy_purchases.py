@@ -41,18 +41,9 @@ def normalise_purchases(run: Run, items: dict, now: datetime, progress=None) -> 
     go, after = run.start("purchases")
     if not go:
         return
-    batch, count, last = Batch(), 0, None
-    for purchase in read_all(run.db, PURCHASES, after=after, page=PAGE):
-        _normalise(run, batch, purchase, items, now)
-        count, last = count + 1, purchase["_id"]
-        if count % run.batch == 0:
-            run.write(batch, last)
-            batch = Batch()
-            if progress:
-                progress(run.batch)
-    run.write(batch, last)
-    if progress:
-        progress(count % run.batch)
+    work = ((purchase["_id"], lambda batch, p=purchase: _normalise(run, batch, p, items, now))
+            for purchase in read_all(run.db, PURCHASES, after=after, page=PAGE))
+    _in_batches(run, work, progress)
 
 
 def _normalise(run: Run, batch: Batch, purchase: dict, items: dict, now: datetime) -> None:
@@ -122,15 +113,27 @@ def each_user(run: Run, user_fields: dict, decide, progress=None) -> None:
     go, after = run.start("users")
     if not go:
         return
-    batch, count, last = Batch(), 0, after
-    # whole purchases: small documents, which the embedded engine sends faster than it projects them
-    for user, purchases in users_with_purchases(run.db, after=after, user_fields=user_fields):
-        if user is None:
-            for purchase in purchases:
-                run.summary.problem("purchase_of_unknown_user", f"purchase {purchase['_id']}: user {purchase['user']}")
-            continue
-        decide(batch, user, deduplicate(run, batch, user, purchases))
-        count, last = count + 1, user["_id"]
+
+    def work():
+        # whole purchases: small documents, which the embedded engine sends faster than it projects them
+        for user, purchases in users_with_purchases(run.db, after=after, user_fields=user_fields):
+            if user is None:
+                for purchase in purchases:
+                    run.summary.problem("purchase_of_unknown_user", f"purchase {purchase['_id']}: user {purchase['user']}")
+                continue
+            yield user["_id"], lambda batch, u=user, p=purchases: decide(batch, u, deduplicate(run, batch, u, p))
+
+    _in_batches(run, work(), progress, last=after)
+    run.start("done")
+
+
+def _in_batches(run: Run, work, progress, last=None) -> None:
+    """`do(batch)` for each (key, do) of `work`, the batch written and checkpointed at the last
+    key every `run.batch` of them (and at the end); `progress(n)` after each write."""
+    batch, count = Batch(), 0
+    for key, do in work:
+        do(batch)
+        count, last = count + 1, key
         if count % run.batch == 0:
             run.write(batch, last)
             batch = Batch()
@@ -139,7 +142,6 @@ def each_user(run: Run, user_fields: dict, decide, progress=None) -> None:
     run.write(batch, last)
     if progress:
         progress(count % run.batch)
-    run.start("done")
 
 
 SAME_PURCHASE = ("amount", "paymentMethod", "purchasedAt", "currency")

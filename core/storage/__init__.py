@@ -7,7 +7,8 @@
 - `documents`: UTC-aware reads, inserts in one command a collection; the engine's work-arounds, explained.
 - `schema`: collection and field names, exactly as the seed has them, and the table of kinds of item.
 
-Opening a database (a URI, or the embedded server) is the `database` package's work.
+Opening a database (a URI, or the embedded server) is the `database` package's work
+(`database.open_database`).
 """
 
 from core.storage import schema
@@ -27,12 +28,3 @@ __all__ = [
     "utc",
 ]
 
-
-def __getattr__(name: str):
-    # `core.storage.open_database` and `OpenDatabase`, kept for programs written before the
-    # `database` package: resolved on first use, so importing core never imports it
-    if name in ("open_database", "OpenDatabase"):
-        import database
-
-        return getattr(database, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
