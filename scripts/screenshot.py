@@ -6,6 +6,7 @@ Without --url it starts the app on a free port with demo data in a temporary fol
 """
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import threading
@@ -25,20 +26,26 @@ READY_TIMEOUT = 30
 # path -> file name; "{user}" is a customer with purchases
 PAGES = {"/": "live", "/customers": "customers", "/customers/{user}": "customer", "/grant": "grant",
          "/bulk": "bulk", "/audit": "audit", "/api-keys": "api-keys", "/staff": "staff",
-         "/health": "health"}
+         "/health": "health", "/insights": "insights"}
 
 
-def serve_demo(data_dir: str) -> tuple[str, str]:
-    """Start the app with demo data in a background thread; return its URL and a customer's id."""
+def serve_demo(data_dir: str, stack: contextlib.ExitStack) -> tuple[str, str]:
+    """Start the app with demo data in a background thread; return its URL and a customer's id.
+    `stack` stops the server and closes the database (before `data_dir` goes)."""
     from app import create_app
+    from commands import prepare_database
 
     server = create_app({"DATA_DIR": data_dir, "MONGODB_URI": ""})
+    with contextlib.redirect_stdout(sys.stderr):  # stdout lists the screenshots alone
+        prepare_database(server.extensions["settings"], server.extensions["purchase_database"])  # the demo data
+    stack.callback(server.extensions["purchase_database"].close)
     db = server.extensions["purchase_database"].db
     create_account(db, SHOT_EMAIL, "admin", SHOT_PASSWORD, "Screenshot Admin")
     user = db[USERS].find_one({f"{user_array('course')}.2": {"$exists": True}}, {"_id": 1})["_id"]
     port = free_port()
     http = make_server("127.0.0.1", port, server, threaded=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
+    stack.callback(http.shutdown)
     return f"http://127.0.0.1:{port}", str(user)
 
 
@@ -96,12 +103,12 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="paths to shoot, e.g. / /customers")
     parser.add_argument("--out", default="screenshots")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as data_dir:
+    with tempfile.TemporaryDirectory() as data_dir, contextlib.ExitStack() as stack:
         if args.url:
             url, user = args.url.rstrip("/"), args.user or ""
             email, password = args.email, sys.stdin.readline().rstrip("\n") if args.password_stdin else ""
         else:
-            (url, user), email, password = serve_demo(data_dir), SHOT_EMAIL, SHOT_PASSWORD
+            (url, user), email, password = serve_demo(data_dir, stack), SHOT_EMAIL, SHOT_PASSWORD
         wanted = {path.format(user=user): name for path, name in PAGES.items()
                   if (not args.only or path in args.only) and ("{user}" not in path or user)}
         for file in shoot(url, Path(args.out), wanted, email, password):
