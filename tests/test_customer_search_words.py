@@ -9,6 +9,7 @@ from bson import ObjectId
 from core.customers import find_customers
 from core.storage.schema import USERS
 from dashboard.pages import customers
+from dashboard.pages.customers import search as search_page
 from tests.test_app import route
 from tests.test_customers_page import post, response, search, shop  # noqa: F401 - shop is a fixture
 
@@ -80,7 +81,7 @@ def test_the_search_page_keeps_its_text_in_the_url_not_in_the_session(viewer_cli
     page = json.dumps(route(viewer_client, app, customers.PATH))
     assert customers.SEARCH_URL in page and customers.SEARCH_KEPT in page
     assert "persistence" not in page  # the URL is the memory: a session value would fight a shared link
-    assert customers.query_text("?q=a+%20b&x=1") == "a b" and customers.query_text(None) == ""
+    assert search_page.query_text("?q=a+%20b&x=1") == "a b" and search_page.query_text(None) == ""
     dash_app = app.extensions["dash"]
     kept = [cb for cb in dash_app.callback_map.values() if customers.SEARCH_KEPT in str(cb.get("output"))]
-    assert kept and "replaceState" in customers.KEEP_IN_URL  # a browser test follows it through the history
+    assert kept and "replaceState" in search_page.KEEP_IN_URL  # a browser test follows it through the history

@@ -8,7 +8,7 @@ from bson import ObjectId
 from core import create_purchase, get_audit_log, has_purchased, remove_purchase
 from core.operations import check_consistency, repair_arrays
 from core.storage.schema import PURCHASES, USERS
-from dashboard.pages.customers import badge, consistency_problems, read_customer
+from dashboard.pages.customers.customer import badge, consistency_problems, read_customer
 
 PAID = {"amount": 19.95, "paymentMethod": "paypal"}
 

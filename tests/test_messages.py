@@ -17,7 +17,8 @@ from core.errors import DatabaseTooSlowError, DatabaseUnavailableError, Database
 from dashboard import messages
 from dashboard.display import cut
 from dashboard.messages import RETRYING, TOO_SLOW, UNAVAILABLE, UNREACHABLE, failure, outage, shown
-from dashboard.pages import customers, grant
+from dashboard.pages import grant
+from dashboard.pages.customers import revoke
 from dashboard.query import query_arg, query_args, query_string
 
 log = logging.getLogger("tests.messages")
@@ -56,9 +57,9 @@ def test_a_grant_error_goes_beside_the_field_its_type_and_field_name(error, fiel
 
 
 def test_a_revocation_error_goes_beside_the_panel_field_it_names():
-    assert shown(NotPurchasedError("no longer owned"), customers.PANEL_FIELDS).field == "item"
-    assert shown(ValidationError("too long", field="reason"), customers.PANEL_FIELDS).field == "reason"
-    assert shown(ValidationError("a course_id", field="user_id"), customers.PANEL_FIELDS).field is None
+    assert shown(NotPurchasedError("no longer owned"), revoke.PANEL_FIELDS).field == "item"
+    assert shown(ValidationError("too long", field="reason"), revoke.PANEL_FIELDS).field == "reason"
+    assert shown(ValidationError("a course_id", field="user_id"), revoke.PANEL_FIELDS).field is None
 
 
 def test_failure_says_core_errors_in_their_words_outages_in_the_pages_and_logs_the_rest(caplog):

@@ -20,6 +20,7 @@ from core.storage.schema import USERS
 from dashboard.accounts import STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping, text
+from dashboard.confirm import ConfirmStep, scroll_when_shown
 from dashboard.context import DashboardContext
 from dashboard.display import local_time
 from dashboard.messages import failure, sentence, shown
@@ -85,14 +86,8 @@ def layout(path: str = PATH) -> html.Div:
             html.P(id=SUMMARY, className="muted", children="Loading…"),
             html.Div(id=MESSAGE, className="message hidden", role="alert"),
             html.Div(id=REVOKE_RESULT, role="status"),
-            html.Div(id=CONFIRM_BOX, className="apikeys-confirm hidden", children=[
-                html.H3("Confirm the revocation"),
-                html.P(id=CONFIRM_TEXT),
-                html.Div(className="actions", children=[
-                    html.Button("Confirm revocation", id=CONFIRM, className="button primary danger", n_clicks=0),
-                    html.Button("Back", id=BACK, className="button", n_clicks=0),
-                ]),
-            ]),
+            ConfirmStep(CONFIRM_BOX, CONFIRM_TEXT, CONFIRM, BACK, "apikeys-confirm").box_layout(
+                "Confirm the revocation", "Confirm revocation", danger=True, nested=True),
             html.Div(id=TABLE, className="apikeys-table"),
         ]),
         dcc.Store(id=TARGET, data=None),  # memory: the name of the key being revoked
@@ -291,14 +286,7 @@ def register(app, context: DashboardContext) -> None:
         return {"table": keys_table(keys, tz, who), "summary": summary_text(keys), "message": "",
                 "messageClass": "message hidden", "state": {"seen": seen}}
 
-    app.clientside_callback(
-        "function(css) { const box = document.getElementById('" + CONFIRM_BOX + "');"
-        " if (css && !css.includes('hidden') && box) { box.scrollIntoView({block: 'nearest'}); }"
-        " return window.dash_clientside.no_update; }",
-        Output(SCROLL, "children"),
-        Input(CONFIRM_BOX, "className"),
-        prevent_initial_call=True,
-    )
+    scroll_when_shown(app, CONFIRM_BOX, SCROLL)
 
 
 def review(db, name: str, closed: dict) -> dict:

@@ -4,19 +4,21 @@ The form view carries one idempotency key, made when the page is drawn and renew
 after "Grant another": a double click, a network retry or a replayed request grants once.
 """
 
+import contextlib
 import logging
 import secrets
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from core import AlreadyPurchasedError, PurchaseError, ValidationError, create_purchase
-from core.catalog import item_ref, list_items, parse_item_ref
-from core.customers import find_customers, get_customer
+from core import AlreadyPurchasedError, ItemRef, PurchaseError, ValidationError, create_purchase
+from core.catalog import list_items
+from core.customers import find_customers, get_customer, owned_items
 from core.settings import FREE_METHOD
 from core.validation import payment_problems, read_amount
 from dashboard.auth import require_admin
 from dashboard.callback_requests import text as as_text
+from dashboard.confirm import ConfirmStep
 from dashboard.context import DashboardContext, current_context
 from dashboard.display import method_label, money_text
 from dashboard.messages import shown
@@ -55,6 +57,8 @@ def error_id(field: str) -> str:
     return f"admin-grant-{field}-error"
 
 
+STEP = ConfirmStep(box=CONFIRM_BOX, text=CONFIRM_TEXT, confirm=CONFIRM, back=BACK, box_class="panel confirm",
+                   form=FORM, form_class="panel form", result=RESULT, fields=FIELDS, error_id=error_id)
 COMPLIMENTARY, PAID = "complimentary", "paid"
 log = logging.getLogger(__name__)
 
@@ -97,14 +101,7 @@ def layout(path: str = PATH) -> html.Div:
             _field("Note (optional)", NOTE, dcc.Textarea(id=NOTE, maxLength=200, placeholder="Why, for the audit log")),
             html.Button("Review grant", id=REVIEW, className="button primary", n_clicks=0),
         ]),
-        html.Section(id=CONFIRM_BOX, className="panel confirm hidden", children=[
-            html.H2("Confirm the grant"),
-            html.Div(id=CONFIRM_TEXT),
-            html.Div(className="actions", children=[
-                html.Button("Confirm grant", id=CONFIRM, className="button primary", n_clicks=0),
-                html.Button("Back", id=BACK, className="button", n_clicks=0),
-            ]),
-        ]),
+        STEP.box_layout("Confirm the grant", "Confirm grant"),
         html.Div(id=RESULT, role="status"),
         html.Button("Grant another", id=ANOTHER, className="button hidden", n_clicks=0),
     ])
@@ -150,23 +147,16 @@ def register(app, context: DashboardContext) -> None:
         """Every course and test with its price, and whether the chosen customer owns it."""
         owned = set()
         if user:
-            try:
-                doc = get_customer(db, user)
-                owned = {*(doc.get("purchasedCourses") or []), *(doc.get("purchasedTests") or [])}
-            except PurchaseError:
-                pass
-        return [_item_option(item, item["_id"] in owned, context.currency) for item in list_items(db)]
+            with contextlib.suppress(PurchaseError):  # no such customer: every item is on offer
+                owned = set(owned_items(get_customer(db, user)))
+        return [_item_option(item, owned, context.currency) for item in list_items(db)]
 
     @app.callback(Output(PAID_BOX, "className"), Input(MODE, "value"))
     def paid_fields(mode):
         return "" if mode == PAID else "hidden"
 
     outputs = {
-        **{field: Output(error_id(field), "children") for field in FIELDS},
-        "form": Output(FORM, "className"),
-        "confirmBox": Output(CONFIRM_BOX, "className"),
-        "confirmText": Output(CONFIRM_TEXT, "children"),
-        "result": Output(RESULT, "children"),
+        **STEP.outputs(),
         "another": Output(ANOTHER, "className"),
         "key": Output(KEY, "data"),
         # "Grant another" empties the form but for the customer: nothing of the last grant is carried over
@@ -193,24 +183,20 @@ def register(app, context: DashboardContext) -> None:
         reply = {name: no_update for name in outputs}
         trigger = ctx.triggered_id
         if trigger == BACK:
-            return {**reply, "form": "panel form", "confirmBox": "panel confirm hidden"}
+            return {**reply, **STEP.editing()}
         if trigger == ANOTHER:
-            return {**reply, **{f: "" for f in FIELDS}, "form": "panel form", "confirmBox": "panel confirm hidden",
-                    "result": "", "another": "button hidden", "key": secrets.token_urlsafe(16),
+            return {**reply, **STEP.refused({}), "another": "button hidden", "key": secrets.token_urlsafe(16),
                     "itemValue": None, "modeValue": COMPLIMENTARY, "amountValue": "",
                     "methodValue": default_method(context), "discountValue": "", "noteValue": ""}
         request, errors = read_form(user, item, mode, amount, method, discount, note, context)
         if errors:
-            return {**reply, **{f: errors.get(f, "") for f in FIELDS}, "form": "panel form",
-                    "confirmBox": "panel confirm hidden", "result": ""}
+            return {**reply, **STEP.refused(errors)}
         if trigger == REVIEW:
             # at confirm, core says it (a replay of this form's own grant is not "already owned")
             owned = already_owned(db, request)
             if owned:
-                return {**reply, **{f: (owned if f == "item" else "") for f in FIELDS}, "form": "panel form",
-                        "confirmBox": "panel confirm hidden", "result": ""}
-            return {**reply, **{f: "" for f in FIELDS}, "form": "panel form locked", "confirmBox": "panel confirm",
-                    "confirmText": describe(request, context), "result": ""}
+                return {**reply, **STEP.refused({"item": owned})}
+            return {**reply, **STEP.reviewing(describe(request, context))}
         if trigger != CONFIRM or not isinstance(key, str) or not key:
             raise PreventUpdate
         try:
@@ -219,14 +205,12 @@ def register(app, context: DashboardContext) -> None:
             said = shown(error, FORM_FIELDS)
             # another admin's grant of the same item won the race: say it with the customer's name, not ids
             text = (already_owned(db, request) or said.text) if isinstance(error, AlreadyPurchasedError) else said.text
-            return {**reply, **{f: (text if f == said.field else "") for f in FIELDS}, "form": "panel form",
-                    "confirmBox": "panel confirm hidden",
-                    "result": html.P(text, className="message") if said.field is None else ""}
+            return {**reply, **STEP.failed(said.field, text)}
         except Exception:  # noqa: BLE001 - logged with its traceback; the admin gets one honest line
             log.exception("grant failed")
             return {**reply, "result": html.P("The grant could not be saved; see the server log. Nothing was "
                                               "granted twice: confirming again is safe.", className="message")}
-        return {**reply, **{f: "" for f in FIELDS}, "form": "panel form hidden", "confirmBox": "panel confirm hidden",
+        return {**reply, **STEP.errors({}), "form": "panel form hidden", "confirmBox": "panel confirm hidden",
                 "result": _granted(purchase, request, context), "another": "button"}
 
 
@@ -237,7 +221,7 @@ def read_form(user, item, mode, amount, method, discount, note, context) -> tupl
         errors["user"] = "Choose a customer."
     request["user"] = user
     try:
-        request["kind"], request["item"] = parse_item_ref(item)
+        request["item"] = ItemRef.parse(item)
     except ValidationError:
         errors["item"] = "Choose a course or a test."
     if mode == PAID:
@@ -265,9 +249,8 @@ def already_owned(db, request: dict) -> str:
         user = get_customer(db, request["user"])
     except PurchaseError:
         return ""  # the grant itself says what is wrong with the user
-    array = "purchasedCourses" if request["kind"] == "course" else "purchasedTests"
-    owns = request["item"] in (user.get(array) or [])
-    return f"{user.get('name') or 'This customer'} already owns this {request['kind']}." if owns else ""
+    owns = request["item"] in owned_items(user)
+    return f"{user.get('name') or 'This customer'} already owns this {request['item'].kind}." if owns else ""
 
 
 def describe(request: dict, context: DashboardContext) -> html.Dl:
@@ -278,10 +261,11 @@ def describe(request: dict, context: DashboardContext) -> html.Dl:
         who = f"{user.get('name') or '(no name)'} ({user.get('email') or 'no email'})"
     except PurchaseError:
         who = f"user {request['user']}"
-    title = next((i["title"] for i in list_items(db, request["kind"]) if i["_id"] == request["item"]), str(request["item"]))
+    item: ItemRef = request["item"]
+    title = next((i["title"] for i in list_items(db, item.kind) if i["_id"] == item.id), str(item.id))
     paid = ("Complimentary: free access, amount 0 (admin grant)" if request["amount"] == 0
             else f"{money_text(request['amount'], context.currency)} paid by {method_label(request['method'])}")
-    rows = [("Customer", who), (request["kind"].title(), title), ("Payment", paid),
+    rows = [("Customer", who), (item.spec.label, title), ("Payment", paid),
             ("Discount code", request["discount"] or "None"), ("Note for the audit log", request["note"] or "None")]
     return html.Dl(className="review", children=[part for label, value in rows
                                                   for part in (html.Dt(label), html.Dd(value))])
@@ -289,10 +273,10 @@ def describe(request: dict, context: DashboardContext) -> html.Dl:
 
 def grant(db, request: dict, actor: str, key: str, settings) -> dict:
     """The one write: core's create_purchase with this form view's idempotency key."""
-    ids = (request["item"], None) if request["kind"] == "course" else (None, request["item"])
     data = {"amount": request["amount"], "paymentMethod": request["method"], "actor": actor,
             "idempotencyKey": f"grant:{key}", **({"discountCode": request["discount"]} if request["discount"] else {})}
-    return create_purchase(db, request["user"], *ids, data, settings=settings, source="admin", note=request["note"])
+    return create_purchase(db, request["user"], *request["item"].ids(), data, settings=settings, source="admin",
+                           note=request["note"])
 
 
 def _granted(purchase: dict, request: dict, context: DashboardContext) -> html.Div:
@@ -308,7 +292,9 @@ def _user_option(doc: dict) -> dict:
     return {"label": f"{doc.get('name') or '(no name)'} · {doc.get('email') or 'no email'}", "value": str(doc["_id"])}
 
 
-def _item_option(item: dict, owned: bool, currency: str) -> dict:
+def _item_option(item: dict, owned: set[ItemRef], currency: str) -> dict:
+    """A catalog item as the picker lists it: kind, title, price, whether the customer owns it."""
+    ref = ItemRef(item["kind"], item["_id"])
     price = "no price" if item.get("price") is None else money_text(item["price"], currency)
-    label = f"{item['kind'].title()} · {item['title']} · {price}" + (" · already owned" if owned else "")
-    return {"label": label, "value": item_ref(item)}
+    label = f"{ref.spec.label} · {item['title']} · {price}" + (" · already owned" if ref in owned else "")
+    return {"label": label, "value": str(ref)}

@@ -18,6 +18,7 @@ from dashboard import accounts
 from dashboard.accounts import ROLES, STAFF_NAMES, Account, AccountError
 from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping, text
+from dashboard.confirm import ConfirmStep, scroll_when_shown
 from dashboard.context import DashboardContext
 from dashboard.display import local_time
 from dashboard.messages import failure, sentence, shown
@@ -92,14 +93,8 @@ def layout(path: str = PATH) -> html.Div:
             html.P(id=SUMMARY, className="muted", children="Loading…"),
             html.Div(id=MESSAGE, className="message hidden", role="alert"),
             html.Div(id=RESULT, role="status"),
-            html.Section(id=CONFIRM_BOX, className="panel confirm hidden", children=[
-                html.H2("Confirm the change"),
-                html.Div(id=CONFIRM_TEXT),
-                html.Div(className="actions", children=[
-                    html.Button("Confirm", id=CONFIRM, className="button primary", n_clicks=0),
-                    html.Button("Back", id=BACK, className="button", n_clicks=0),
-                ]),
-            ]),
+            ConfirmStep(CONFIRM_BOX, CONFIRM_TEXT, CONFIRM, BACK, "panel confirm").box_layout("Confirm the change",
+                                                                                              "Confirm"),
             html.Div(id=TABLE),
         ]),
         html.Section(className="panel", style={"marginTop": "12px"}, children=[
@@ -376,14 +371,7 @@ def register(app, context: DashboardContext) -> None:
                 "history": history_list(changes, tz, who), "message": "", "messageClass": "message hidden",
                 "state": {"seen": seen}}
 
-    app.clientside_callback(
-        "function(css) { const box = document.getElementById('" + CONFIRM_BOX + "');"
-        " if (css && !css.includes('hidden') && box) { box.scrollIntoView({block: 'nearest'}); }"
-        " return window.dash_clientside.no_update; }",
-        Output(SCROLL, "children"),
-        Input(CONFIRM_BOX, "className"),
-        prevent_initial_call=True,
-    )
+    scroll_when_shown(app, CONFIRM_BOX, SCROLL)
 
 
 def changed(change: dict) -> dict:

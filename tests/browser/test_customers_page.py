@@ -9,6 +9,7 @@ from selenium.webdriver.common.by import By
 from core import create_purchase
 from core.storage.schema import COURSES, USERS
 from dashboard.pages import customers
+from dashboard.pages.customers import profile
 from scripts.chrome import sign_in, sign_out
 from tests.browser.conftest import PASSWORD
 from tests.browser.test_live_page import text, wait_until
@@ -58,7 +59,7 @@ def test_a_viewer_sees_no_controls_and_a_grant_made_elsewhere_within_the_interva
     assert not page.driver.find_elements(By.CSS_SELECTOR, ".customers-revoke-button, .customers-grant")
 
     create_purchase(live.db, user["_id"], course["_id"], None, {"amount": 12, "paymentMethod": "paypal"})
-    wait_until(lambda: course["title"] in text(page, customers.OWNED), customers.REFRESH_MS / 1000 + 1,
+    wait_until(lambda: course["title"] in text(page, customers.OWNED), profile.REFRESH_MS / 1000 + 1,
                "the grant shows within the refresh interval")
     assert course["title"] in _text_of(page, TIMELINE_FIRST_ROW)
     assert page.get_logs() == []  # no refused (403) callback on a viewer's page
