@@ -309,8 +309,8 @@ def test_one_run_holds_a_job_and_a_dead_runner_is_taken_over(db, monkeypatch):
     second = bulk.claim_job(db, found, actor="b@example.com")
     assert second not in (None, first)
     # a first runner still alive after all stops at its next write, here after its first batch (a row)
-    monkeypatch.setattr(bulk, "PROGRESS_SECONDS", 0)
-    monkeypatch.setattr(bulk, "BATCH_ROWS", 1)
+    monkeypatch.setattr(bulk.job, "PROGRESS_SECONDS", 0)
+    monkeypatch.setattr(bulk.granting, "BATCH_ROWS", 1)
     assert bulk.run_job(db, found, first, actor="a@example.com")[bulk.GRANTED] == 1
     assert bulk.get_job(db, found.job_id)["runner"]["token"] == second
     counts = bulk.run_job(db, found, second, actor="b@example.com")
