@@ -11,19 +11,14 @@ Usage: python scripts/bench_load.py [--tabs 10,50,100,200] [--seconds 60] [--pur
 """
 
 import argparse
-import contextlib
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-import psutil
 import requests
 
 from core import AlreadyPurchasedError, create_purchase, get_data_version, open_database
@@ -32,65 +27,13 @@ from core.storage.schema import COURSES, USERS
 from dashboard import shell
 from dashboard.accounts import create_account
 from dashboard.pages import live
-from scripts.chrome import free_port
+from scripts.bench_clients import errors_text, percentile
+from scripts.bench_server import Server
 
-ROOT = Path(__file__).resolve().parent.parent
 EMAIL, PASSWORD = "load@example.com", "load test password 123"
 TICK = 1.0
 REQUEST_TIMEOUT = 10.0
 STAMPEDE_LIMIT = 30.0
-
-
-class Server:
-    """gunicorn with the app on `data_dir`, as `make run` starts it."""
-
-    def __init__(self, data_dir: str, workers: str, threads: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = open(Path(data_dir) / "gunicorn.log", "w+")  # noqa: SIM115 - kept open for the process
-        env = {**os.environ, "DATA_DIR": data_dir, "PORT": str(self.port), "HOST": "127.0.0.1", "SEED_DEMO": "0",
-               "HEALTH_CHECK_SECONDS": "0", "WEB_WORKERS": workers, "WEB_THREADS": threads,
-               # one sign-in per simulated tab, hundreds from one address within a minute: the
-               # sign-in limits are not what this measures
-               "LOGIN_LIMIT_ACCOUNT": "10000 per minute", "LOGIN_LIMIT_ADDRESS": "10000 per minute"}
-        env.pop("MONGODB_URI", None)
-        self.process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"],
-                                        cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        give_up = time.monotonic() + timeout
-        while time.monotonic() < give_up:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.tail()}")
-            try:
-                if requests.get(self.base + "/login", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"gunicorn not ready in {timeout} s:\n{self.tail()}")
-
-    def cpu_seconds(self) -> dict:
-        """CPU seconds used so far: by the web processes, by the embedded database's, by this script."""
-        master = psutil.Process(self.process.pid)
-        used = {"web": 0.0, "database": 0.0}
-        for process in [master, *master.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):  # a worker replaced meanwhile
-                used["database" if "database" in process.cmdline() else "web"] += sum(process.cpu_times()[:2])
-        used["tabs"] = sum(psutil.Process().cpu_times()[:2])
-        return used
-
-    def tail(self, lines: int = 30) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return "".join(self.log.readlines()[-lines:])
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 def sign_in(base: str) -> requests.Session:
@@ -196,16 +139,7 @@ def commit_to_screen(tabs: list[Tab], sales: list, until: float) -> list[float]:
 
 def errors(tabs: list[Tab]) -> str:
     """How many polls failed, and how: "0", or "2 (ReadTimeout 1, HTTP 500 1)"."""
-    kinds = sum((t.error_kinds for t in tabs), Counter())
-    total = sum(kinds.values())
-    return f"{total} ({', '.join(f'{kind} {n}' for kind, n in kinds.most_common())})" if total else "0"
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+    return errors_text(sum((t.error_kinds for t in tabs), Counter()))
 
 
 def steady(server: Server, db, spec: dict, n: int, seconds: float) -> dict:
@@ -281,9 +215,12 @@ def main(argv=None) -> int:
             seed_demo(opened.db, users=max(600, args.purchases // 10), purchases=args.purchases, seed=1)
             create_account(opened.db, EMAIL, "viewer", PASSWORD)
             print(f"seeded {args.purchases:,} purchases in {time.perf_counter() - started:.0f} s", flush=True)
-        server = Server(data_dir, args.workers, args.threads)
+        server = Server(data_dir, WEB_WORKERS=args.workers, WEB_THREADS=args.threads,
+                        # one sign-in per simulated tab, hundreds from one address within a minute: the
+                        # sign-in limits are not what this measures
+                        LOGIN_LIMIT_ACCOUNT="10000 per minute", LOGIN_LIMIT_ADDRESS="10000 per minute")
         try:
-            server.wait_ready()
+            server.wait_ready(timeout=120)
             joined = open_database(data_dir=data_dir)
             spec = poll_spec(server.base, sign_in(server.base))
             rows, rushes = [], []
@@ -297,7 +234,7 @@ def main(argv=None) -> int:
             print(server.tail(), file=sys.stderr)
             raise
         finally:
-            server.stop()
+            server.stop(grace=30)
     workers = args.workers or os.environ.get("WEB_WORKERS") or "gunicorn.conf.py default"
     threads = args.threads or os.environ.get("WEB_THREADS") or "gunicorn.conf.py default"
     print(f"\n{args.purchases:,} purchases, embedded server, gunicorn workers: {workers}, threads: {threads}; "
@@ -308,7 +245,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"| {r['tabs']} | {r['polls']:,} | {r['sales']} | {r['idle50'] * 1000:.0f} ms | {r['idle95'] * 1000:.0f} ms | "
               f"{r['c50']:.2f} / {r['c95']:.2f} / {r['cmax']:.2f} s | {r['banners']} | {r['errors']} | "
-              f"{r['cpu']['web']:.0f}% / {r['cpu']['database']:.0f}% / {r['cpu']['tabs']:.0f}% |")
+              f"{r['cpu']['web']:.0f}% / {r['cpu']['database']:.0f}% / {r['cpu']['clients']:.0f}% |")
     print("\n| tabs opening at once | to current figures p50 / p95 / max | banners | errors |")
     print("|---:|---|---:|---:|")
     for r in rushes:

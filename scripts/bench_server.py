@@ -28,17 +28,21 @@ def stop_on_sigterm(_signum, _frame):
 
 class Server:
     """gunicorn with the app on `data_dir`, as `make run` starts it (the embedded database in
-    its own process, started by gunicorn.conf.py)."""
+    its own process, started by gunicorn.conf.py); `rate_limit` is API_RATE_LIMIT (default: the
+    app's), `settings` more of the app's settings by name (WEB_WORKERS="4")."""
 
-    def __init__(self, data_dir: str, rate_limit: str):
+    def __init__(self, data_dir: str, rate_limit: str | None = None, **settings: str):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(data_dir) / "gunicorn.log"
         self.log = open(self.log_path, "a")  # noqa: SIM115 - kept open for the process; O_APPEND, shared with it
         env = {**os.environ, "DATA_DIR": data_dir, "PORT": str(self.port), "HOST": "127.0.0.1", "SEED_DEMO": "0",
-               "HEALTH_CHECK_SECONDS": "0", "API_RATE_LIMIT": rate_limit}
+               "HEALTH_CHECK_SECONDS": "0"}
         for name in ("MONGODB_URI", "MONGODB_DB", "WEB_WORKERS", "WEB_THREADS"):
             env.pop(name, None)
+        if rate_limit is not None:
+            env["API_RATE_LIMIT"] = rate_limit
+        env.update(settings)
         # a session of its own: Ctrl-C reaches this script alone, which then stops the server in order
         command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
