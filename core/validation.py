@@ -324,3 +324,32 @@ def payment_problems(amount, method: str, settings: CoreSettings) -> list[str]:
     if method != FREE_METHOD and exact == 0:
         return [f"an amount of 0 is free access: give paymentMethod {FREE_METHOD}"]
     return []
+
+
+# cohorts and retention (core.analytics.cohorts, core.analytics.retention)
+
+COHORT_PERIODS = ("month", "week")
+
+
+def cohort_options(options, *, dates: bool = True) -> dict:
+    """The options of cohort_figures (dates=True) or retention_figures (dates=False), checked:
+    {"period", "start", "end" (exclusive), "kind", "paymentMethod", "paid"}, None where not given
+    ("period" is "month" then).
+
+    `paid` True keeps purchases with an amount, False the free ones (amount 0), None both.
+    """
+    names = {"kind", "paymentMethod", "paid"} | ({"period", "startDate", "endDate"} if dates else set())
+    options = known_options(options, names, "cohort options" if dates else "retention options")
+    period = options.get("period")
+    if period is None:
+        period = "month"
+    if not isinstance(period, str) or period not in COHORT_PERIODS:
+        raise ValidationError(f"period must be 'month' or 'week', got {shown(period)}", field="period")
+    method = options.get("paymentMethod")
+    paid = options.get("paid")
+    if paid is not None and not isinstance(paid, bool):
+        raise ValidationError(f"paid must be True (purchases with an amount), False (free ones) or None (both), "
+                              f"got {shown(paid)}", field="paid")
+    start, end = date_range(options)
+    return {"period": period, "start": start, "end": end, "kind": kind_option(options),
+            "paymentMethod": None if method is None else short_string(method, "paymentMethod"), "paid": paid}
