@@ -27,8 +27,9 @@ counter is a 64-bit integer: up to 9.2e15 of the major unit per bucket. Rollups 
 a release that summed floats (`revenue`) are rebuilt once
 (`core.operations.rebuild.ensure_rollups_current`).
 
-The four collections form a *rollup set*. The data version document names the one in use
-(`rollupSet`, absent: the plain names above); writers read it inside their transaction, and
+The four collections, with the two of the cohorts (core.analytics.cohorts), form a *rollup
+set*. The data version document names the one in use (`rollupSet`, absent: the plain
+names above); writers read it inside their transaction, and
 a rebuild fills a new set aside and switches to it with one update of that document, so
 that readers always find a complete set (`core.operations.rebuild`).
 
@@ -59,7 +60,9 @@ from core.storage.schema import DATA_VERSION, ROLLUP_COLLECTIONS, kind_of, stats
 
 COUNTER_FIELDS = ("sales", "items", "itemsByMethod", "revoked")
 MILLI = 1000
-ROLLUP_FORMAT = 3  # 3: details split by kind and method; 2: money in integer thousandths; 1 (no mark): sums of floats
+# 4: cohorts and retention (core.analytics.cohorts); 3: details split by kind and method; 2: money
+# in integer thousandths; 1 (no mark): sums of floats
+ROLLUP_FORMAT = 4
 # an amount's thousandths must fit a 64-bit counter many times over; settings cap amounts below this
 LARGEST_AMOUNT = 1e15
 # the changes recorded in the data version document's `touched`: a reader whose rollups are
@@ -146,15 +149,25 @@ def revocation_increments(revoked: dict) -> dict:
 
 def record_sale(db: Database, session, state: dict, purchase: dict, sign: int) -> datetime:
     """Add (sign 1) or take away (sign -1) a purchase in its hour, day, week and month buckets
-    of the rollup set `state` names (`writing_set`); return the moment whose buckets changed."""
+    of the rollup set `state` names (`writing_set`), and in its buyer's cohorts; return the
+    moment whose buckets changed."""
     _increment(db, session, state, [(purchase["purchasedAt"], sale_increments(purchase, sign))])
+    _record_buyers(db, session, state, [purchase], sign)
     return purchase["purchasedAt"]
 
 
 def record_sales(db: Database, session, state: dict, purchases: list[dict]) -> list[datetime]:
     """record_sale of many new purchases, each bucket written once; their moments."""
     _increment(db, session, state, [(p["purchasedAt"], sale_increments(p, 1)) for p in purchases])
+    _record_buyers(db, session, state, purchases, 1)
     return [p["purchasedAt"] for p in purchases]
+
+
+def _record_buyers(db: Database, session, state: dict, purchases: list[dict], sign: int) -> None:
+    # cohorts are computed from each buyer's purchases, above these buckets: imported here
+    from core.analytics.cohorts import record_buyers
+
+    record_buyers(db, session, state, purchases, sign)
 
 
 def record_revocation(db: Database, session, state: dict, revoked: dict) -> datetime:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from bson import ObjectId
 from pymongo.database import Database
 
+from core.analytics.cohorts import CohortBuilder, cohort_differences
 from core.analytics.periods import ROLLUP_LEVELS, buckets, floor, step
 from core.analytics.rollups import (
     IncrementSink,
@@ -69,12 +70,14 @@ def check_consistency(db: Database) -> dict[str, list[dict]]:
 
     Reads users and purchases once each, merged in user order, a chunk of users at a time
     (core.operations.joined), so memory stays flat as they grow; besides a chunk, only the
-    catalog's ids and one number per rollup bucket are held (see RollupSums).
+    catalog's ids and one number per rollup bucket are held (see RollupSums), and the counters
+    of the cohort documents (core.analytics.cohorts), which grow with periods, not sales.
     """
     db = utc(db)
     found = {name: [] for name in PROBLEMS}
     items = {kind: _ids(db, catalog(kind)) for kind in KINDS}
     sales = RollupSums()  # the rollups of this same pass, for the rollup check
+    cohorts = CohortBuilder()  # and the cohorts, a buyer at a time
     stray = {"user": {"$not": {"$type": "objectId"}}}
     for purchase in retry_when_busy(lambda: list(db[PURCHASES].find(stray, _PURCHASE_FIELDS))):
         _check_purchase(purchase, items, found)
@@ -83,6 +86,7 @@ def check_consistency(db: Database) -> dict[str, list[dict]]:
     # whole purchases: small documents, which the embedded engine sends faster than it projects them
     for user, purchases in users_with_purchases(db, user_fields=arrays):
         owned = defaultdict(list)  # (kind, item) -> purchase ids
+        cohorts.add_buyer(purchases)
         for purchase in purchases:
             sales.add_sale(purchase)
             kind = _check_purchase(purchase, items, found)
@@ -92,7 +96,7 @@ def check_consistency(db: Database) -> dict[str, list[dict]]:
             found["purchase_of_unknown_user"].extend({"purchase": p["_id"], "user": p["user"]} for p in purchases)
             continue
         _check_user(user, owned, items, found)
-    found["rollup_mismatch"] = rollup_mismatches(db, sales)
+    found["rollup_mismatch"] = rollup_mismatches(db, sales) + cohort_differences(db, cohorts)
     return found
 
 

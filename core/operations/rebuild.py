@@ -20,6 +20,7 @@ from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from core.analytics.cohorts import CohortBuilder
 from core.analytics.periods import buckets, floor, step
 from core.analytics.rollups import (
     ROLLUP_FORMAT,
@@ -37,14 +38,14 @@ from core.errors import PurchaseError
 from core.storage.db import bulk_insert, bulk_write, read_all
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
-from core.storage.schema import DATA_VERSION, PURCHASES, REVOKED, ROLLUP_COLLECTIONS
+from core.storage.schema import COHORT_COLLECTIONS, DATA_VERSION, PURCHASES, REVOKED, ROLLUP_COLLECTIONS
 
 REBUILD_ATTEMPTS = 5
 LEASE_SECONDS = 15.0
 RENEW_SECONDS = 3.0
 BATCH = 1000
 PAGE = 50_000  # purchases read at once
-_FIELDS = {"purchasedAt": 1, "amount": 1, "paymentMethod": 1, "course": 1, "test": 1}
+_FIELDS = {"user": 1, "purchasedAt": 1, "amount": 1, "paymentMethod": 1, "course": 1, "test": 1}
 _REVOKED_FIELDS = {**_FIELDS, "revokedAt": 1}
 # what the version document's older releases used for an in-place rebuild: cleared at each switch
 _OLD_FLAGS = {"rebuilding": "", "rebuildingUntil": ""}
@@ -69,12 +70,15 @@ def rebuild_rollups(db: Database, progress=None, *, wait: float = LEASE_SECONDS 
         for _ in range(REBUILD_ATTEMPTS):
             version = read_version(db)["version"]
             builder, written = RollupBuilder(), _SetWriter(db, lease.token, lease, progress)
+            cohorts = CohortBuilder()  # a buyer's cohorts need all their purchases: written at the end
             for month in _months(db):
                 for document in lease.renewing(_month_of(db, PURCHASES, _FIELDS, "purchasedAt", month)):
                     builder.add_sale(document)
+                    cohorts.add_sale(document)
                 for document in lease.renewing(_month_of(db, REVOKED, _REVOKED_FIELDS, "revokedAt", month)):
                     builder.add_revocation(document)
                 written.add(builder.take())
+            written.add_whole(cohorts.documents())
             if _switch(db, lease.token, version):
                 return len(written.ids)
             _drop_set(db, lease.token)  # purchases changed meanwhile: start over
@@ -89,6 +93,10 @@ def load_rollups(db: Database, purchases: list[dict], revoked: list[dict]) -> in
     def load(lease: _Lease) -> int:
         written = _SetWriter(db, lease.token, lease)
         written.add(compute_rollups(purchases, revoked))
+        cohorts = CohortBuilder()
+        for purchase in purchases:
+            cohorts.add_sale(purchase)
+        written.add_whole(cohorts.documents())
         _switch(db, lease.token, None)
         return len(written.ids)
 
@@ -163,6 +171,18 @@ class _SetWriter:
         if self.progress is not None:
             self.progress(len(self.ids), None)  # how many there will be is known at the end only
 
+    def add_whole(self, docs: dict[str, list[dict]]) -> None:
+        """Documents complete at once, each written once as an insert (the cohorts: a buyer's
+        need all their purchases, so they are known when every month was read)."""
+        for base, found in docs.items():
+            name = set_collection(base, self.rollup_set)
+            for start in range(0, len(found), BATCH):
+                bulk_insert(self.db, name, found[start : start + BATCH])
+                self.lease.renew()
+            self.ids.update((base, doc["_id"]) for doc in found)
+        if self.progress is not None:
+            self.progress(len(self.ids), None)
+
 
 def _switch(db: Database, token: str, version: int | None) -> bool:
     """Make the set `token` the one in use, if this rebuild still holds the lease and the data
@@ -189,7 +209,7 @@ def _drop_set(db: Database, rollup_set: str, *, quietly: bool = False) -> None:
     try:
         if active_set(read_version(db)) == rollup_set:
             return
-        for name in set_collections(rollup_set):
+        for name in (*set_collections(rollup_set), *(set_collection(base, rollup_set) for base in COHORT_COLLECTIONS)):
             retry_when_busy(lambda n=name: db.drop_collection(n))
     except Exception:  # noqa: BLE001 - cleaning up after a failure that is being raised
         if not quietly:
@@ -203,7 +223,7 @@ def _drop_other_sets(db: Database, keep: str) -> None:
     names = retry_when_busy(db.list_collection_names)
     for name in names:
         base, _, rollup_set = name.partition(SET_SEPARATOR)
-        if base in ROLLUP_COLLECTIONS and rollup_set != keep:
+        if base in ROLLUP_COLLECTIONS + COHORT_COLLECTIONS and rollup_set != keep:
             retry_when_busy(lambda n=name: db.drop_collection(n))
 
 

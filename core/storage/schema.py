@@ -16,6 +16,10 @@ STATS_HOURLY = "purchase_stats_hourly"  # sales by hour
 STATS_DETAILS = "purchase_stats_details"  # by month and day
 STATS_DETAILS_HOURLY = "purchase_stats_details_hourly"  # by hour
 ROLLUP_COLLECTIONS = (STATS, STATS_HOURLY, STATS_DETAILS, STATS_DETAILS_HOURLY)
+# cohorts and retention, in the same rollup set (core.analytics.cohorts)
+COHORT_CELLS = "cohort_cells"  # buyers and revenue by cohort and period since
+COHORT_RETENTION = "cohort_retention"  # buyers, their last purchase days, days to their second
+COHORT_COLLECTIONS = (COHORT_CELLS, COHORT_RETENTION)
 
 
 MIGRATED_METHOD = "migrated"  # paymentMethod of purchases a migration created from user arrays
