@@ -1,7 +1,7 @@
-"""Fill the database with demo data
+"""Fill the database with demo data: a catalog, users and 90 days of purchases.
 
-Usage:  a catalog, users and 90 days of purchases.
-The same as `flask --app app python scripts/seed_demo.py [--users N] [--items N] [--purchases N] [--seed N] [--reset]:seed-demo` (commands.py), on the database the settings name.
+Usage: python scripts/seed_demo.py [--users N] [--items N] [--purchases N] [--seed N] [--reset]
+The same as `flask --app app seed-demo` (commands.py), on the database the settings name.
 """
 
 import sys
