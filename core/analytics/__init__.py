@@ -4,4 +4,6 @@
 - `periods`: calendar arithmetic in UTC (buckets, covers of a range).
 - `queries`: `get_purchase_analytics`, `purchase_figures`, `buyer_figures`.
 - `buyers`: the buyer pipeline and its cache.
+- `cohorts`: `cohort_figures`, and the cohort documents each grant and revocation keeps.
+- `retention`: `retention_figures`, read from the cohorts' retention documents.
 """
