@@ -18,7 +18,7 @@ from core import create_purchase, get_purchase_analytics
 from core.audit import get_audit_log
 from core.operations import check_consistency, seed_demo
 from core.storage.schema import COURSES, IDEMPOTENCY, PURCHASES, TESTS, USERS
-from dashboard.filters import View, analytics_filters
+from dashboard.pages.live.filters import View, analytics_filters
 from tests.conftest import api_headers, signed_in, snapshot
 
 PROBLEM = "application/problem+json"

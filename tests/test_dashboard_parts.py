@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 from bson import ObjectId
 
 from dashboard import figures
-from dashboard.data import Kpis, change_text, export_csv
 from dashboard.display import change_money_text, local_time, money_text, reason_label
-from dashboard.filters import View, analytics_filters, describe, from_controls, parse_query, to_query
+from dashboard.pages.live.data import Kpis, change_text, export_csv
+from dashboard.pages.live.filters import View, analytics_filters, describe, from_controls, parse_query, to_query
 
 METHODS = {"credit_card", "paypal"}
 TODAY = date(2025, 3, 10)

@@ -16,8 +16,8 @@ from core.operations import check_consistency, joined, legacy_purchases, rollup_
 from core.operations.arrays_from_purchases import migrate_purchases
 from core.operations.purchases_from_arrays import implement_hybrid_purchases
 from core.storage.schema import AUDIT, COURSES, PURCHASES, TESTS, USERS
-from dashboard.filters import NOT_MIGRATED, analytics_filters, parse_query
 from dashboard.pages.audit import audit_csv, audit_rows
+from dashboard.pages.live.filters import NOT_MIGRATED, analytics_filters, parse_query
 from tests import legacy_data
 
 UTC_ZONE = ZoneInfo("UTC")

@@ -12,8 +12,8 @@ from core import create_purchase, get_purchase_analytics, remove_purchase
 from core.storage.schema import COURSES, USERS
 from dashboard import shell
 from dashboard.display import money_text
-from dashboard.filters import View, analytics_filters
 from dashboard.pages import live as live_page
+from dashboard.pages.live.filters import View, analytics_filters
 
 pytestmark = pytest.mark.browser
 # A change shows within the interval plus a second (scripts/bench_load.py measures that,
