@@ -18,9 +18,9 @@ from pymongo.errors import PyMongoError
 
 from api.keys import list_keys
 from api.webhooks import ACTOR as WEBHOOK_ACTOR
-from core import PurchaseError, ValidationError, get_audit_log, get_data_version
+from core import ItemRef, PurchaseError, ValidationError, get_audit_log, get_data_version
 from core.audit import ACTIONS, COUNT_CAP, MAX_LIMIT, SOURCES, actors_matching, count_audit_log, users_matching
-from core.catalog import item_ref, list_items, parse_item_ref
+from core.catalog import item_ref, list_items
 from core.storage import retry_when_busy, utc
 from dashboard import spreadsheet
 from dashboard.accounts import ACCOUNTS, STAFF_NAMES
@@ -102,16 +102,16 @@ def core_filters(db: Database, view: AuditView, tz: ZoneInfo) -> tuple[dict, str
         filters["users"], note = users_matching(db, view.user)
     if view.item:
         try:
-            filters["item"] = parse_item_ref(view.item)[1]
+            filters["item"] = ItemRef.parse(view.item).id
         except ValidationError as error:
-            raise ValidationError(f"Item: {error}") from None
+            raise ValidationError(f"Item: {error}", field="item") from None
     if view.source:
         filters["source"] = view.source
     if view.action:
         filters["action"] = view.action
     start, end = _day(view.start, "start"), _day(view.end, "end")
     if start and end and end < start:
-        raise ValidationError(f"the range ends ({end}) before it starts ({start})")
+        raise ValidationError(f"the range ends ({end}) before it starts ({start})", field="end")
     if start:
         filters["startDate"] = datetime.combine(start, time.min, tzinfo=tz)
     if end:  # core adds a millisecond to a datetime end: this ends at the next local midnight
@@ -129,9 +129,10 @@ def known_actors(db: Database) -> dict[str, str]:
 def _day(value: str, name: str) -> date | None:
     day = _is_date(value) and date.fromisoformat(value)
     if value and not day:
-        raise ValidationError(f"Dates: the {name} date “{value[:40]}” is not a date like 2025-03-01.")
+        raise ValidationError(f"Dates: the {name} date “{value[:40]}” is not a date like 2025-03-01.", field=name)
     if day and day < EARLIEST:  # core answers nothing before it: said in the page's words
-        raise ValidationError(f"Dates: the {name} date is before {EARLIEST:%Y-%m-%d}, the earliest there is.")
+        raise ValidationError(f"Dates: the {name} date is before {EARLIEST:%Y-%m-%d}, the earliest there is.",
+                              field=name)
     return day or None
 
 

@@ -92,15 +92,15 @@ def uploaded_bytes(contents: str | None) -> bytes:
     """The file's bytes from dcc.Upload's data URL; ValidationError for anything else."""
     header, _, payload = (contents or "").partition(",")
     if not header.startswith("data:") or not header.endswith(";base64"):
-        raise ValidationError("The upload did not arrive as a file; choose the file again.")
+        raise ValidationError("The upload did not arrive as a file; choose the file again.", field="file")
     size = len(payload) * 3 // 4  # base64: 4 characters for 3 bytes
     if size > bulk.MAX_BYTES:
-        raise ValidationError(f"The file has {size / 2**20:.1f} MB; at most {bulk.MAX_BYTES // 2**20} MB "
-                              f"({bulk.MAX_ROWS:,} rows) can be uploaded at once. Split it into smaller files.")
+        raise ValidationError(f"The file has {size / 2**20:.1f} MB; at most {bulk.MAX_BYTES // 2**20} MB ({bulk.MAX_ROWS:,} "
+                              "rows) can be uploaded at once. Split it into smaller files.", field="file")
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise ValidationError("The upload arrived damaged; choose the file again.") from None
+        raise ValidationError("The upload arrived damaged; choose the file again.", field="file") from None
 
 
 def job_of(search: str | None) -> str:

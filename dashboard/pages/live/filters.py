@@ -3,11 +3,14 @@
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
+from core.storage.schema import KINDS as ITEM_KINDS
 from dashboard.query import query_args, query_string
 
 PRESETS = {"today": "Today", "7d": "7 days", "30d": "30 days", "90d": "90 days", "custom": "Custom"}
 PRESET_DAYS = {"today": 1, "7d": 7, "30d": 30, "90d": 90}
-KINDS = {"": "Courses and tests", "course": "Courses", "test": "Tests"}
+# the kind filter's choices: every kind of item (core's table of kinds), or all of them
+KINDS = {"": " and ".join(kind.plural for kind in ITEM_KINDS.values()).capitalize(),
+         **{kind.name: kind.plural for kind in ITEM_KINDS.values()}}
 GRANULARITIES = {"": "Auto", "hour": "Hour", "day": "Day", "week": "Week", "month": "Month"}
 DEFAULT_PRESET = "30d"
 EARLIEST = date(2000, 1, 1)  # core answers no date before it
