@@ -3,10 +3,11 @@ thread, with each run's result kept in `health_checks`.
 
 Several processes may serve the same database, so who runs a check is decided by the
 database, not by the process: one state document (in `health_check_state`) holds a lease
-(`runningUntil`) and the next scheduled time. A run starts only by an atomic
-`find_one_and_update` that finds the lease expired (and, for a scheduled run, the slot due),
-so two processes never run a check at once and each scheduled slot runs once. While a check
-runs its process renews the lease; a process that dies mid-check loses it within `LEASE`.
+(core.storage.lease: the run's id at `running.run`, its deadline at `runningUntil`) and the
+next scheduled time. A run starts only by claiming the lease, which finds it free (and, for a
+scheduled run, the slot due), so two processes never run a check at once and each scheduled
+slot runs once. While a check runs its process renews the lease; a process that dies
+mid-check loses it within `LEASE`.
 
 A repair (the CLI's `--repair`: core's `repair_arrays` and `rebuild_rollups`) takes the same
 lease, so it never runs beside a check or another repair; it checks first, repairs what that
@@ -23,16 +24,16 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from core import get_data_version
 from core.operations import PROBLEMS, REPAIRABLE, check_consistency, rebuild_rollups, repair_arrays
 from core.storage import retry_when_busy, utc
+from core.storage.lease import EPOCH, Lease
 from core.storage.schema import KINDS, USERS, catalog
 from dashboard.context import DashboardContext
-from dashboard.data import local_time
+from dashboard.display import local_time
 
 RESULTS = "health_checks"
 STATE = "health_check_state"
@@ -41,7 +42,7 @@ DEFAULT_EVERY = 3600  # seconds between scheduled checks
 FIRST_DELAY = 60  # seconds after the first start before the first scheduled check: let the app warm up
 LEASE = timedelta(minutes=2)  # a running check renews it every LEASE / 4
 EXAMPLES = 3  # examples kept per kind of problem
-IDLE = datetime(1970, 1, 1, tzinfo=UTC)  # runningUntil when nothing runs
+IDLE = EPOCH  # runningUntil when nothing runs (a date: older releases claim with `$lt`)
 REPAIRS = (*sorted(REPAIRABLE, key=list(PROBLEMS).index), "rollup_mismatch")  # what a repair fixes
 REPAIR_SOURCE = "admin"  # the audit log's source of a repair asked for on the page
 REPAIR_LINES = 20  # change lines kept in a repair's result
@@ -83,17 +84,16 @@ def claim(db: Database, trigger: str, by: str | None = None, *, process: str | N
     or, with `last_run`, the last finished run is another one)."""
     now = now or datetime.now(UTC)
     ticket = Claim(ObjectId(), trigger, by, process or process_name(), now)
-    query = {"_id": STATE_ID, "runningUntil": {"$lt": now}}
+    when, fields = {}, {}
     if last_run is not None:
-        query["lastRun"] = last_run
-    update = {"runningUntil": now + LEASE,
-              "running": {"run": ticket.run, "trigger": trigger, "by": by, "process": ticket.process, "since": now}}
+        when["lastRun"] = last_run
     if trigger == "schedule":
-        query["nextScheduledAt"] = {"$lte": now}
-        update["nextScheduledAt"] = now + timedelta(seconds=every_seconds or DEFAULT_EVERY)
+        when["nextScheduledAt"] = {"$lte": now}
+        fields["nextScheduledAt"] = now + timedelta(seconds=every_seconds or DEFAULT_EVERY)
+    holder = {"trigger": trigger, "by": by, "process": ticket.process, "since": now}
+
     def attempt():
-        return retry_when_busy(lambda: db[STATE].find_one_and_update(query, {"$set": update},
-                                                                     return_document=ReturnDocument.AFTER))
+        return _lease(db).claim(ticket.run, holder=holder, when=when, fields=fields, now=now)
 
     won = attempt()
     if won is None and retry_when_busy(lambda: db[STATE].find_one({"_id": STATE_ID}, {"_id": 1})) is None:
@@ -110,7 +110,7 @@ def run_claimed(db: Database, ticket: Claim) -> dict:
     retry_when_busy(lambda: db[RESULTS].replace_one({"_id": ticket.run}, result, upsert=True))
     started = time.perf_counter()
     try:
-        with _Heartbeat(db, ticket.run):
+        with _lease(db).held(ticket.run).renewing(name="health-check-lease"):
             if ticket.trigger == "repair":
                 result["repair"] = {}  # filled as it goes: a repair that fails halfway says what it did
                 _repair(db, ticket, result["repair"])
@@ -237,7 +237,7 @@ def status(db: Database) -> dict:
     """What the page shows: the check running now (if any) and the last finished result."""
     db = utc(db)
     state = retry_when_busy(lambda: db[STATE].find_one({"_id": STATE_ID})) or {}
-    running = state.get("running") if state.get("runningUntil", IDLE) > datetime.now(UTC) else None
+    running = _lease(db).holder(state)
     last_id = state.get("lastRun")
     last = retry_when_busy(lambda: db[RESULTS].find_one({"_id": last_id})) if last_id else None
     return {"running": running, "last": last, "nextScheduledAt": state.get("nextScheduledAt"),
@@ -286,36 +286,15 @@ def _run_logged(db: Database, ticket: Claim) -> None:
         log.exception("consistency check %s could not be recorded", ticket.run)
 
 
+def _lease(db: Database) -> Lease:
+    """The lease of the state document: the run's id in `running`, its deadline `runningUntil`."""
+    return Lease(db, STATE, STATE_ID, seconds=LEASE.total_seconds(), token="running.run", until="runningUntil")
+
+
 def _release(db: Database, run: ObjectId, finished: datetime) -> None:
     """Give the lease back and point the page at this result; the next slot counts from now."""
     state = retry_when_busy(lambda: db[STATE].find_one({"_id": STATE_ID})) or {}
-    update = {"runningUntil": IDLE, "running": None, "lastRun": run, "lastFinishedAt": finished}
+    fields = {"lastRun": run, "lastFinishedAt": finished}
     if state.get("everySeconds"):
-        update["nextScheduledAt"] = finished + timedelta(seconds=state["everySeconds"])
-    retry_when_busy(lambda: db[STATE].update_one({"_id": STATE_ID, "running.run": run}, {"$set": update}))
-
-
-class _Heartbeat:
-    """Renew the lease of a running check until it ends, from a thread of its own."""
-
-    def __init__(self, db: Database, run: ObjectId):
-        self.db, self.run = db, run
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="health-check-lease", daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._done.set()
-        self._thread.join(timeout=5)
-
-    def _beat(self) -> None:
-        while not self._done.wait(LEASE.total_seconds() / 4):
-            try:
-                retry_when_busy(lambda: self.db[STATE].update_one(
-                    {"_id": STATE_ID, "running.run": self.run},
-                    {"$set": {"runningUntil": datetime.now(UTC) + LEASE}}))
-            except Exception:  # noqa: BLE001 - the next beat tries again; the lease covers a few misses
-                log.warning("could not renew the health check's lease", exc_info=True)
+        fields["nextScheduledAt"] = finished + timedelta(seconds=state["everySeconds"])
+    _lease(db).held(run).release(fields=fields)
