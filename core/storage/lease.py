@@ -9,8 +9,9 @@ the token is still there: a holder that stalled and was taken over changes nothi
 process that dies holding a lease loses it at the deadline. Deadlines are written and
 compared in the claiming process's clock, and stored at BSON's millisecond precision.
 
-The health check's schedule (dashboard.health), bulk grant jobs (core.operations.bulk.job)
-and the rollup rebuild each keep one.
+The health check's schedule (dashboard.health) and bulk grant jobs (core.operations.bulk.job)
+hold one; the rollup rebuild's lease (`rebuild: {token, until}` in the data version
+document) has this layout too: `Lease(..., token="rebuild.token", until="rebuild.until")`.
 """
 
 import logging
