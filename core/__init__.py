@@ -11,7 +11,9 @@ Beside them, for admin forms: `catalog` (courses and tests) and `customers` (loo
 the type-ahead index).
 """
 
+from core.analytics.cohorts import cohort_figures
 from core.analytics.queries import buyer_figures, get_purchase_analytics, purchase_figures
+from core.analytics.retention import retention_figures
 from core.audit import SOURCES, get_audit_log
 from core.changes import FEED_SIZE, get_data_version, get_recent_activity
 from core.customers import get_customer, owned_items
@@ -58,6 +60,7 @@ __all__ = [
     "UserNotFoundError",
     "ValidationError",
     "buyer_figures",
+    "cohort_figures",
     "bulk_insert",
     "create_purchase",
     "ensure_indexes",
@@ -75,6 +78,7 @@ __all__ = [
     "purchase_item",
     "purchase_items",
     "remove_purchase",
+    "retention_figures",
     "revoke_item",
 ]
 
