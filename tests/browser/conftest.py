@@ -10,8 +10,8 @@ from werkzeug.serving import make_server
 from app import create_app
 from core import open_database
 from core.operations import seed_demo
-from core.storage import EmbeddedServer
 from dashboard import accounts
+from database import EmbeddedServer
 from scripts.chrome import chrome_options, sign_in
 
 REFRESH_MS = 1000
