@@ -164,6 +164,11 @@ def init_auth(server, context: DashboardContext, admin_paths) -> None:
         response.headers["Referrer-Policy"] = "same-origin"
         if not request.path.startswith(STATIC_PREFIXES):
             response.headers["Cache-Control"] = "no-store"  # pages and answers may name customers
+        elif request.path.startswith(PUBLIC_PREFIXES) and request.args.get("m") and response.status_code in (200, 304):
+            # Dash names an asset by its file's time (?m=...): a changed file gets a new address,
+            # so a browser keeps this one for good (Dash does the same for its fingerprinted
+            # component suites); without ?m= (the sign-in page's stylesheet) it asks each time
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
 
 
