@@ -19,10 +19,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import api
 import api.cli
 import commands
+import reports.cli
 from commands import prepare_database
 from dashboard import cli, init_dashboard
 from dashboard.context import DashboardContext
 from dashboard.health import start_health_checks
+from reports.scheduler import start_reports
 from settings import load_settings
 
 log = logging.getLogger("app")
@@ -55,9 +57,11 @@ def create_app(config=None) -> Flask:
     api.init_api(server, context)
     if settings.health_check_seconds:
         opened.on_close.append(start_health_checks(context, settings.health_check_seconds).stop)
+    opened.on_close.append(start_reports(server, context).stop)  # REPORTS_CHECK_SECONDS=0: no thread
     cli.register(server)
     api.cli.register(server)
     commands.register(server)
+    reports.cli.register(server)
     return server
 
 

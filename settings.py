@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,6 +16,7 @@ from limits import parse_many
 
 from core import CoreSettings
 from database import OpenDatabase, open_database
+from reports.send import SmtpServer, parse_smtp_url
 
 DEFAULTS = {
     "MONGODB_URI": "",
@@ -45,6 +47,9 @@ DEFAULTS = {
     "DB_TIMEOUT": "10",
     "API_RATE_LIMIT": "100 per second",
     "STRIPE_WEBHOOK_SECRET": "",
+    "SMTP_URL": "",
+    "REPORTS_FROM": "",
+    "REPORTS_CHECK_SECONDS": "60",
 }
 
 
@@ -74,6 +79,9 @@ class Settings:
     db_timeout: float  # seconds a request's database calls may take before DatabaseUnavailableError
     api_rate_limit: str  # requests per API key, per web process
     stripe_webhook_secret: str  # whsec_...; empty: no webhook can be verified
+    smtp: SmtpServer | None  # where scheduled reports are sent (SMTP_URL); None: not set
+    reports_from: str  # the reports' From address
+    reports_check_seconds: int  # how often this process looks for reports due; 0: never
     values: Mapping  # every merged key, for Flask's config
 
     def open_database(self, db_name: str | None = None) -> OpenDatabase:
@@ -110,6 +118,9 @@ def load_settings(config: Mapping | None = None, environ: Mapping | None = None)
         db_timeout=_seconds(values, "DB_TIMEOUT", 0.5, 300),
         api_rate_limit=_limit(values, "API_RATE_LIMIT"),
         stripe_webhook_secret=str(values["STRIPE_WEBHOOK_SECRET"] or "").strip(),
+        smtp=(smtp := parse_smtp_url(values["SMTP_URL"])),
+        reports_from=_sender(values["REPORTS_FROM"], smtp),
+        reports_check_seconds=_integer(values, "REPORTS_CHECK_SECONDS", 0, 86400),
         values=values,
     )
 
@@ -148,6 +159,14 @@ def _number(values: Mapping, name: str, low: float, high: float, unit: str) -> f
     if not low <= number <= high:
         raise ValueError(f"{name} must be a number of {unit} from {low:g} to {high:g}, got {values[name]!r}")
     return number
+
+
+def _sender(value, smtp: SmtpServer | None) -> str:
+    """REPORTS_FROM; by default the SMTP user when it is an address, else reports@localhost."""
+    text = str(value or "").strip() or (smtp.user if smtp and "@" in smtp.user else "reports@localhost")
+    if any(c in text for c in "\r\n") or "@" not in parseaddr(text)[1]:
+        raise ValueError(f"REPORTS_FROM must be an email address such as 'Reports <reports@example.com>', got {value!r}")
+    return text
 
 
 def _zone(name) -> ZoneInfo:
