@@ -144,6 +144,12 @@ def last_sent(db: Database, subscription_ids: list) -> dict:
     return latest
 
 
+def in_progress(doc: dict, now: datetime) -> bool:
+    """Whether a process holds the record's lease at `now` (it is sending it)."""
+    until = (doc.get("lease") or {}).get("until")
+    return isinstance(until, datetime) and until.replace(tzinfo=until.tzinfo or UTC) >= now
+
+
 def period_of(doc: dict) -> Period:
     p = doc["period"]
     return Period(p["start"], p["end"], date.fromisoformat(p["first"]), date.fromisoformat(p["last"]))

@@ -40,7 +40,7 @@ def build_message(report: Report, view_words: str, sender: str, now: datetime,
     message.add_alternative(html_body(report, view_words, png is not None, chart_problem), subtype="html")
     if png is not None:
         message.get_payload()[1].add_related(png, "image", "png", cid=f"<{CHART_ID}>", filename="revenue.png")
-    filename = f"{_slug(report.name)}-{report.period.first.isoformat()}-to-{report.period.last.isoformat()}.csv"
+    filename = f"{slug(report.name)}-{report.period.first.isoformat()}-to-{report.period.last.isoformat()}.csv"
     message.add_attachment(csv_text(report, view_words).encode("utf-8"), maintype="text", subtype="csv",
                            filename=filename)
     return message
@@ -111,6 +111,7 @@ def draw_chart(report: Report) -> bytes:
     return revenue_png(chart_rows(report), report.figures["granularity"], report.currency)
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A name as part of a file name: Daily sales, daily-sales."""
     kept = "".join(c if c.isalnum() else "-" for c in name.lower())
     return "-".join(part for part in kept.split("-") if part)[:60] or "report"

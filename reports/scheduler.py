@@ -41,9 +41,11 @@ class Scheduler:
         return outcomes
 
     def stop(self, timeout: float = 30.0) -> None:
+        """End the thread, and wait for the sends under way (this one's, and the page's "Send now")."""
         self._stop.set()
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(timeout)
+        self.reporter.wait(timeout)
 
 
 def start_reports(server, context) -> Scheduler:

@@ -5,6 +5,8 @@ One `Reporter` per app (`reporter_of(server)`); tests swap its `chart` (a stand-
 which takes seconds) and read what a real SMTP server received.
 """
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +21,7 @@ from reports.schedule import Period
 from reports.subscriptions import Subscription, view_text
 
 EXTENSION = "reports"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +30,8 @@ class Reporter:
     settings: object  # settings.Settings
     chart: Callable[[Report], bytes] | None = draw_chart
     deliver: Callable = field(default=send.deliver)
+    background: list = field(default_factory=list)  # threads of "Send now" from the page
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def tz(self):
@@ -45,6 +50,31 @@ class Reporter:
         """Send the last whole period now, sent before or not (under its record's lease)."""
         period = schedule.period_ended_by(subscription.schedule, self.tz, now)
         return self._attempt(subscription, period, "manual", now)
+
+    def send_now_in_background(self, subscription: Subscription, now: datetime) -> threading.Thread:
+        """send_now in a thread of its own: the page's request must not wait for the chart and the
+        mail server (nor be bound by its database time limit)."""
+        thread = threading.Thread(target=self._logged_send_now, args=(subscription, now), name="report-send-now",
+                                  daemon=True)
+        with self._lock:
+            self.background = [t for t in self.background if t.is_alive()] + [thread]
+        thread.start()
+        return thread
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Wait for the sends started in the background (tests; the app's close)."""
+        with self._lock:
+            threads = list(self.background)
+        for thread in threads:
+            thread.join(timeout)
+
+    def _logged_send_now(self, subscription: Subscription, now: datetime) -> None:
+        try:
+            outcome = self.send_now(subscription, now)
+        except Exception:  # noqa: BLE001 - a background thread: the log is where this is seen
+            log.exception("report %r could not be sent", subscription.name)
+            return
+        log.info("report %r sent now: %s %s", subscription.name, outcome.status, outcome.error)
 
     def send_due(self, now: datetime) -> list[ledger.Outcome]:
         """Send each subscription's period whose slot has come and that is not sent, and every

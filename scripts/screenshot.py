@@ -26,7 +26,7 @@ READY_TIMEOUT = 30
 # path -> file name; "{user}" is a customer with purchases
 PAGES = {"/": "live", "/customers": "customers", "/customers/{user}": "customer", "/grant": "grant",
          "/bulk": "bulk", "/audit": "audit", "/api-keys": "api-keys", "/staff": "staff",
-         "/health": "health", "/insights": "insights"}
+         "/health": "health", "/insights": "insights", "/reports": "reports"}
 
 
 def serve_demo(data_dir: str, stack: contextlib.ExitStack) -> tuple[str, str]:

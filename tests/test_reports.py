@@ -6,7 +6,7 @@ import csv
 import io
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,9 +17,9 @@ from core import create_purchase, get_purchase_analytics, remove_purchase
 from core.storage.schema import COURSES, TESTS, USERS
 from dashboard.display import money_text
 from reports import ledger, subscriptions
-from reports.content import read_report
+from reports.content import Report, read_report
 from reports.render import build_message, draw_chart
-from reports.schedule import local_days
+from reports.schedule import Schedule, due_period, last_days, local_days, next_slot, period_ended_by
 from reports.service import Reporter, reporter_of
 from settings import load_settings
 from tests.mail_server import MailServer, attachment, html_part, related_image
@@ -106,19 +106,20 @@ def test_the_email_holds_core_figures_for_the_period_and_its_csv(db, mail):
     assert sum(float(v[1]) for _, v in hours) == pytest.approx(expected_revenue)
     assert ("top course", "'=Go") not in rows  # revoked: and a title like a formula stays text
     assert reporter.send_due(TUESDAY_0830 + timedelta(hours=1)) == [] and len(mail.received) == 1
+    report = read_report(db, "R", ["a@example.com"], "?kind=course", MONDAY, reporter.settings.core, BERLIN)
+    message = build_message(report, "Courses", "r@example.com", TUESDAY_0830, chart=None)
+    assert related_image(message) is None and "left out" in message.get_body(("plain",)).get_content()
 
 
-def test_a_real_chart_is_drawn_by_kaleido(db):
-    sales(db)
-    reporter = Reporter(db, settings_for(None))
-    report_message = reporter.message(subscribe(db), MONDAY, TUESDAY_0830)
-    assert reporter.chart is draw_chart
-    png = related_image(report_message)
-    assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000, html_part(report_message)
+def test_a_real_chart_is_drawn_by_kaleido():
+    hours = [{"period": MONDAY.start + timedelta(hours=h), "count": h % 3, "revenue": 10.0 * (h % 3)} for h in range(24)]
+    report = Report("R", (), "", MONDAY, {"revenueByPeriod": hours, "granularity": "hour"}, "USD", BERLIN)
+    png = draw_chart(report)  # what Reporter uses unless told otherwise
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    assert Reporter(None, None).chart is draw_chart
 
 
 def test_a_refusing_server_is_tried_again_later_and_its_error_kept(db, mail):
-    sales(db)
     subscription = subscribe(db)
     reporter = Reporter(db, settings_for(mail), chart=lambda report: PNG)
     mail.refusals = ["451 4.3.0 Mailbox busy, try later", "452 4.3.1 Still busy"]
@@ -140,7 +141,6 @@ def test_a_refusing_server_is_tried_again_later_and_its_error_kept(db, mail):
 
 
 def test_a_process_that_died_before_data_is_replaced_and_one_during_data_is_not(db, mail):
-    sales(db)
     subscription = subscribe(db)
     reporter = Reporter(db, settings_for(mail), chart=lambda report: PNG)
     key = ledger.record_key(subscription.id, MONDAY)
@@ -168,7 +168,6 @@ def two_apps(tmp_path, mail):
 
 def test_two_processes_racing_send_each_period_once(two_apps, mail):
     db = two_apps[0].extensions["purchase_database"].db
-    sales(db)
     subscribe(db)
     reporters = [reporter_of(app) for app in two_apps]
     assert reporters[0].db is not reporters[1].db
@@ -215,9 +214,21 @@ def test_the_command_line_exits_non_zero_without_smtp_or_when_refused(app, mail)
         refused.extensions["purchase_database"].close()
 
 
-def test_a_message_can_be_drawn_without_a_chart_function(db):
-    sales(db)
-    reporter = Reporter(db, settings_for(None), chart=None)
-    report = read_report(db, "R", ["a@example.com"], "?kind=course", MONDAY, reporter.settings.core, BERLIN)
-    message = build_message(report, "Courses", "r@example.com", TUESDAY_0830, chart=None)
-    assert related_image(message) is None and "left out" in message.get_body(("plain",)).get_content()
+def test_each_schedule_reports_its_last_whole_period_at_its_slot():
+    tz = BERLIN
+    at = datetime(2025, 3, 31, 9, 0, tzinfo=tz).astimezone(UTC)  # Monday, the day after DST began
+    daily = Schedule("daily", time(8, 0))
+    assert due_period(daily, tz, at).label == "Sun 30 Mar 2025"
+    sunday = due_period(daily, tz, at)
+    assert sunday.end - sunday.start == timedelta(hours=23)  # DST: a 23-hour day
+    assert due_period(daily, tz, at, since=at - timedelta(minutes=30)) is None  # set after its slot: next one
+    weekly = Schedule("weekly", time(7, 30), weekday=0)
+    assert (due_period(weekly, tz, at).first.isoformat(), due_period(weekly, tz, at).last.isoformat()) == (
+        "2025-03-24", "2025-03-30")
+    assert due_period(weekly, tz, at - timedelta(hours=2)).first.isoformat() == "2025-03-17"  # before 07:30
+    monthly = Schedule("monthly", time(6, 0), day=2)
+    assert due_period(monthly, tz, at).label == "February 2025"  # March's is sent on 2 April
+    when, period = next_slot(monthly, tz, at)
+    assert (when, period.label) == (datetime(2025, 4, 2, 6, 0, tzinfo=tz).astimezone(UTC), "March 2025")
+    assert period_ended_by(monthly, tz, at).label == "February 2025"
+    assert last_days(7, tz, at).key == "2025-03-24..2025-03-30"
