@@ -12,13 +12,13 @@ through a lease on the same document, renewed as the rebuild works: one whose pr
 holds it at most LEASE_SECONDS.
 """
 
+import contextlib
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from bson import ObjectId
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
 
 from core.analytics.cohorts import CohortBuilder
 from core.analytics.periods import buckets, floor, step
@@ -37,6 +37,7 @@ from core.changes import VERSION_ID, read_version
 from core.errors import PurchaseError
 from core.storage.db import bulk_insert, bulk_write, read_all
 from core.storage.documents import utc
+from core.storage.lease import Held, Lease
 from core.storage.retry import retry_when_busy
 from core.storage.schema import COHORT_COLLECTIONS, DATA_VERSION, PURCHASES, REVOKED, ROLLUP_COLLECTIONS
 
@@ -66,16 +67,16 @@ def rebuild_rollups(db: Database, progress=None, *, wait: float = LEASE_SECONDS 
     """
     db = utc(db)
 
-    def build(lease: _Lease) -> int:
+    def build(lease: Held) -> int:
         for _ in range(REBUILD_ATTEMPTS):
             version = read_version(db)["version"]
             builder, written = RollupBuilder(), _SetWriter(db, lease.token, lease, progress)
             cohorts = CohortBuilder()  # a buyer's cohorts need all their purchases: written at the end
             for month in _months(db):
-                for document in lease.renewing(_month_of(db, PURCHASES, _FIELDS, "purchasedAt", month)):
+                for document in _renewing(lease, _month_of(db, PURCHASES, _FIELDS, "purchasedAt", month)):
                     builder.add_sale(document)
                     cohorts.add_sale(document)
-                for document in lease.renewing(_month_of(db, REVOKED, _REVOKED_FIELDS, "revokedAt", month)):
+                for document in _renewing(lease, _month_of(db, REVOKED, _REVOKED_FIELDS, "revokedAt", month)):
                     builder.add_revocation(document)
                 written.add(builder.take())
             written.add_whole(cohorts.documents())
@@ -90,7 +91,7 @@ def rebuild_rollups(db: Database, progress=None, *, wait: float = LEASE_SECONDS 
 def load_rollups(db: Database, purchases: list[dict], revoked: list[dict]) -> int:
     """Make the rollups those of freshly bulk-loaded documents (all the database has); return how many."""
 
-    def load(lease: _Lease) -> int:
+    def load(lease: Held) -> int:
         written = _SetWriter(db, lease.token, lease)
         written.add(compute_rollups(purchases, revoked))
         cohorts = CohortBuilder()
@@ -109,13 +110,16 @@ def _holding_lease(db: Database, wait: float, work) -> int:
     Only the lease holder writes a set, switches or drops sets: no set being built is
     dropped, and a rebuild that stalled past its lease can no longer switch.
     """
-    lease = _Lease.claim(db, wait)
+    lease = _lease(db).claim(str(ObjectId()), upsert=True, wait=wait)
+    if lease is None:
+        raise RebuildRunning("another rebuild of the rollups is running; try again when it ends")
     try:
         _drop_other_sets(db, keep=active_set(read_version(db)))  # what killed rebuilds left
         written = work(lease)
     except BaseException:
         _drop_set(db, lease.token, quietly=True)
-        lease.release(quietly=True)
+        with contextlib.suppress(Exception):  # a failure is being raised; the lease runs out anyway
+            lease.release()
         raise
     try:
         _drop_other_sets(db, keep=lease.token)  # the set just left; readers still on it read again
@@ -151,7 +155,7 @@ class _SetWriter:
     objects: they grow with hours x items that saw a sale), and the buckets written so far
     are `_id`s only."""
 
-    def __init__(self, db: Database, rollup_set: str, lease: "_Lease", progress=None):
+    def __init__(self, db: Database, rollup_set: str, lease: Held, progress=None):
         self.db, self.rollup_set, self.lease, self.progress = db, rollup_set, lease, progress
         self.ids: set[tuple[str, str]] = set()
 
@@ -163,10 +167,10 @@ class _SetWriter:
                     for doc in found if (base, doc["_id"]) in self.ids and (counters := rollup_counters(doc))]
             for start in range(0, len(new), BATCH):
                 bulk_insert(self.db, name, new[start : start + BATCH])
-                self.lease.renew()
+                _renew(self.lease)
             for start in range(0, len(more), BATCH):
                 bulk_write(self.db, name, more[start : start + BATCH])
-                self.lease.renew()
+                _renew(self.lease)
             self.ids.update((base, doc["_id"]) for doc in new)
         if self.progress is not None:
             self.progress(len(self.ids), None)  # how many there will be is known at the end only
@@ -178,7 +182,7 @@ class _SetWriter:
             name = set_collection(base, self.rollup_set)
             for start in range(0, len(found), BATCH):
                 bulk_insert(self.db, name, found[start : start + BATCH])
-                self.lease.renew()
+                _renew(self.lease)
             self.ids.update((base, doc["_id"]) for doc in found)
         if self.progress is not None:
             self.progress(len(self.ids), None)
@@ -227,62 +231,25 @@ def _drop_other_sets(db: Database, keep: str) -> None:
             retry_when_busy(lambda n=name: db.drop_collection(n))
 
 
-class _Lease:
-    """The right to rebuild, held in the version document (`rebuild: {token, until}`) and
-    renewed at most every RENEW_SECONDS; `token` also names the set being built."""
+def _lease(db: Database) -> Lease:
+    """The right to rebuild, held in the version document (`rebuild: {token, until}`); the
+    token also names the set being built."""
+    return Lease(db, DATA_VERSION, VERSION_ID, seconds=LEASE_SECONDS, token="rebuild.token", until="rebuild.until")
 
-    def __init__(self, db: Database, token: str):
-        self.db, self.token, self.renewed = db, token, time.monotonic()
 
-    @classmethod
-    def claim(cls, db: Database, wait: float) -> "_Lease":
-        token, give_up_at = str(ObjectId()), time.monotonic() + wait
-        while not cls._take(db, token):
-            if time.monotonic() > give_up_at:
-                raise RebuildRunning("another rebuild of the rollups is running; try again when it ends")
-            time.sleep(0.25)
-        return cls(db, token)
+def _renew(lease: Held) -> None:
+    """Extend the lease, at most every RENEW_SECONDS; PurchaseError when another rebuild took
+    it over (this one stalled)."""
+    if not lease.renew(every=RENEW_SECONDS):
+        raise PurchaseError("this rebuild stalled longer than its lease and another took over")
 
-    @staticmethod
-    def _take(db: Database, token: str) -> bool:
-        now = _now()
-        free = {"$or": [{"rebuild.until": {"$exists": False}}, {"rebuild.until": {"$lt": now}}]}
-        try:
-            taken = retry_when_busy(lambda: db[DATA_VERSION].find_one_and_update(
-                {"_id": VERSION_ID, **free},
-                {"$set": {"rebuild": {"token": token, "until": now + timedelta(seconds=LEASE_SECONDS)}}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            ))
-        except DuplicateKeyError:
-            return False  # the document exists and a live rebuild holds it
-        return taken is not None and taken["rebuild"]["token"] == token
 
-    def renew(self) -> None:
-        """Extend the lease; PurchaseError when another rebuild took it over (this one stalled)."""
-        if time.monotonic() - self.renewed < RENEW_SECONDS:
-            return
-        self.renewed = time.monotonic()
-        until = _now() + timedelta(seconds=LEASE_SECONDS)
-        kept = retry_when_busy(lambda: self.db[DATA_VERSION].update_one(
-            {"_id": VERSION_ID, "rebuild.token": self.token}, {"$set": {"rebuild.until": until}}))
-        if kept.matched_count == 0:
-            raise PurchaseError("this rebuild stalled longer than its lease and another took over")
-
-    def renewing(self, documents):
-        """`documents`, renewing the lease as they are read (300,000 purchases take ~45 s)."""
-        for count, document in enumerate(documents):
-            if count % BATCH == 0:
-                self.renew()
-            yield document
-
-    def release(self, *, quietly: bool = False) -> None:
-        try:
-            retry_when_busy(lambda: self.db[DATA_VERSION].update_one(
-                {"_id": VERSION_ID, "rebuild.token": self.token}, {"$unset": {"rebuild": ""}}))
-        except Exception:  # noqa: BLE001 - a failure is being raised; the lease runs out anyway
-            if not quietly:
-                raise
+def _renewing(lease: Held, documents):
+    """`documents`, renewing the lease as they are read (300,000 purchases take ~45 s)."""
+    for count, document in enumerate(documents):
+        if count % BATCH == 0:
+            _renew(lease)
+        yield document
 
 
 def _months(db: Database):
