@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from bson import ObjectId
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
-from core.storage import retry_when_busy, utc
+from core.storage import deployment, retry_when_busy, utc
 from core.storage.lease import Lease
 from reports.schedule import Period
 from reports.send import SendError
@@ -37,6 +37,7 @@ MAX_ATTEMPTS = 10
 FIRST_WAIT = timedelta(minutes=1)
 LONGEST_WAIT = timedelta(hours=6)
 ERROR_LIMIT = 500
+_indexed: set = set()  # the databases whose indexes this process made
 
 
 class LeaseLost(Exception):
@@ -122,26 +123,28 @@ def due_retries(db: Database, now: datetime) -> list[dict]:
     return retry_when_busy(lambda: list(utc(db)[SENDS].find({"$and": [retryable(now), free]})))
 
 
-def records_of(db: Database, subscription_ids: list, per_subscription: int = 3) -> dict:
-    """The latest records of each subscription, newest period first."""
-    found = retry_when_busy(lambda: list(utc(db)[SENDS].find({"subscription": {"$in": subscription_ids}})
-                                         .sort("period.start", DESCENDING)))
-    latest: dict = {}
-    for doc in found:
-        kept = latest.setdefault(doc["subscription"], [])
-        if len(kept) < per_subscription:
-            kept.append(doc)
-    return latest
+def records_of(db: Database, subscription_id: ObjectId, latest: int = 3) -> list[dict]:
+    """The latest records of a subscription, newest period first."""
+    return retry_when_busy(lambda: list(utc(db)[SENDS].find({"subscription": subscription_id})
+                                        .sort("period.start", DESCENDING).limit(latest)))
 
 
-def last_sent(db: Database, subscription_ids: list) -> dict:
-    """The latest record of each subscription that was sent."""
-    found = retry_when_busy(lambda: list(utc(db)[SENDS].find({"subscription": {"$in": subscription_ids},
-                                                              "status": "sent"}).sort("sentAt", DESCENDING)))
-    latest: dict = {}
-    for doc in found:
-        latest.setdefault(doc["subscription"], doc)
-    return latest
+def last_sent(db: Database, subscription_id: ObjectId) -> dict | None:
+    """The subscription's record sent last, if any."""
+    return retry_when_busy(lambda: utc(db)[SENDS].find_one({"subscription": subscription_id, "status": "sent"},
+                                                           sort=[("sentAt", DESCENDING)]))
+
+
+def ensure_indexes(db: Database) -> None:
+    """The records' indexes (a record a subscription a period: some thousands in a few years),
+    made by the first look for work in each process."""
+    if deployment(db) in _indexed:
+        return
+    retry_when_busy(lambda: db[SENDS].create_index([("status", ASCENDING), ("nextTryAt", ASCENDING)],
+                                                   name="status_next_try"))
+    retry_when_busy(lambda: db[SENDS].create_index([("subscription", ASCENDING), ("period.start", DESCENDING)],
+                                                   name="subscription_period"))
+    _indexed.add(deployment(db))
 
 
 def in_progress(doc: dict, now: datetime) -> bool:

@@ -80,6 +80,9 @@ class Reporter:
         """Send each subscription's period whose slot has come and that is not sent, and every
         failed send whose next try is due; what each try did (others' sends left out)."""
         every = {s.id: s for s in subscriptions.every(self.db)}
+        if not every:
+            return []
+        ledger.ensure_indexes(self.db)
         tried = []
         for subscription in every.values():
             period = schedule.due_period(subscription.schedule, self.tz, now, since=subscription.since)

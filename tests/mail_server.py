@@ -7,17 +7,26 @@ import threading
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from scripts.chrome import free_port
 
 
 class MailServer:
-    def __init__(self):
+    """`login`: (user, password) the server asks for (over plain SMTP: loopback only)."""
+
+    def __init__(self, login: tuple[str, str] | None = None):
         self.received: list[tuple[list[str], EmailMessage]] = []
         self.refusals: list[str] = []  # e.g. "451 4.3.0 Try again later": the next DATA gets it
         self._lock = threading.Lock()
         self.port = free_port()
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        auth = {"authenticator": self._authenticate, "auth_require_tls": False} if login else {}
+        self._login = login
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **auth)
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        given = (auth_data.login.decode(), auth_data.password.decode())
+        return AuthResult(success=given == self._login, handled=False)  # handled=False: aiosmtpd answers 535
 
     @property
     def url(self) -> str:

@@ -7,6 +7,7 @@ import io
 import threading
 import uuid
 from datetime import UTC, datetime, time, timedelta
+from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,6 +21,7 @@ from reports import ledger, subscriptions
 from reports.content import Report, read_report
 from reports.render import build_message, draw_chart
 from reports.schedule import Schedule, due_period, last_days, local_days, next_slot, period_ended_by
+from reports.send import SendError, deliver, parse_smtp_url
 from reports.service import Reporter, reporter_of
 from settings import load_settings
 from tests.mail_server import MailServer, attachment, html_part, related_image
@@ -232,3 +234,39 @@ def test_each_schedule_reports_its_last_whole_period_at_its_slot():
     assert (when, period.label) == (datetime(2025, 4, 2, 6, 0, tzinfo=tz).astimezone(UTC), "March 2025")
     assert period_ended_by(monthly, tz, at).label == "February 2025"
     assert last_days(7, tz, at).key == "2025-03-24..2025-03-30"
+
+
+def test_smtp_url_and_sender_are_read_once_with_a_login_and_their_mistakes_named():
+    with MailServer(login=("reports@example.com", "p@ss word")) as server:
+        url = f"smtp://reports%40example.com:p%40ss%20word@127.0.0.1:{server.port}"
+        settings = load_settings({"SMTP_URL": url}, environ={})
+        assert settings.reports_from == "reports@example.com"  # the login, when it is an address
+        assert "p@ss" not in str(settings.smtp) and "p@ss" not in repr(settings.smtp)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = settings.reports_from, "x@example.com", "Hello"
+        assert deliver(settings.smtp, message) == {}
+        assert server.received[0][0] == ["x@example.com"]
+        wrong = load_settings({"SMTP_URL": url.replace("word@", "wrong@")}, environ={})
+        with pytest.raises(SendError, match="refused the user name or password: 535"):
+            deliver(wrong.smtp, message)
+    with pytest.raises(SendError, match="Could not talk to the mail server smtp://127.0.0.1"):
+        deliver(parse_smtp_url(f"smtp://127.0.0.1:{server.port}"), message)  # nobody listens now
+    assert parse_smtp_url("smtps://mail.example.com").port == 465
+    assert load_settings({}, environ={}).reports_from == "reports@localhost"
+    for name, value, said in (("SMTP_URL", "mail.example.com:587", "SMTP_URL must look like smtp://"),
+                              ("SMTP_URL", "smtp://h:99999", "a port that is not a number"),
+                              ("REPORTS_FROM", "nobody", "REPORTS_FROM must be an email address"),
+                              ("REPORTS_CHECK_SECONDS", "-1", "REPORTS_CHECK_SECONDS must be between 0")):
+        with pytest.raises(ValueError, match=said):
+            load_settings({name: value}, environ={})
+
+
+def test_each_app_process_runs_a_scheduler_unless_told_not_to(tmp_path):
+    config = {"DATA_DIR": str(tmp_path), "MONGODB_DB": f"app_{uuid.uuid4().hex[:12]}", "SEED_DEMO": "0",
+              "HEALTH_CHECK_SECONDS": "0", "REPORTS_CHECK_SECONDS": "3600"}
+    running = lambda: [t for t in threading.enumerate() if t.name == "reports-scheduler"]  # noqa: E731
+    before = len(running())
+    app = create_app(config)
+    assert len(running()) == before + 1
+    app.extensions["purchase_database"].close()  # the app's close stops it
+    assert len(running()) == before

@@ -161,10 +161,8 @@ def register(app, context: DashboardContext) -> None:
 
 def read_rows(db, tz, now: datetime) -> list:
     """(subscription, state) of every subscription, by name."""
-    every = subscriptions.every(db)
-    found = [s.id for s in every]
-    records, last = ledger.records_of(db, found), ledger.last_sent(db, found)
-    return [(s, table.state(s, records.get(s.id, []), last.get(s.id), tz, now)) for s in every]
+    return [(s, table.state(s, ledger.records_of(db, s.id), ledger.last_sent(db, s.id), tz, now))
+            for s in subscriptions.every(db)]
 
 
 def send_now(reporter, subscription, db, now: datetime, no_smtp: bool) -> dict:
