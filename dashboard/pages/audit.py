@@ -22,13 +22,13 @@ from core import ItemRef, PurchaseError, ValidationError, get_audit_log, get_dat
 from core.audit import ACTIONS, COUNT_CAP, MAX_LIMIT, SOURCES, actors_matching, count_audit_log, users_matching
 from core.catalog import item_ref, list_items
 from core.storage import retry_when_busy, utc
+from core.validation import EARLIEST_DATE
 from dashboard import spreadsheet
 from dashboard.accounts import ACCOUNTS, STAFF_NAMES
 from dashboard.auth import require_admin
 from dashboard.callback_requests import mapping
 from dashboard.context import DashboardContext, current_context
 from dashboard.display import local_time, method_label, reason_label
-from dashboard.filters import EARLIEST
 from dashboard.grids import data_grid
 from dashboard.messages import failure
 from dashboard.query import query_args, query_string
@@ -62,6 +62,7 @@ SHOWN = 1000  # rows sent to the grid; the export takes up to MAX_LIMIT
 POLL_TIMEOUT = 4.0
 EXPORT_TIMEOUT = 20.0
 DASH = "—"
+EARLIEST = EARLIEST_DATE.date()  # core answers no date before it
 log = logging.getLogger(__name__)
 
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from core.storage.schema import KINDS as ITEM_KINDS
+from core.validation import EARLIEST_DATE
 from dashboard.query import query_args, query_string
 
 PRESETS = {"today": "Today", "7d": "7 days", "30d": "30 days", "90d": "90 days", "custom": "Custom"}
@@ -13,7 +14,7 @@ KINDS = {"": " and ".join(kind.plural for kind in ITEM_KINDS.values()).capitaliz
          **{kind.name: kind.plural for kind in ITEM_KINDS.values()}}
 GRANULARITIES = {"": "Auto", "hour": "Hour", "day": "Day", "week": "Week", "month": "Month"}
 DEFAULT_PRESET = "30d"
-EARLIEST = date(2000, 1, 1)  # core answers no date before it
+EARLIEST = EARLIEST_DATE.date()  # core answers no date before it
 # the longest range (days) each granularity serves, as core allows (core.analytics.queries.MAX_SPAN)
 FINEST_SPAN_DAYS = {"hour": 31, "day": 3660}
 # the payment-method filter's one exclusion: purchases a migration created from user arrays
