@@ -6,6 +6,7 @@ The same message is sent by the scheduler, "Send now" and the command line, and 
 from the page as a .eml file.
 """
 
+import email.policy
 import html
 import logging
 from collections.abc import Callable
@@ -19,6 +20,11 @@ from reports.content import Report, as_of_text, chart_rows, csv_text, key_figure
 CHART_ID = "revenue-chart"
 INK, MUTED, LINE, PANEL = "#1f2933", "#64748b", "#e2e8f0", "#f8fafc"
 log = logging.getLogger(__name__)
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message as it goes over SMTP, lines ending in CRLF: what is sent, and what Download gives."""
+    return message.as_bytes(policy=email.policy.SMTP)
 
 
 def subject(report: Report) -> str:

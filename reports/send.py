@@ -115,7 +115,7 @@ def _transaction(smtp: smtplib.SMTP, message: EmailMessage, recipients: list[str
     if len(refused) == len(recipients):
         smtp.rset()
         raise SendError("The mail server refused every recipient: " + "; ".join(f"{a}: {r}" for a, r in refused.items()))
-    content = message.as_bytes(policy=email.policy.SMTP)  # lines end in CRLF on the wire
+    content = message.as_bytes(policy=email.policy.SMTP)  # lines end in CRLF on the wire (render.wire_bytes)
     before_data()
     try:
         code, said = smtp.data(content)

@@ -18,7 +18,7 @@ from dashboard.messages import failure
 from dashboard.pages.reports import ids, table
 from dashboard.pages.reports.layout import CONFIRM_STEP, NEW_TITLE
 from reports import ledger, schedule, subscriptions
-from reports.render import slug
+from reports.render import slug, wire_bytes
 from reports.service import reporter_of
 from reports.subscriptions import SubscriptionError
 
@@ -127,7 +127,7 @@ def register(app, context: DashboardContext) -> None:
             if pressed["type"] == ids.GET:
                 message = reporter.latest_message(subscription, now)
                 name = f"{slug(subscription.name)}-{now.astimezone(tz):%Y-%m-%d}.eml"
-                return reply | {"download": dcc.send_bytes(message.as_bytes(), name, type="message/rfc822"),
+                return reply | {"download": dcc.send_bytes(wire_bytes(message), name, type="message/rfc822"),
                                 "result": f"Downloaded {subscription.name!r}: {message['Subject']}."}
             return reply | send_now(reporter, subscription, db, now, context.settings.smtp is None)
         except Exception as error:  # noqa: BLE001 - messages.failure logs what is not ours
