@@ -58,6 +58,7 @@ METRICS = (("first-contentful-paint", "FCP"), ("largest-contentful-paint", "LCP"
            ("total-blocking-time", "TBT"), ("cumulative-layout-shift", "CLS"), ("speed-index", "SI"))
 DEMO_ADMIN = re.compile(r"^\s*admin\s+(\S+@\S+)\s+password:\s*(\S+)")
 START_TIMEOUT = 180.0
+ATTEMPTS = 3
 
 
 def page_paths() -> list[str]:
@@ -128,8 +129,13 @@ def lighthouse(url: str, cookie: str, keep: Path | None, name: str) -> dict:
                    "--output=json", f"--output-path={output}", "--save-assets", "--quiet"]
         env = {**os.environ, "CHROME_PATH": os.environ.get("CHROME_PATH") or shutil.which("chromium")
                or shutil.which("chromium-browser") or ""}
-        finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-        if finished.returncode != 0 or not output.exists():
+        for attempt in range(ATTEMPTS):  # a busy machine can keep Chromium from answering in time
+            finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+            if finished.returncode == 0 and output.exists():
+                break
+            print(f"  lighthouse failed on {url} (attempt {attempt + 1} of {ATTEMPTS}): "
+                  f"{finished.stderr.strip().splitlines()[-1:]}", file=sys.stderr, flush=True)
+        else:
             raise SystemExit(f"lighthouse failed on {url}:\n{finished.stderr[-3000:]}")
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)

@@ -32,14 +32,15 @@ def test_scripts_are_compressed_and_kept_while_pages_and_answers_are_not(tmp_pat
             assert answer.headers["Cache-Control"] == "no-store" and answer.headers["Content-Encoding"] == "gzip"
 
         # Dash's component suites, named with their versions: compressed, kept a year, and the
-        # same for every account (no Vary: Cookie, which the changing session cookie would miss)
+        # same for every account (no Vary: Cookie, which the changing session cookie would
+        # miss; no Set-Cookie, which a shared cache would keep with the file)
         suites = re.findall(r'src="(/_dash-component-suites/[^"]+\.v[0-9_]+m[0-9]+[^"]*\.js)"', page.text)
         assert suites, page.text
         renderer = next(src for src in suites if "dash_renderer" in src)
         script = browser.get(base + renderer, timeout=30)
         assert script.status_code == 200 and script.headers["Content-Encoding"] == "gzip"
         assert YEAR in script.headers["Cache-Control"] and "no-store" not in script.headers["Cache-Control"]
-        assert script.headers["Vary"] == "Accept-Encoding"
+        assert script.headers["Vary"] == "Accept-Encoding" and "Set-Cookie" not in script.headers  # nothing personal
 
         # assets named with their file's time (?m=): the same; the sign-in page's, without it, asked for each time
         assets = re.findall(r'href="(/assets/style\.css\?m=[^"]+)"', page.text)
