@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 from api.schemas import AnalyticsQuery, iso
 from core import ValidationError, get_purchase_analytics
 from core.validation import MINOR_UNITS
-from dashboard import data
-from dashboard.filters import (
+from dashboard.display import today_in
+from dashboard.pages.live.data import kpis
+from dashboard.pages.live.filters import (
     FINEST_SPAN_DAYS,
     NOT_MIGRATED,
     View,
@@ -93,9 +94,9 @@ def register(api, context, *, tags: list, errors: dict) -> None:
         the dashboard's TIMEZONE, as on the page."""
         view = view_of(query, settings.core.payment_methods)
         now = datetime.now(UTC)
-        figures = get_purchase_analytics(db, analytics_filters(view, data.today_in(settings.timezone, now)),
+        figures = get_purchase_analytics(db, analytics_filters(view, today_in(settings.timezone, now)),
                                          settings=settings.core)
-        return answer(view, figures, data.kpis(db, view, settings.timezone, now), settings.core.currency)
+        return answer(view, figures, kpis(db, view, settings.timezone, now), settings.core.currency)
 
 
 def view_of(query: AnalyticsQuery, methods) -> View:

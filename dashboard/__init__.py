@@ -5,10 +5,11 @@ from pathlib import Path
 
 from dash import Dash
 
-from dashboard import auth, data, shell
+from dashboard import auth, shell
 from dashboard.callback_requests import init_callback_checks
 from dashboard.context import EXTENSION, DashboardContext
 from dashboard.pages import page_for, page_modules
+from dashboard.pages.live import data as live_data
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -49,7 +50,7 @@ def _warm_up_when_serving(server, context: DashboardContext) -> None:
         with lock:
             if not started.is_set():
                 started.set()
-                threading.Thread(target=data.warm_up, name="warm-up", daemon=True,
+                threading.Thread(target=live_data.warm_up, name="warm-up", daemon=True,
                                  args=(context.db, context.settings.timezone, context.settings.core)).start()
 
 

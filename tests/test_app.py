@@ -222,7 +222,7 @@ def test_hours_for_ninety_days_become_automatic_and_the_url_says_so(viewer_clien
 def test_the_caches_warm_up_at_the_first_request_not_when_the_app_is_built(tmp_path, monkeypatch):
     """A command-line run (`flask create-user`) builds the app and closes the database: a
     warm-up started then was still reading it and printed a traceback."""
-    from dashboard import data
+    from dashboard.pages.live import data
 
     calls = []
     monkeypatch.setattr(data, "warm_up", lambda *args: calls.append(args))
