@@ -9,7 +9,7 @@ and `register(app, context)` (its callbacks). Adding a page is adding a module.
 import importlib
 import pkgutil
 
-ORDER = ("live", "customers", "grant", "bulk", "audit", "api_keys", "staff", "health")
+ORDER = ("live", "insights", "customers", "grant", "bulk", "audit", "reports", "api_keys", "staff", "health")
 
 
 def page_modules() -> list:
