@@ -14,7 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import GrantRequest, create_purchase, ensure_indexes, purchase_items, remove_purchase
-from core.analytics.cohorts import COHORT_CELLS, buyer_counters, cohort_differences, cohort_figures, sale_of
+from core.analytics.cohorts import (
+    COHORT_CELLS,
+    COHORT_RETENTION,
+    buyer_counters,
+    cohort_differences,
+    cohort_figures,
+    sale_of,
+)
 from core.analytics.periods import floor, step
 from core.analytics.retention import retention_figures
 from core.analytics.rollups import active_set, set_collection
@@ -160,22 +167,26 @@ def test_revoking_a_first_purchase_moves_the_buyer_to_the_cohort_of_the_next(db,
     assert cohort_figures(db, {"paymentMethod": "stripe"})["cohorts"] == []
 
 
-def test_a_sale_writes_a_few_small_documents(db, catalog):
+def test_a_first_sale_writes_four_documents_of_a_few_counters(db, catalog):
     create_purchase(db, catalog["user"], catalog["courses"][0], None, {"amount": 5, "paymentMethod": "paypal"})
     rollup_set = active_set(read_version(db))
     cells = list(db[set_collection(COHORT_CELLS, rollup_set)].find())
-    assert len(cells) == 4  # month and week, every method and paypal
-    assert all(len(doc) - 1 <= 4 for doc in cells)  # "*|*", "course|*", "*|paid", "course|paid"
+    assert [doc["_id"].split("|")[0] for doc in cells] == ["month", "week"]
+    # buyers and revenue of its eight choices: kind * or course, method * or paypal, paid * or paid
+    assert all(len(doc["n"]) == 16 for doc in cells)
+    assert cells[0]["n"]["course|paypal|paid|r"] == 5000
+    retention = {doc["_id"] for doc in db[set_collection(COHORT_RETENTION, rollup_set)].find()}
+    assert retention == {"buyers", f"last|{datetime.now(UTC):%Y-%m-%d}"}
 
 
 def test_the_checker_reports_a_tampered_cell_and_a_rebuild_repairs_it(db, catalog):
     create_purchase(db, catalog["user"], catalog["courses"][0], None, {"amount": 5, "paymentMethod": "paypal"})
     assert check_consistency(db)["rollup_mismatch"] == []
     cells = db[set_collection(COHORT_CELLS, active_set(read_version(db)))]
-    cell = cells.find_one({"_id": {"$regex": "^month\\|\\*\\|"}})
-    cells.update_one({"_id": cell["_id"]}, {"$inc": {"*|*.r": 1}})
+    cell = cells.find_one({"_id": {"$regex": "^month\\|"}})
+    cells.update_one({"_id": cell["_id"]}, {"$inc": {"n.*|*|*|r": 1}})
     assert check_consistency(db)["rollup_mismatch"] == [
-        {"collection": COHORT_CELLS, "bucket": cell["_id"], "counter": "*|*.r", "expected": 5000, "stored": 5001}]
+        {"collection": COHORT_CELLS, "bucket": cell["_id"], "counter": "n.*|*|*|r", "expected": 5000, "stored": 5001}]
     rebuild_rollups(db)
     assert check_consistency(db)["rollup_mismatch"] == []
     assert cohort_figures(db)["cohorts"][0]["periods"][0]["revenue"] == 5.0
@@ -194,11 +205,13 @@ def test_buyer_counters_count_each_period_once_and_revenue_in_thousandths():
     sales = [sale_of({"user": user, "course": ObjectId(), "purchasedAt": at, "amount": amount, "paymentMethod": "a.b"})
              for at, amount in ((jan, 0.1), (jan, 0.2), (feb, 0))]
     found = buyer_counters(sales)
-    assert found[(COHORT_CELLS, "month|a%2Eb|2026-01-01|00000", "course|*.b")] == 1
-    assert found[(COHORT_CELLS, "month|a%2Eb|2026-01-01|00000", "course|*.r")] == 300
-    assert found[(COHORT_CELLS, "month|*|2026-01-01|00001", "*|free.b")] == 0  # free's cohort is February
-    assert found[(COHORT_CELLS, "month|*|2026-02-01|00000", "*|free.b")] == 1
-    assert found[(COHORT_CELLS, "week|*|2026-01-26|00001", "*|*.b")] == 1  # Monday 26 January; 2 February
+    assert found[(COHORT_CELLS, "month|2026-01-01|00000", "n.course|a%2Eb|*|b")] == 1
+    assert found[(COHORT_CELLS, "month|2026-01-01|00000", "n.course|a%2Eb|*|r")] == 300
+    assert found[(COHORT_CELLS, "month|2026-01-01|00001", "n.*|*|free|b")] == 0  # free's cohort is February
+    assert found[(COHORT_CELLS, "month|2026-02-01|00000", "n.*|*|free|b")] == 1
+    assert found[(COHORT_CELLS, "week|2026-01-26|00001", "n.*|*|*|b")] == 1  # Monday 26 January; 2 February
+    assert found[(COHORT_RETENTION, "gap|d|0000000", "n.*|*|paid")] == 1  # 0.1 and 0.2 at the same moment
+    assert found[(COHORT_RETENTION, "last|2026-02-02", "n.*|*|*")] == 1
 
 
 @pytest.mark.parametrize(("options", "field"), [

@@ -4,31 +4,35 @@ period since; kept exact by the transaction of every grant and revocation, as th
 A buyer's cohort is the UTC calendar month or ISO week (from Monday) of their first purchase
 that is not revoked, among the purchases a choice of filters keeps: kind ("*" or a kind),
 payment method ("*" or one) and paid ("*"; "paid": an amount other than 0; "free": amount 0).
-Every choice is kept, so a purchase counts in eight of them. Two collections of the rollup set
-(core.analytics.rollups) hold the figures, in documents of a few counters each, since the
-embedded engine re-encodes a whole document at each update:
+Every choice is kept, so a purchase counts in eight of them; `<choice>` below is
+"<kind>|<method>|<paid>", `<method>` "*" or the method percent-encoded (no ".", "|" or "$").
+Two collections of the rollup set (core.analytics.rollups) hold the figures:
 
-    cohort_cells      {_id: "<period>|<method>|<cohort's first day>|<offset>",
-                       "<kind>|<paid>": {b: buyers of the cohort who bought in that period,
-                                         r: revenue of their purchases then, in thousandths}}
-    cohort_retention  {_id: "buyers",             "<kind>|<method>|<paid>": buyers}
-                      {_id: "last|<day>",         <the same>: buyers whose last purchase is that day}
-                      {_id: "gap|d|<days>",       <the same>: buyers whose second purchase came that
-                                                  many whole days (24 h, rounded down) after the first}
-                      {_id: "gap|b|<days // 32>", <the same>: the same, 32 days to a document}
+    cohort_cells      {_id: "<period>|<cohort's first day>|<offset>",
+                       n: {"<choice>|b": buyers of the cohort who bought in that period,
+                           "<choice>|r": revenue of their purchases then, in thousandths}}
+    cohort_retention  {_id: "buyers",             n: {<choice>: buyers}}
+                      {_id: "last|<day>",         n: {<choice>: buyers whose last purchase is that day}}
+                      {_id: "gap|d|<days>",       n: {<choice>: buyers whose second purchase came that
+                                                      many whole days (24 h, rounded down) after the first}}
+                      {_id: "gap|b|<days // 32>", n: the same, 32 days to a document}
 
-`<method>` is "*" or the method percent-encoded (no ".", "|" or "$"); days are YYYY-MM-DD,
-offsets and gaps zero-padded. So the cells of one period type and method sort by cohort, and
-a range of cohorts is one `_id` range (12 monthly cohorts: at most 78 small documents); the
+Days are YYYY-MM-DD, offsets and gaps zero-padded: the cells of a period type sort by cohort, so
+a range of cohorts is one `_id` range (12 monthly cohorts: at most 78 documents), and the
 retention documents sort by day (core.analytics.retention reads them).
+
+What a grant costs decided the shape. The embedded engine spends about 3 ms of CPU on each
+document a transaction updates, and little more for a few dozen counters in one flat map
+(`n`), where nested maps and top-level fields cost more: so a cell holds every choice of its
+period, and a sale at the present writes four documents (its month's cell, its week's, the
+days of the buyer's last purchase before and after), more when it is a buyer's first or second
+purchase under some choice.
 
 A change reads the purchases of each buyer it touches (one read by `user`, an index), computes
 what that buyer adds to every document before and after it (`buyer_counters`, from the buyer's
 purchases alone) and `$inc`s the difference: the revocation of a first purchase moves the
-buyer to the cohort of their next one. A sale writes about six small documents (its month's
-and week's cells for every method and for its own, the days of the buyer's last purchase
-before and after). `CohortBuilder` computes the same documents for a rebuild
-(core.operations.rebuild) and for the checker (core.operations.consistency).
+buyer to the cohort of their next one. `CohortBuilder` computes the same documents for a
+rebuild (core.operations.rebuild) and for the checker (core.operations.consistency).
 
 Purchases count as in the rollups (`well_formed`), when their `user` is an ObjectId.
 """
@@ -119,25 +123,30 @@ def buyer_counters(sales: list[tuple]) -> dict[tuple[str, str, str], int]:
     out = defaultdict(int)
     for (kind, method, paid), theirs in chosen.items():
         theirs.sort(key=lambda sale: sale[0])  # ties change nothing: every figure reads times only
-        first, sub, combo = theirs[0][0], f"{kind}|{paid}", f"{kind}|{method}|{paid}"
+        first, choice = theirs[0][0], f"n.{kind}|{method}|{paid}"
         for period in PERIODS:
             cohort = period_index(first, period)
-            prefix, seen = f"{period}|{method}|{day_text(period_start(cohort, period))}|", set()
+            prefix, seen = f"{period}|{day_text(period_start(cohort, period))}|", set()
             for moment, units in theirs:
                 offset = period_index(moment, period) - cohort
                 cell = f"{prefix}{offset:05d}"
                 if offset not in seen:
                     seen.add(offset)
-                    out[(COHORT_CELLS, cell, f"{sub}.b")] += 1
+                    out[(COHORT_CELLS, cell, f"{choice}|b")] += 1
                 if units:
-                    out[(COHORT_CELLS, cell, f"{sub}.r")] += units
-        out[(COHORT_RETENTION, "buyers", combo)] += 1
-        out[(COHORT_RETENTION, f"last|{day_text(theirs[-1][0])}", combo)] += 1
+                    out[(COHORT_CELLS, cell, f"{choice}|r")] += units
+        out[(COHORT_RETENTION, "buyers", choice)] += 1
+        out[(COHORT_RETENTION, f"last|{day_text(theirs[-1][0])}", choice)] += 1
         if len(theirs) > 1:
             gap = (theirs[1][0] - first) // DAY
-            out[(COHORT_RETENTION, f"gap|d|{gap:07d}", combo)] += 1
-            out[(COHORT_RETENTION, f"gap|b|{gap // GAP_BIN:05d}", combo)] += 1
+            out[(COHORT_RETENTION, f"gap|d|{gap:07d}", choice)] += 1
+            out[(COHORT_RETENTION, f"gap|b|{gap // GAP_BIN:06d}", choice)] += 1
     return out
+
+
+def choice_of(chosen: dict) -> str:
+    """The counters' name for validated options (validation.cohort_options)."""
+    return f"{chosen['kind'] or ALL}|{method_name(chosen['paymentMethod'])}|{paid_name(chosen['paid'])}"
 
 
 def _counters(purchases) -> dict[tuple[str, str, str], int]:
@@ -157,7 +166,8 @@ def record_buyers(db: Database, session, state: dict, changed: list[dict], sign:
     change = defaultdict(int)
     for user, mine in theirs.items():
         ids = {purchase["_id"] for purchase in mine}
-        kept = [p for p in db[PURCHASES].find({"user": user}, FIELDS, session=session) if p["_id"] not in ids]
+        # whole documents: the embedded engine sends small ones faster than it projects them
+        kept = [p for p in db[PURCHASES].find({"user": user}, session=session) if p["_id"] not in ids]
         before, after = (kept, kept + mine) if sign > 0 else (kept + mine, kept)
         for path, value in _counters(after).items():
             change[path] += value
@@ -275,20 +285,19 @@ def cohort_figures(db: Database, options=None) -> dict:
     without a buyer are left out. Bad options raise ValidationError.
     """
     chosen = cohort_options(options)
-    period = chosen["period"]
+    period, choice = chosen["period"], choice_of(chosen)
     first, end = cohort_range(chosen, datetime.now(UTC))
-    prefix = f"{period}|{method_name(chosen['paymentMethod'])}|"
-    high = prefix + (day_text(ceil(end, "day")) if end is not None else "~")
-    sub = f"{chosen['kind'] or ALL}|{paid_name(chosen['paid'])}"
-    docs = read_at_one_version(utc(db), lambda find: find(COHORT_CELLS, id_range(prefix + day_text(first), high),
-                                                          {sub: 1}))
+    high = f"{period}|" + (day_text(ceil(end, "day")) if end is not None else "~")
+    wanted = {f"n.{choice}|b": 1, f"n.{choice}|r": 1}
+    docs = read_at_one_version(utc(db), lambda find: find(COHORT_CELLS, id_range(f"{period}|{day_text(first)}", high),
+                                                          wanted))
     cohorts: dict[str, list[dict]] = {}
     for doc in docs:
-        counters = doc.get(sub) or {}
-        if counters.get("b", 0) > 0:
-            _, _, cohort, offset = doc["_id"].split("|")
-            cohorts.setdefault(cohort, []).append(
-                {"offset": int(offset), "buyers": counters["b"], "revenue": from_units(counters.get("r", 0))})
+        counters = doc.get("n") or {}
+        if counters.get(f"{choice}|b", 0) > 0:
+            _, cohort, offset = doc["_id"].split("|")
+            cohorts.setdefault(cohort, []).append({"offset": int(offset), "buyers": counters[f"{choice}|b"],
+                                                   "revenue": from_units(counters.get(f"{choice}|r", 0))})
     rows = []
     for cohort, periods in sorted(cohorts.items()):
         periods.sort(key=lambda row: row["offset"])

@@ -15,15 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo.database import Database
 
-from core.analytics.cohorts import (
-    ALL,
-    GAP_BIN,
-    day_text,
-    id_range,
-    method_name,
-    paid_name,
-    read_at_one_version,
-)
+from core.analytics.cohorts import GAP_BIN, choice_of, day_text, id_range, read_at_one_version
 from core.analytics.periods import floor
 from core.errors import PurchaseError, ValidationError
 from core.storage.documents import utc
@@ -51,14 +43,17 @@ def retention_figures(db: Database, options=None, *, now: datetime | None = None
     elif not isinstance(now, datetime):
         raise ValidationError(f"now must be a datetime, got {shown(now)}", field="now")
     cutoff = floor(now if now.tzinfo else now.replace(tzinfo=UTC), "day") - timedelta(days=LAPSED_DAYS)
-    combo = f"{chosen['kind'] or ALL}|{method_name(chosen['paymentMethod'])}|{paid_name(chosen['paid'])}"
+    choice = choice_of(chosen)
 
     def read(find):
-        buyers = sum(doc.get(combo, 0) for doc in find(COHORT_RETENTION, {"_id": "buyers"}, {combo: 1}))
-        recent = find(COHORT_RETENTION, id_range(f"last|{day_text(cutoff)}", "last|~"), {combo: 1})
-        bins = {int(doc["_id"].rsplit("|", 1)[1]): doc[combo]
-                for doc in find(COHORT_RETENTION, id_range("gap|b|", "gap|b|~"), {combo: 1}) if doc.get(combo)}
-        return buyers, sum(doc.get(combo, 0) for doc in recent), bins, _median(find, combo, bins)
+        def counts(query: dict) -> dict[str, int]:
+            return {doc["_id"]: (doc.get("n") or {}).get(choice, 0)
+                    for doc in find(COHORT_RETENTION, query, {f"n.{choice}": 1})}
+
+        buyers = sum(counts({"_id": "buyers"}).values())
+        recent = sum(counts(id_range(f"last|{day_text(cutoff)}", "last|~")).values())
+        bins = {int(name.rsplit("|", 1)[1]): n for name, n in counts(id_range("gap|b|", "gap|b|~")).items() if n}
+        return buyers, recent, bins, _median(counts, bins)
 
     buyers, active, bins, median = read_at_one_version(utc(db), read)
     repeaters = sum(bins.values())
@@ -66,8 +61,9 @@ def retention_figures(db: Database, options=None, *, now: datetime | None = None
             "median_days_to_second": median, "lapsed_90d": buyers - active}
 
 
-def _median(find, combo: str, bins: dict[int, int]) -> float | None:
-    """The median gap, from the bins' counts and the days of the one or two bins that hold it."""
+def _median(counts, bins: dict[int, int]) -> float | None:
+    """The median gap, from the bins' counts and the days of the one or two bins that hold it
+    (`counts(query)`: {_id: the chosen counter} of the documents the query finds)."""
     count = sum(bins.values())
     if count == 0:
         return None
@@ -77,8 +73,7 @@ def _median(find, combo: str, bins: dict[int, int]) -> float | None:
         inside = [position - before for position in middle if before <= position < before + bins[number]]
         if inside:
             low, high = f"gap|d|{number * GAP_BIN:07d}", f"gap|d|{(number + 1) * GAP_BIN:07d}"
-            days = sorted((int(doc["_id"].rsplit("|", 1)[1]), doc.get(combo, 0))
-                          for doc in find(COHORT_RETENTION, id_range(low, high), {combo: 1}))
+            days = sorted((int(name.rsplit("|", 1)[1]), n) for name, n in counts(id_range(low, high)).items())
             values += [_at(days, position) for position in inside]
         before += bins[number]
     return sum(values) / len(values)
