@@ -1,6 +1,7 @@
 """A page's state in its URL's query string (`?range=7d&kind=course`): read and written here
 only, so every page reads a query string the same way."""
 
+from datetime import date
 from urllib.parse import parse_qs, urlencode
 
 from dashboard.callback_requests import text
@@ -21,3 +22,11 @@ def query_string(args: dict) -> str:
     """The query string of `args` without its empty ones ("?a=1&b=2"), "" when none is left."""
     kept = {name: value for name, value in args.items() if value}
     return "?" + urlencode(kept) if kept else ""
+
+
+def is_date(value) -> bool:
+    """True for a day as a URL holds it: YYYY-MM-DD."""
+    try:
+        return bool(date.fromisoformat(value))
+    except (TypeError, ValueError):
+        return False

@@ -15,6 +15,7 @@ from pymongo.database import Database
 from core import CoreSettings, get_purchase_analytics
 from dashboard import spreadsheet
 from dashboard.display import local_time, method_label, money_text
+from dashboard.pages.live.data import write_figures
 from dashboard.pages.live.filters import analytics_filters, parse_query
 from reports.schedule import Period
 
@@ -106,23 +107,7 @@ def csv_text(report: Report, view_words: str) -> str:
     w.writerow(["view", view_words, "", ""])
     w.writerow(["period", f"{report.period.first.isoformat()} to {report.period.last.isoformat()} ({tz.key})", "", ""])
     w.writerow(["as of", local_time(f["asOf"], tz, "%Y-%m-%d %H:%M:%S %Z"), "", ""])
-    w.writerow(["total", "all purchases", f["totalPurchases"], f"{f['totalRevenue']:.2f}"])
-    w.writerow(["total", "average order value", "", f"{f['averageOrderValue']:.2f}"])
-    w.writerow(["total", "courses", f["coursePurchases"], f"{f['courseRevenue']:.2f}"])
-    w.writerow(["total", "tests", f["testPurchases"], f"{f['testRevenue']:.2f}"])
-    w.writerow(["total", "free grants", f["comped"]["count"], "0.00"])
-    w.writerow(["total", "revoked", f["revoked"]["count"], f"{f['revoked']['revenue']:.2f}"])
-    w.writerow(["buyers", "unique buyers", f["uniqueBuyers"], ""])
-    w.writerow(["buyers", "one purchase", f["buyers"]["newBuyers"], ""])
-    w.writerow(["buyers", "repeat buyers", f["buyers"]["repeatBuyers"], ""])
-    for row in f["revenueByPeriod"]:
-        w.writerow([f"revenue by {f['granularity']}", local_time(row["period"], tz, "%Y-%m-%d %H:%M"),
-                    row["count"], f"{row['revenue']:.2f}"])
-    for name, key in (("top course", "popularCourses"), ("top test", "popularTests")):
-        for row in f[key]:
-            w.writerow([name, row["title"], row["count"], f"{row['revenue']:.2f}"])
-    for row in f["paymentMethods"]:
-        w.writerow(["payment method", method_label(row["paymentMethod"]), row["count"], f"{row['revenue']:.2f}"])
+    write_figures(w, f, {"uniqueBuyers": f["uniqueBuyers"], **f["buyers"]}, tz)
     return spreadsheet.BYTE_ORDER_MARK + out.getvalue()
 
 

@@ -31,7 +31,7 @@ from dashboard.context import DashboardContext, current_context
 from dashboard.display import local_time, method_label, reason_label
 from dashboard.grids import data_grid
 from dashboard.messages import failure
-from dashboard.query import query_args, query_string
+from dashboard.query import is_date, query_args, query_string
 
 PATH = "/audit"
 TITLE = "Audit log"
@@ -128,7 +128,7 @@ def known_actors(db: Database) -> dict[str, str]:
 
 
 def _day(value: str, name: str) -> date | None:
-    day = _is_date(value) and date.fromisoformat(value)
+    day = is_date(value) and date.fromisoformat(value)
     if value and not day:
         raise ValidationError(f"Dates: the {name} date “{value[:40]}” is not a date like 2025-03-01.", field=name)
     if day and day < EARLIEST:  # core answers nothing before it: said in the page's words
@@ -311,7 +311,7 @@ def register(app, context: DashboardContext) -> None:
         query = to_query(view)
         shown = asdict(view)
         for name in ("start", "end"):  # a bad date stays in the URL (and gets a message), not in the picker
-            shown[name] = shown[name] if _is_date(shown[name]) else None
+            shown[name] = shown[name] if is_date(shown[name]) else None
         for name in ("item", "source", "action"):
             shown[name] = shown[name] or None
         # a URL that arrived stays as it is; only a change of the controls writes one
@@ -389,9 +389,3 @@ def _load_reply(rows, count, message: str, now: datetime, tz: ZoneInfo, state: d
     return {"rows": rows, "count": count, "message": message, "messageClass": css if message else "message hidden",
             "updated": f"Updated {local_time(now, tz)}", "state": state}
 
-
-def _is_date(value: str) -> bool:
-    try:
-        return bool(date.fromisoformat(value))
-    except (TypeError, ValueError):
-        return False

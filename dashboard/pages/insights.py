@@ -24,7 +24,7 @@ from dashboard.context import DashboardContext, current_context
 from dashboard.display import local_time, method_label
 from dashboard.grids import data_grid
 from dashboard.messages import failure
-from dashboard.query import query_args, query_string
+from dashboard.query import is_date, query_args, query_string
 
 PATH = "/insights"
 TITLE = "Cohorts and retention"
@@ -216,7 +216,7 @@ def register(app, context: DashboardContext) -> None:
             view = parse_query(to_query(view))  # what a URL would say: unknown choices fall back alike
         shown = asdict(view)
         for name in ("start", "end"):  # a bad date stays in the URL (and gets a message), not in the picker
-            shown[name] = shown[name] if _is_date(shown[name]) else None
+            shown[name] = shown[name] if is_date(shown[name]) else None
         query = to_query(view)
         return {"search": no_update if from_url or query == (search or "") else query, **shown}
 
@@ -265,9 +265,3 @@ def _reply(cards, heat, rows, message, message_class, now, tz, state) -> dict:
     return {"cards": cards, "heatmap": heat, "rows": rows, "message": message, "messageClass": message_class,
             "updated": f"Checked {local_time(now, tz)}", "state": state}
 
-
-def _is_date(value: str) -> bool:
-    try:
-        return bool(date.fromisoformat(value))
-    except (TypeError, ValueError):
-        return False

@@ -130,6 +130,13 @@ def export_csv(view: View, figures: dict, buyers: dict | None, k: Kpis, currency
     w.writerow(["kpi", "today", k.purchases_today, f"{k.revenue_today:.2f}"])
     w.writerow(["kpi", "last 24 h", k.purchases_24h, f"{k.revenue_24h:.2f}"])
     w.writerow(["kpi", "previous 24 h", k.purchases_prev_24h, f"{k.revenue_prev_24h:.2f}"])
+    write_figures(w, figures, buyers, tz)
+    return out.getvalue()
+
+
+def write_figures(w: spreadsheet.Writer, figures: dict, buyers: dict | None, tz: ZoneInfo) -> None:
+    """The rows of core.get_purchase_analytics' figures, as the live page's CSV has them (and a
+    report's attachment): totals, buyers (when given), the series, top items, payment methods."""
     w.writerow(["total", "all purchases", figures["totalPurchases"], f"{figures['totalRevenue']:.2f}"])
     w.writerow(["total", "average order value", "", f"{figures['averageOrderValue']:.2f}"])
     w.writerow(["total", "courses", figures["coursePurchases"], f"{figures['courseRevenue']:.2f}"])
@@ -148,7 +155,6 @@ def export_csv(view: View, figures: dict, buyers: dict | None, k: Kpis, currency
             w.writerow([name, row["title"], row["count"], f"{row['revenue']:.2f}"])
     for row in figures["paymentMethods"]:
         w.writerow(["payment method", method_label(row["paymentMethod"]), row["count"], f"{row['revenue']:.2f}"])
-    return out.getvalue()
 
 
 def _view_suffix(view: View) -> str:
