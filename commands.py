@@ -21,7 +21,6 @@ from core.operations.consistency import rollup_mismatches
 from core.operations.rebuild import ensure_rollups_current
 from core.storage import is_embedded
 from core.storage.schema import COURSES, IDEMPOTENCY, PURCHASES, REVOKED, TESTS, USERS
-from dashboard import accounts
 from settings import load_settings
 
 log = logging.getLogger("app")
@@ -61,6 +60,8 @@ def prepare_database(settings, opened) -> None:
 
 def create_demo_accounts(db) -> None:
     """One admin and one viewer for the demo; their passwords are printed this once."""
+    from dashboard import accounts  # here: the scripts that wrap the other commands need no Dash
+
     lines = []
     for email, role, name in DEMO_ACCOUNTS:
         password = accounts.generate_password()
