@@ -2,14 +2,14 @@
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from bson import ObjectId
 from pymongo.database import Database
 
 from core.analytics.buyers import BuyerCache
+from core.analytics.filters import MAX_SPAN, Filters, parse_analytics_filters
 from core.analytics.periods import (
-    GRANULARITIES,
     NESTED_LEVELS,
     buckets,
     cover,
@@ -37,11 +37,8 @@ from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import DATA_VERSION, KINDS, PURCHASES, REVOKED, catalog, kind_of, stats_collection
 from core.storage.transactions import READ_ONLY_COMMENT, run_in_transaction
-from core.validation import core_settings, date_range, kind_option, known_options, shown
+from core.validation import core_settings, shown
 
-FILTER_NAMES = {"startDate", "endDate", "kind", "paymentMethod", "excludePaymentMethod", "granularity", "top"}
-# a series has at most a few thousand points: hours for a month, days for ten years
-MAX_SPAN = {"hour": timedelta(days=31), "day": timedelta(days=3660)}
 OPTIMISTIC_READS = 2
 # after reads that kept moving, the next ones go straight to the snapshot transaction for
 # this long: under continuous writes the plain tries only add their time to every render
@@ -50,39 +47,6 @@ _contended_until = 0.0
 REBUILD_WAIT_SECONDS = 30.0  # for rollups of an older release that another process is rebuilding
 _BUYERS = BuyerCache()
 _ROLLUPS = RollupCache()
-
-
-@dataclass(frozen=True)
-class Filters:
-    start: datetime | None
-    end: datetime | None  # exclusive
-    kind: str | None
-    payment_method: str | None
-    granularity: str | None
-    top: int
-    exclude_method: str | None = None  # e.g. "migrated": figures without what a migration created
-
-
-def parse_analytics_filters(filters) -> Filters:
-    """Validate analytics filters; dates become UTC datetimes, the end exclusive."""
-    filters = known_options(filters, FILTER_NAMES, "analytics filters")
-    start, end = date_range(filters)
-    kind = kind_option(filters)
-    method, exclude = _method(filters, "paymentMethod"), _method(filters, "excludePaymentMethod")
-    granularity = filters.get("granularity")
-    if granularity is not None and granularity not in GRANULARITIES:
-        raise ValidationError(f"granularity must be one of {list(GRANULARITIES)}, got {granularity!r}")
-    top = filters.get("top", 10)
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
-        raise ValidationError(f"top must be an integer between 1 and 100, got {top!r}")
-    return Filters(start, end, kind, method, granularity, top, None if method else exclude)
-
-
-def _method(filters: dict, name: str) -> str | None:
-    method = filters.get(name)
-    if method is not None and (not isinstance(method, str) or not method or len(method) > 200):
-        raise ValidationError(f"{name} must be a non-empty string, got {method!r}"[:300])
-    return method
 
 
 @dataclass

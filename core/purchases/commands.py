@@ -19,7 +19,6 @@ from core.audit import change_entry, check_source, fix_entry, record_change, rec
 from core.changes import record_activities, record_activity
 from core.errors import (
     AlreadyPurchasedError,
-    IdempotencyConflictError,
     ItemNotFoundError,
     NotPurchasedError,
     PurchaseError,
@@ -27,6 +26,7 @@ from core.errors import (
     ValidationError,
 )
 from core.items import ItemRef
+from core.purchases.replays import repeat_in_batch, replay, replay_revocation
 from core.settings import CoreSettings
 from core.storage.documents import ID_BATCH, insert_all, insert_new, utc
 from core.storage.retry import retry_when_busy
@@ -190,10 +190,10 @@ def _grant_all(db: Database, session, grants: dict[int, _Grant], source: str) ->
         try:
             purchase, kind = grant.purchase, grant.kind
             if grant.key in earlier:
-                results[number] = Outcome(_repeat_in_batch(grant, earlier[grant.key]), replayed=True)
+                results[number] = Outcome(repeat_in_batch(grant, earlier[grant.key]), replayed=True)
                 continue
             if grant.key in records:
-                original = _replay(db, session, grant.key, records[grant.key], purchase, grant.fingerprint,
+                original = replay(db, session, grant.key, records[grant.key], purchase, grant.fingerprint,
                                    explicit_date=grant.explicit_date)
                 results[number] = Outcome(original, replayed=True)
                 continue
@@ -296,7 +296,7 @@ def revoke_item(db: Database, user_id, course_id=None, test_id=None, *, actor=No
 
     def work(session):
         if key is not None:
-            earlier = _replay_revocation(db, session, key, user, kind, item, fingerprint)
+            earlier = replay_revocation(db, session, key, user, kind, item, fingerprint)
             if earlier is not None:
                 return Outcome(earlier, replayed=True)
         buyer = _user(db, session, user, kind)
@@ -373,57 +373,3 @@ def _shown(value) -> str:
 def _owned(user: dict, kind: str) -> list:
     items = user.get(user_array(kind))
     return items if isinstance(items, list) else []
-
-
-def _replay(db: Database, session, key: str, record: dict, purchase: dict, fingerprint: str | None, *,
-            explicit_date: bool) -> dict:
-    """The purchase a key was first used for (active, or revoked since): `record` is the key's.
-
-    Stripe's rule: a key stands for one request. The same key with another user, item,
-    amount, method, currency or (when given) date, another fingerprint, or for a revocation,
-    is an error, not a replay.
-    """
-    if record.get("action") == "revoke":
-        raise IdempotencyConflictError(f"idempotencyKey {key!r} was already used for a revocation; use a new key "
-                                       "for a new request", field="idempotencyKey")
-    _same_request(key, record, fingerprint)
-    original = db[PURCHASES].find_one({"_id": record["purchase"]}, session=session)
-    revoked = None if original is not None else db[REVOKED].find_one({"_id": record["purchase"]}, session=session)
-    _same_purchase(key, original or revoked or record, purchase, explicit_date)
-    return original or revoked
-
-
-def _repeat_in_batch(grant: _Grant, first: _Grant) -> dict:
-    """The purchase an earlier request of the same batch made with this key (as _replay)."""
-    _same_request(grant.key, {"fingerprint": first.fingerprint}, grant.fingerprint)
-    _same_purchase(grant.key, first.purchase, grant.purchase, grant.explicit_date)
-    return first.purchase
-
-
-def _same_purchase(key: str, first: dict, purchase: dict, explicit_date: bool) -> None:
-    compared = ["user", kind_of(purchase), "amount", "paymentMethod", "currency"] + (["purchasedAt"] if explicit_date else [])
-    differing = [name for name in compared if name in first and first.get(name) != purchase.get(name)]
-    if kind_of(purchase) not in first or differing:
-        raise IdempotencyConflictError(
-            f"idempotencyKey {key!r} was already used for another purchase "
-            f"(differs in {', '.join(differing) or 'item'}); use a new key for a new purchase", field="idempotencyKey"
-        )
-
-
-def _replay_revocation(db: Database, session, key: str, user: ObjectId, kind: str, item: ObjectId,
-                       fingerprint: str | None):
-    """The revocation a key was first used for, or None for a new key."""
-    record = db[IDEMPOTENCY].find_one({"_id": key}, session=session)
-    if record is None:
-        return None
-    if record.get("action") != "revoke" or record.get("user") != user or record.get(kind) != item:
-        raise IdempotencyConflictError(f"idempotency key {key!r} was already used for another request; use a new "
-                                       "key for a new request", field="idempotency_key")
-    _same_request(key, record, fingerprint)
-    return db[REVOKED].find_one({"_id": record["purchase"]}, session=session)
-
-
-def _same_request(key: str, record: dict, fingerprint: str | None) -> None:
-    if fingerprint is not None and record.get("fingerprint") not in (None, fingerprint):
-        raise IdempotencyConflictError(f"idempotency key {key!r} was already used for a request with other "
-                                       "parameters; use a new key for a new request", field="idempotencyKey")

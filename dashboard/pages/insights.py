@@ -14,7 +14,7 @@ import pymongo
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from core import cohort_figures, get_data_version, retention_figures
+from core import ValidationError, cohort_figures, get_data_version, retention_figures
 from core.storage import utc
 from core.storage.schema import KINDS
 from dashboard import spreadsheet
@@ -91,19 +91,20 @@ def to_query(view: InsightsView) -> str:
 
 
 def core_options(view: InsightsView, methods) -> dict:
-    """core.cohort_figures' options for a view; ValueError, in the page's words, for a bad one."""
+    """core.cohort_figures' options for a view; ValidationError, in the page's words, for a bad one."""
     options = {"period": view.period}
     if view.kind:
         options["kind"] = view.kind
     if view.method:
         if view.method not in methods:
-            raise ValueError(f"Payment method: “{view.method[:40]}” is not one this shop takes.")
+            raise ValidationError(f"Payment method: “{view.method[:40]}” is not one this shop takes.",
+                                  field="paymentMethod")
         options["paymentMethod"] = view.method
     if view.paid:
         options["paid"] = view.paid == "paid"
     start, end = _day(view.start, "start"), _day(view.end, "end")
     if start and end and end < start:
-        raise ValueError(f"Dates: the range ends ({end}) before it starts ({start}).")
+        raise ValidationError(f"Dates: the range ends ({end}) before it starts ({start}).", field="endDate")
     if start:
         options["startDate"] = datetime(start.year, start.month, start.day, tzinfo=UTC)
     if end:  # the end day whole: core's end is exclusive
@@ -117,9 +118,11 @@ def _day(value: str, name: str) -> date | None:
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"Dates: the {name} date “{value[:40]}” is not a date like 2025-03-01.") from None
+        raise ValidationError(f"Dates: the {name} date “{value[:40]}” is not a date like 2025-03-01.",
+                              field=f"{name}Date") from None
     if day < EARLIEST:
-        raise ValueError(f"Dates: the {name} date is before {EARLIEST:%Y-%m-%d}, the earliest there is.")
+        raise ValidationError(f"Dates: the {name} date is before {EARLIEST:%Y-%m-%d}, the earliest there is.",
+                              field=f"{name}Date")
     return day
 
 
@@ -241,10 +244,10 @@ def register(app, context: DashboardContext) -> None:
                 figures = cohort_figures(db, options)
                 retention = retention_figures(db, {k: v for k, v in options.items()
                                                    if k in ("kind", "paymentMethod", "paid")})
-        except ValueError as error:  # the view is wrong (core's ValidationError is one too): nothing to show
-            return _reply([], "", [], str(error), "message", now, tz, {"search": search})
         except Exception as error:  # noqa: BLE001 - messages.failure logs what is not core's
             said = failure(error, log, failed="Could not read the cohorts; see the server log.")
+            if said.refused:  # the view is wrong: nothing to show until it changes
+                return _reply([], "", [], said.text, "message", now, tz, {"search": search})
             return _reply(no_update, no_update, no_update, said.text, "message", now, tz, state)
         return _reply(retention_cards(retention), heatmap(figures, view.metric, currency, now), cohort_rows(figures), "",
                       "message hidden", now, tz, {"version": version, "search": search})
