@@ -18,9 +18,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import api
 import api.cli
+import caches
 import commands
 import reports.cli
 from commands import prepare_database
+from core.storage.caches import caches_of, forget_caches
 from dashboard import cli, init_dashboard
 from dashboard.context import DashboardContext
 from dashboard.health import start_health_checks
@@ -51,6 +53,8 @@ def create_app(config=None) -> Flask:
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n + settings.local_proxy, x_proto=n, x_host=n)
     server.extensions["settings"] = settings
     server.extensions["purchase_database"] = opened
+    server.extensions[caches.EXTENSION] = caches.AppCaches(database=caches_of(opened.db))
+    opened.on_close.append(lambda: forget_caches(opened.db))  # run last: the app's threads end first
     bound_database_calls(server, settings.db_timeout)
     context = DashboardContext(opened.db, settings, opened.description, opened.uri)
     server.extensions["dash"] = init_dashboard(server, context)

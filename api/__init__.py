@@ -21,6 +21,7 @@ from werkzeug.routing import Map, Rule
 from api import docs, routes, webhooks
 from api.keys import KeyCache, ensure_key_indexes
 from api.problems import Problem, field_error, from_core, problem
+from caches import app_caches
 from core import DatabaseUnavailableError, PurchaseError
 
 API_PREFIX = "/api/"
@@ -50,7 +51,7 @@ def init_api(server, context) -> None:
     for name, schema in Problem.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs", {}).items():
         server.components_schemas[name] = Schema(**schema)
     ensure_key_indexes(context.db)
-    keys = server.extensions["api_keys"] = KeyCache()
+    keys = app_caches(server).api_keys = KeyCache()
 
     @server.before_request
     def authenticate():
@@ -126,11 +127,11 @@ def _body_problem(path: str):
 
 def _api_routes(server):
     """The API's routes alone, without the dashboard's catch-all page route."""
-    routes_only = server.extensions.get("api_routes")
+    routes_only = app_caches(server).api_routes
     if routes_only is None:
         rules = [Rule(r.rule, endpoint=r.endpoint, methods=r.methods) for r in server.url_map.iter_rules()
                  if r.endpoint.split(".")[0] in BLUEPRINTS]
-        routes_only = server.extensions["api_routes"] = Map(rules)
+        routes_only = app_caches(server).api_routes = Map(rules)
     return routes_only.bind("api")
 
 

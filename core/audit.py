@@ -12,7 +12,8 @@ from pymongo.database import Database
 
 from core.customers import customers_containing
 from core.errors import UserNotFoundError, ValidationError
-from core.storage.db import deployment, is_embedded
+from core.storage.caches import caches_of
+from core.storage.db import is_embedded
 from core.storage.documents import ID_BATCH, insert_all, insert_new, utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import AUDIT, USERS, kind_of
@@ -177,13 +178,7 @@ def _user_batch(db: Database) -> int:
     """Users one query asks for. mongoeco answers a `$in` on an indexed field with a scan of the
     collection (1.7 s at 300,000 entries, even for one id) and an equality from the index
     (8 ms), so there each user gets a query of its own; MongoDB takes ID_BATCH in one `$in`."""
-    key = deployment(db)
-    if key not in _EMBEDDED:
-        _EMBEDDED[key] = is_embedded(db)
-    return 1 if _EMBEDDED[key] else ID_BATCH
-
-
-_EMBEDDED: dict[tuple, bool] = {}
+    return 1 if caches_of(db).slot("embedded engine", lambda: is_embedded(db)) else ID_BATCH
 
 
 def _query(f: dict) -> dict:

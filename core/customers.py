@@ -15,7 +15,7 @@ from pymongo.errors import InvalidOperation
 
 from core.errors import UserNotFoundError, ValidationError
 from core.items import ItemRef
-from core.storage.db import deployment
+from core.storage.caches import caches_of
 from core.storage.documents import ID_BATCH, utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import KINDS, USERS
@@ -74,7 +74,7 @@ def users_by_email(db: Database, emails) -> dict[str, ObjectId]:
     if not wanted:
         return {}
     db = utc(db)
-    index = _INDEXES.get(db)
+    index = _index(db)
     if not index.wait_ready():
         everyone = email_index(db)
         return {email: everyone[email] for email in wanted if email in everyone}
@@ -107,7 +107,7 @@ def find_customers(db: Database, text, limit: int = 10) -> list[dict]:
         raise ValidationError(f"limit must be an integer between 1 and {MAX_RESULTS}, got {limit!r}")
     if not needle:
         return []
-    found = _INDEXES.get(db).answer(lambda entries: entries.lookup(needle.split(), limit))
+    found = _index(db).answer(lambda entries: entries.lookup(needle.split(), limit))
     if not found and ObjectId.is_valid(needle):  # a user the index has not seen yet
         doc = retry_when_busy(lambda: utc(db)[USERS].find_one({"_id": ObjectId(needle)}, {"name": 1, "email": 1}))
         found = [doc] if doc else []
@@ -120,7 +120,7 @@ def customers_containing(db: Database, text, limit: int) -> list[ObjectId]:
     words = _needle(text).split()
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValidationError(f"limit must be a positive integer, got {limit!r}")
-    return _INDEXES.get(db).answer(lambda entries: entries.containing(words, limit)) if words else []
+    return _index(db).answer(lambda entries: entries.containing(words, limit)) if words else []
 
 
 def _needle(text) -> str:
@@ -312,22 +312,9 @@ def _domain_keys(domain: str) -> frozenset[str]:
 
 def warm_customer_index(db: Database) -> None:
     """Build the index of `db` now, so the first search finds it ready."""
-    _INDEXES.get(db).keep_fresh()
+    _index(db).keep_fresh()
 
 
-class _Indexes:
-    """One CustomerIndex per database (server address and name) in this process."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._by_db: dict[tuple, CustomerIndex] = {}
-
-    def get(self, db: Database) -> CustomerIndex:
-        key = deployment(db)
-        with self._lock:
-            if key not in self._by_db:
-                self._by_db[key] = CustomerIndex(db)
-            return self._by_db[key]
-
-
-_INDEXES = _Indexes()
+def _index(db: Database) -> CustomerIndex:
+    """The customer index of `db` in this process (one of the database's caches)."""
+    return caches_of(db).slot("customer index", lambda: CustomerIndex(db))

@@ -6,6 +6,7 @@ from pathlib import Path
 from dash import Dash
 from flask import send_from_directory
 
+from caches import app_caches
 from dashboard import auth, shell
 from dashboard.callback_requests import init_callback_checks
 from dashboard.context import EXTENSION, DashboardContext
@@ -34,7 +35,7 @@ def init_dashboard(server, context: DashboardContext) -> Dash:
     for page in pages:
         page.register(app, context)
     init_callback_checks(server, app)
-    server.extensions["inline_script_hashes"] = app.csp_hashes()  # for the Content-Security-Policy (auth)
+    app_caches(server).inline_script_hashes = tuple(app.csp_hashes())  # for the Content-Security-Policy (auth)
     _warm_up_when_serving(server, context)
     return app
 

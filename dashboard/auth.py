@@ -29,6 +29,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 from pymongo.errors import PyMongoError
 
+from caches import app_caches
 from dashboard import accounts, sign_ins
 from dashboard.context import DashboardContext
 from dashboard.sign_in_throttle import SignInThrottle
@@ -68,7 +69,7 @@ def init_auth(server, context: DashboardContext, admin_paths) -> None:
     manager.session_protection = "basic"
 
     sign_ins.ensure_indexes(context.db)
-    sessions = server.extensions["sessions"] = accounts.SessionCache(policy=policy)
+    sessions = app_caches(server).sessions = accounts.SessionCache(policy=policy)
 
     @manager.user_loader
     def load(session_id):
@@ -159,7 +160,7 @@ def init_auth(server, context: DashboardContext, admin_paths) -> None:
         if g.get("admins_only") and response.status_code == 200:
             response.status_code = 403
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Content-Security-Policy"] = content_policy(server.extensions.get("inline_script_hashes", ()))
+        response.headers["Content-Security-Policy"] = content_policy(app_caches(server).inline_script_hashes)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         if not request.path.startswith(STATIC_PREFIXES):

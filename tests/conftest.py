@@ -16,6 +16,7 @@ from pymongo import _csot
 
 from app import create_app
 from core import ensure_indexes, open_database
+from core.storage.caches import forget_caches
 from core.storage.schema import COURSES, PURCHASES, TESTS, USERS
 from dashboard import accounts
 
@@ -45,6 +46,7 @@ def db(opened_database):
     ensure_indexes(database)
     yield database
     opened_database.client.drop_database(database.name)
+    forget_caches(database)
 
 
 @pytest.fixture

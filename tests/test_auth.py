@@ -112,7 +112,7 @@ def test_disabling_an_account_or_changing_its_password_ends_its_sessions(app):
 
 def expire_session_cache(app):
     """Sessions are re-checked every few seconds; a test does not wait for that."""
-    app.extensions["sessions"].max_age = 0
+    app.extensions["caches"].sessions.max_age = 0
 
 
 def test_cross_origin_writes_are_refused(app):

@@ -162,7 +162,7 @@ def test_many_tabs_polling_after_a_sale_cost_one_render(app):
             return 204, None  # nothing new: only the stamp of the check ("checked just now")
         return reply.status_code, body
 
-    renders = app.extensions["live_renders"]
+    renders = app.extensions["caches"].live_renders
     first = [poll(c, {}) for c in clients]
     assert {code for code, _ in first} == {200}
     states = [body["response"][live.STATE]["data"] for _, body in first]
@@ -219,7 +219,7 @@ def test_every_tab_sees_an_outage_within_2_s_and_recovers_with_one_render(live_a
         return met
 
     every_tab_until(lambda reply: live.STATE in reply, 10)
-    renders = app.extensions["live_renders"].renders
+    renders = app.extensions["caches"].live_renders.renders
     server = app.extensions["purchase_database"].server
     host, port = server.address
     server.stop()
@@ -241,6 +241,6 @@ def test_every_tab_sees_an_outage_within_2_s_and_recovers_with_one_render(live_a
         current = get_data_version(db)  # the sale made while it was back: on every tab by the next tick
         every_tab_until(lambda reply: reply.get(live.STATE, {}).get("data", {}).get("version") == current, 2)
         assert {tab[1]["version"] for tab in tabs} == {current}
-        assert app.extensions["live_renders"].renders == renders + 1  # one render served every tab
+        assert app.extensions["caches"].live_renders.renders == renders + 1  # one render served every tab
     finally:
         replacement.stop()

@@ -119,7 +119,7 @@ def test_disabling_ends_the_accounts_sign_ins_and_enabling_lets_it_sign_in_again
     assert db.staff_sessions.count_documents({"email": "vic@example.com"}) == 1
     assert run("disable-user", "vic@example.com").exit_code == 0
     assert db.staff_sessions.count_documents({"email": "vic@example.com"}) == 0
-    app.extensions["sessions"].max_age = 0  # sign-ins are re-checked every few seconds; a test does not wait
+    app.extensions["caches"].sessions.max_age = 0  # sign-ins are re-checked every few seconds; a test does not wait
     assert vic.get("/_dash-layout").status_code == 401
     assert vic.post("/login", data={"email": "vic@example.com", "password": PASSWORD}).status_code == 401
     assert run("enable-user", "vic@example.com").exit_code == 0

@@ -33,6 +33,7 @@ from core.analytics.rollups import (
 from core.changes import VERSION_ID, read_version
 from core.errors import PurchaseError, ValidationError
 from core.settings import CoreSettings
+from core.storage.caches import caches_of, every_database_caches
 from core.storage.documents import utc
 from core.storage.retry import retry_when_busy
 from core.storage.schema import DATA_VERSION, KINDS, PURCHASES, REVOKED, catalog, kind_of, stats_collection
@@ -43,10 +44,17 @@ OPTIMISTIC_READS = 2
 # after reads that kept moving, the next ones go straight to the snapshot transaction for
 # this long: under continuous writes the plain tries only add their time to every render
 CONTENDED_SECONDS = 5.0
-_contended_until = 0.0
 REBUILD_WAIT_SECONDS = 30.0  # for rollups of an older release that another process is rebuilding
-_BUYERS = BuyerCache()
-_ROLLUPS = RollupCache()
+
+
+@dataclass
+class _Contention:
+    until: float = 0.0  # reads go straight to the snapshot transaction until then
+
+
+def _rollups(db: Database) -> RollupCache:
+    """The rollup documents this process holds of `db` (one of the database's caches)."""
+    return caches_of(db).slot("rollups", RollupCache)
 
 
 @dataclass
@@ -78,7 +86,10 @@ def get_purchase_analytics(db: Database, filters=None, *, settings: CoreSettings
 
 def forget_held_rollups() -> None:
     """Drop the rollup documents this process holds: its next reads take whole ranges (benchmarks)."""
-    _ROLLUPS.clear()
+    for caches in every_database_caches():
+        held = caches.held("rollups")
+        if held is not None:
+            held.clear()
 
 
 def purchase_figures(db: Database, filters=None, *, details: bool = True) -> dict:
@@ -107,7 +118,8 @@ def buyer_figures(db: Database, filters=None, version: int | None = None, *, set
     db = utc(db)
     f = parse_analytics_filters(filters)
     version = read_version(db)["version"] if version is None else version
-    return _BUYERS.figures(db, (f.start, f.end, f.kind, f.payment_method, f.exclude_method), version, max_age)
+    buyers = caches_of(db).slot("buyers", BuyerCache)
+    return buyers.figures(db, (f.start, f.end, f.kind, f.payment_method, f.exclude_method), version, max_age)
 
 
 def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot:
@@ -122,8 +134,8 @@ def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot
     database.engine_queue), on MongoDB it takes no locks. Rollups that an older release wrote are rebuilt first
     (core.operations.rebuild.ensure_rollups_current).
     """
-    global _contended_until
-    for _ in range(OPTIMISTIC_READS if time.monotonic() >= _contended_until else 0):
+    contention = caches_of(db).slot("contention", _Contention)
+    for _ in range(OPTIMISTIC_READS if time.monotonic() >= contention.until else 0):
         before = read_version(db)
         if rollups_outdated(before):
             _rebuild_outdated(db)
@@ -132,11 +144,11 @@ def read_snapshot(db: Database, f: Filters, *, details: bool = True) -> Snapshot
         snap = reader.snapshot(before, f, details)
         after = read_version(db, {"version": 1, "rollupSet": 1})
         if (after["version"], active_set(after)) == (before["version"], active_set(before)):
-            _ROLLUPS.commit(reader.ranges, snap.version)
+            _rollups(db).commit(reader.ranges, snap.version)
             return snap
-    _contended_until = time.monotonic() + CONTENDED_SECONDS
+    contention.until = time.monotonic() + CONTENDED_SECONDS
     reader, snap = run_in_transaction(db, lambda session: _in_transaction(db, session, f, details))
-    _ROLLUPS.commit(reader.ranges, snap.version)
+    _rollups(db).commit(reader.ranges, snap.version)
     return snap
 
 
@@ -208,7 +220,7 @@ class _Reader:
         """The documents of one level's `_id` range [low, high) in the snapshot's rollup set;
         `split`: a bucket's part is several documents, "<bucket>|..." (the details)."""
         collection = set_collection(base, active_set(state))
-        plan = _ROLLUPS.plan(self.db.name, state, collection, level, low, high, projection)
+        plan = _rollups(self.db).plan(self.db.name, state, collection, level, low, high, projection)
         self.ranges.append(plan)
         if plan.stale is None:
             return plan.finish(self.find(collection, {"_id": {"$gte": low, "$lt": high}}, projection))

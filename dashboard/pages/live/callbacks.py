@@ -12,6 +12,7 @@ from dash import Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 from pymongo.errors import PyMongoError
 
+from caches import app_caches
 from core import PurchaseError, get_data_version
 from dashboard import figures, shell, spreadsheet
 from dashboard.callback_requests import mapping
@@ -163,7 +164,7 @@ def register(app, context: DashboardContext) -> None:
                              is_outage=lambda error: outage(error) == UNREACHABLE)
     renders = RenderCache()
     parts = ThreadPoolExecutor(max_workers=RENDER_PARTS, thread_name_prefix="render-part")
-    app.server.extensions["live_renders"] = renders
+    app_caches(app.server).live_renders = renders
     # this app's threads end with its database; another app in the process has its own
     app.server.extensions["purchase_database"].on_close.extend(
         [versions.close, renders.close, lambda: parts.shutdown(wait=False, cancel_futures=True)])
