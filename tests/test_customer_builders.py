@@ -46,7 +46,7 @@ def customer(user_extra: dict | None = None) -> Customer:
 
 
 def text(component) -> str:
-    return json.dumps(json.loads(to_json_plotly(component)))
+    return json.dumps(json.loads(to_json_plotly(component)), ensure_ascii=False)
 
 
 def test_owned_rows_name_each_item_with_the_purchase_behind_it():
@@ -86,6 +86,21 @@ def test_the_profile_draws_groups_by_kind_with_revoke_buttons_for_admins_only():
     assert "Courses (1)" in drawn and "Tests (1)" in drawn and customers.REVOKE in drawn
     assert customers.REVOKE not in text(profile.customer_outputs(customer(), False, TZ, "USD")["owned"])
     assert profile.problems_view([]) == [] and "Where they disagree" in text(profile.problems_view(["x"]))
+
+
+def test_on_a_phone_the_timeline_is_a_list_of_the_same_events_with_one_sign_for_money():
+    outputs = profile.customer_outputs(customer(), True, TZ, "USD")
+    events = outputs["events"]
+    assert len(events) == len(outputs["rows"]) == 4
+    first = text(events[0])
+    for shown in ("2025-06-01 02:00:00", "Revocation", "\u221210.00 USD", "Go (course)", "Refund · asked",
+                  "customers-revocation"):
+        assert shown in first, shown
+    python = [text(event) for event in events if "Python (course)" in text(event)]
+    assert len(python) == 1 and "29.99 USD" in python[0] and "\u2212" not in python[0]
+    many = [dict(outputs["rows"][1], id=str(n)) for n in range(profile.PHONE_EVENTS + 5)]
+    listed = profile.timeline_list(many)
+    assert len(listed) == profile.PHONE_EVENTS + 1 and f"newest {profile.PHONE_EVENTS} of 105" in text(listed[-1])
 
 
 def test_the_revoke_panel_reads_its_request_and_names_what_is_missing():

@@ -64,6 +64,15 @@ def test_a_viewer_sees_no_controls_and_a_grant_made_elsewhere_within_the_interva
     assert course["title"] in _text_of(page, TIMELINE_FIRST_ROW)
     assert page.get_logs() == []  # no refused (403) callback on a viewer's page
 
+    # on a phone the timeline is a list: the same events, nothing to scroll sideways
+    page.driver.set_window_size(390, 844)
+    first_event = f"#{customers.TIMELINE_LIST} li:first-child"
+    wait_until(lambda: page.driver.find_element(By.CSS_SELECTOR, first_event).is_displayed(), 5, "the list shows")
+    assert course["title"] in _text_of(page, first_event) and "12.00 USD" in _text_of(page, first_event)
+    assert not page.driver.find_element(By.ID, customers.GRID).is_displayed()
+    assert page.driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+
 
 def _text_of(page, selector: str) -> str:
     found = page.driver.find_elements(By.CSS_SELECTOR, selector)

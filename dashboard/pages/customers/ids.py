@@ -29,6 +29,7 @@ OWNED = "customers-owned"
 PROBLEMS = "customers-problems"
 GRID = "customers-timeline"
 TIMELINE_NOTE = "customers-timeline-note"
+TIMELINE_LIST = "customers-timeline-list"  # the same rows as a list, on a phone
 INTERVAL = "customers-interval"
 STATE = "customers-state"
 CHANGED = "customers-changed"  # a revocation here: redraw at once, not at the next tick

@@ -22,7 +22,7 @@ from core.storage.schema import KINDS
 from dashboard.accounts import STAFF_NAMES
 from dashboard.callback_requests import mapping
 from dashboard.context import current_context
-from dashboard.display import local_time
+from dashboard.display import change_money_text, local_time
 from dashboard.grids import data_grid
 from dashboard.messages import failure
 from dashboard.pages.customers import revoke
@@ -55,6 +55,7 @@ from dashboard.pages.customers.ids import (
     PROBLEMS,
     REVOKE,
     STATE,
+    TIMELINE_LIST,
     TIMELINE_NOTE,
     TOTAL,
     TOTAL_NOTE,
@@ -62,6 +63,7 @@ from dashboard.pages.customers.ids import (
 )
 
 REFRESH_MS = 2500
+PHONE_EVENTS = 100  # the phone's list of the timeline; a wider screen pages through every row
 POLL_TIMEOUT = 2.0
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ def layout(ident: str, admin: bool) -> html.Div:
                 html.H2("Timeline"),
                 html.P("Purchases and revocations, newest first.", id=TIMELINE_NOTE, className="muted"),
                 _timeline_grid(context.settings.timezone),
+                html.Ol(id=TIMELINE_LIST, className="customers-events", **{"aria-label": "Timeline"}),
             ]),
         ]),
     ])
@@ -178,6 +181,29 @@ def _owned_item(row: dict, admin: bool) -> html.Li:
     return html.Li(children, className="customers-owned-item")
 
 
+def timeline_list(rows: list[dict]) -> list[html.Li]:
+    """The timeline for a phone, where the grid's ten columns would scroll sideways: each event
+    as lines (time, event and amount; the item; who, method and source; why and note)."""
+    events = []
+    for row in rows[:PHONE_EVENTS]:
+        revoked = row["event"] == "Revocation"
+        amount = "" if row["amount"] is None else change_money_text(abs(row["amount"]), row["currency"], revoked)
+        why = " · ".join(part for part in (row["why"], row["note"]) if part)
+        events.append(html.Li(className="customers-event customers-revocation" if revoked else "customers-event", children=[
+            html.P(className="customers-event-head", children=[
+                html.Span(row["time"], className="customers-event-time"), html.Strong(row["event"]),
+                html.Span(amount, className="customers-event-amount"),
+            ]),
+            html.P(f"{row['item']} ({row['kind']})", className="customers-event-item"),
+            html.P(" · ".join(part for part in (row["who"], row["method"], row["source"]) if part), className="muted"),
+            *([html.P(why, className="muted")] if why else []),
+        ]))
+    if len(rows) > PHONE_EVENTS:
+        events.append(html.Li(f"The newest {PHONE_EVENTS} of {len(rows)}; a wider screen shows every one.",
+                              className="muted"))
+    return events
+
+
 def problems_view(problems: list[str]):
     """Where the arrays and the purchases disagree, when they do."""
     if not problems:
@@ -195,6 +221,7 @@ def customer_outputs(customer: Customer, admin: bool, tz: ZoneInfo, currency: st
     badge_text, badge_class, badge_note = badge(problems)
     revoked = sum(p["status"] == "revoked" for p in customer.history)
     more = len(customer.history) == HISTORY_LIMIT
+    rows = timeline_rows(customer, tz, currency, staff)
     return {
         "name": user.get("name") or "(no name)",
         "identity": [user.get("email") or "no email", " · ", html.Code(str(user["_id"]))],
@@ -205,7 +232,8 @@ def customer_outputs(customer: Customer, admin: bool, tz: ZoneInfo, currency: st
         "badge": badge_text, "badgeClass": badge_class, "badgeNote": badge_note,
         "owned": owned_view(owned, admin),
         "problems": problems_view(problems),
-        "rows": timeline_rows(customer, tz, currency, staff),
+        "rows": rows,
+        "events": timeline_list(rows),
         "timelineNote": (f"The newest {HISTORY_LIMIT} purchases and their revocations; the audit log has older ones."
                          if more else "Purchases and revocations, newest first."),
     }
@@ -219,7 +247,7 @@ def register(app, db: Database, tz: ZoneInfo, currency: str) -> None:
         "ownedCount": Output(OWNED_COUNT, "children"), "badge": Output(BADGE, "children"),
         "badgeClass": Output(BADGE, "className"), "badgeNote": Output(BADGE_NOTE, "children"),
         "owned": Output(OWNED, "children"), "problems": Output(PROBLEMS, "children"),
-        "rows": Output(GRID, "rowData"), "timelineNote": Output(TIMELINE_NOTE, "children"),
+        "rows": Output(GRID, "rowData"), "events": Output(TIMELINE_LIST, "children"), "timelineNote": Output(TIMELINE_NOTE, "children"),
         "body": Output(BODY, "className"), "missing": Output(MISSING, "children"),
         "missingClass": Output(MISSING, "className"), "message": Output(MESSAGE, "children"),
         "messageClass": Output(MESSAGE, "className"), "updated": Output(UPDATED, "children"),
