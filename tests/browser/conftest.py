@@ -5,6 +5,7 @@ import socket
 import threading
 
 import pytest
+from dash.testing.browser import Browser
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -15,6 +16,7 @@ from database import EmbeddedServer
 from scripts.chrome import chrome_options, sign_in
 
 REFRESH_MS = 1000
+DEFAULT_SIZE = (1440, 900)
 PASSWORD = "correct horse battery staple"
 
 
@@ -83,6 +85,31 @@ def live(tmp_path, seeded_template):
     app = LiveApp(tmp_path / "data", seeded_template)
     yield app
     app.close()
+
+
+@pytest.fixture(scope="session")
+def session_browser(request, tmp_path_factory):
+    """One Chromium per worker, which every test gets clean (a new one costs 1 to 3 s a test)."""
+    with Browser(browser="chrome", headless=True, options=[chrome_options()],
+                 download_path=str(tmp_path_factory.mktemp("download"))) as browser:
+        yield browser
+
+
+@pytest.fixture
+def dash_br(session_browser):
+    """dash[testing]'s browser, as fresh as a new one: one window at the default size, no
+    cookies, no page (each test's server has a port, so an origin, of its own), no old logs."""
+    driver = session_browser.driver
+    yield session_browser
+    for handle in driver.window_handles[1:]:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+    driver.get("about:blank")
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    driver.set_window_size(*DEFAULT_SIZE)
+    session_browser.reset_log_timestamp()
+    session_browser._window_idx = 0
 
 
 @pytest.fixture
