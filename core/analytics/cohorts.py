@@ -46,7 +46,15 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 
 from core.analytics.periods import ceil
-from core.analytics.rollups import active_set, from_units, money_units, rollups_outdated, set_collection, well_formed
+from core.analytics.rollups import (
+    active_set,
+    counter_differences,
+    from_units,
+    money_units,
+    rollups_outdated,
+    set_collection,
+    well_formed,
+)
 from core.changes import VERSION_ID, read_version
 from core.errors import PurchaseError, ValidationError
 from core.storage.db import read_all
@@ -259,14 +267,7 @@ def cohort_differences(db: Database, expected: CohortBuilder | None = None) -> l
     rollup_set = active_set(read_version(db))
     have = {(base, doc["_id"]): flat(doc) for base in COHORT_COLLECTIONS
             for doc in read_all(db, set_collection(base, rollup_set), page=PAGE)}
-    differences = []
-    for key in sorted(set(want) | set(have), key=lambda k: (k[0], str(k[1]))):
-        wanted, stored = want.get(key, {}), have.get(key, {})
-        for path in sorted(set(wanted) | set(stored)):
-            if wanted.get(path, 0) != stored.get(path, 0):
-                differences.append({"collection": key[0], "bucket": key[1], "counter": path,
-                                    "expected": wanted.get(path, 0), "stored": stored.get(path, 0)})
-    return differences
+    return counter_differences(want, have)
 
 
 # the read side

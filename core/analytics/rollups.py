@@ -353,3 +353,16 @@ def rollup_counters(doc: dict) -> dict[str, int]:
 
     walk("", {k: v for k, v in doc.items() if k in COUNTER_FIELDS})
     return flat
+
+
+def counter_differences(expected: dict, stored: dict) -> list[dict]:
+    """Every counter that differs between two maps of (collection, _id) -> {counter path: value},
+    a missing counter counting as 0: what the consistency reports list."""
+    differences = []
+    for key in sorted(set(expected) | set(stored), key=lambda k: (k[0], str(k[1]))):
+        want, have = expected.get(key, {}), stored.get(key, {})
+        for path in sorted(set(want) | set(have)):
+            if want.get(path, 0) != have.get(path, 0):
+                differences.append({"collection": key[0], "bucket": key[1], "counter": path,
+                                    "expected": want.get(path, 0), "stored": have.get(path, 0)})
+    return differences

@@ -28,6 +28,7 @@ from core.analytics.rollups import (
     RollupBuilder,
     active_set,
     compute_rollups,
+    counter_differences,
     rollup_counters,
     rollups_outdated,
     set_collection,
@@ -319,14 +320,7 @@ def rollup_differences(db: Database, sales: RollupBuilder | None = None) -> list
         for base, name in zip(ROLLUP_COLLECTIONS, set_collections(rollup_set), strict=True)
         for d in retry_when_busy(lambda n=name: list(db[n].find()))
     }
-    differences = []
-    for bucket in sorted(set(expected) | set(stored)):
-        want, have = expected.get(bucket, {}), stored.get(bucket, {})
-        for path in sorted(set(want) | set(have)):
-            if want.get(path, 0) != have.get(path, 0):
-                differences.append({"collection": bucket[0], "bucket": bucket[1], "counter": path,
-                                    "expected": want.get(path, 0), "stored": have.get(path, 0)})
-    return differences
+    return counter_differences(expected, stored)
 
 
 def _now() -> datetime:
