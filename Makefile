@@ -9,7 +9,7 @@ AXE := node_modules/axe-core/axe.min.js
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: run test lint browser proxy seed check bench screenshots clean
+.PHONY: run test lint browser proxy seed check bench screenshots lighthouse clean
 
 # the database's own work first (demo data on a first start, rollups current), then the
 # production server (gunicorn.conf.py: nginx in front of gunicorn); `python app.py` runs
@@ -44,6 +44,13 @@ $(AXE): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
+# Lighthouse for scripts/bench_lighthouse.py, pinned in scripts/lighthouse/ (not needed by the tests)
+LIGHTHOUSE := scripts/lighthouse/node_modules/.bin/lighthouse
+lighthouse: $(LIGHTHOUSE)
+$(LIGHTHOUSE): scripts/lighthouse/package.json scripts/lighthouse/package-lock.json $(AXE)  # $(AXE): npm itself
+	cd scripts/lighthouse && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
 # Debian's nginx, which gunicorn.conf.py starts in front of gunicorn (deploy/nginx.conf)
 proxy:
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
@@ -75,4 +82,4 @@ $(INSTALLED): requirements.txt pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis node_modules
+	rm -rf $(VENV) .pytest_cache .hypothesis node_modules scripts/lighthouse/node_modules

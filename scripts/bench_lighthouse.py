@@ -4,9 +4,8 @@
                                                  [--url http://HOST:PORT --email E --password P]
                                                  [--keep DIR]
 
-Needs Lighthouse (npm `lighthouse`, pinned in package.json and package-lock.json: `npm ci
---ignore-scripts` installs it in node_modules, as `make test` does) and Debian's Chromium
-(`make browser`).
+Needs Lighthouse (npm `lighthouse`, pinned in scripts/lighthouse/package.json and its lock
+file: `make lighthouse` installs it there) and Debian's Chromium (`make browser`).
 
 Without --url it starts the server as `make run` does (gunicorn.conf.py: nginx in front of
 gunicorn, the embedded database in its own process, loaded with the demo data) in a
@@ -50,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.chrome import FLAGS, free_port  # noqa: E402
 
-LIGHTHOUSE = ROOT / "node_modules" / ".bin" / "lighthouse"
+LIGHTHOUSE = ROOT / "scripts" / "lighthouse" / "node_modules" / ".bin" / "lighthouse"
 CHROME_FLAGS = " ".join(flag for flag in FLAGS if flag in ("--headless", "--no-sandbox", "--disable-gpu",
                                                             "--disable-dev-shm-usage"))
 CATEGORIES = ("performance", "accessibility", "best-practices")
@@ -211,7 +210,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="a folder to save every Lighthouse report (JSON) in")
     args = parser.parse_args()
     if not LIGHTHOUSE.exists():
-        raise SystemExit(f"{LIGHTHOUSE} not found: run `npm ci --ignore-scripts` in {ROOT}")
+        raise SystemExit(f"{LIGHTHOUSE} not found: run `make lighthouse`")
     paths = args.pages or page_paths()
     load_before = os.getloadavg()[0]
     if args.url:
