@@ -13,16 +13,21 @@ from scripts.chrome import free_port
 
 
 class MailServer:
-    """`login`: (user, password) the server asks for (over plain SMTP: loopback only)."""
+    """`login`: (user, password) the server asks for (over plain SMTP: loopback only).
+    `starttls`: a server TLS context it offers STARTTLS with; `implicit_tls`: one it speaks
+    TLS with from the first byte (smtps)."""
 
-    def __init__(self, login: tuple[str, str] | None = None):
+    def __init__(self, login: tuple[str, str] | None = None, *, starttls=None, implicit_tls=None):
         self.received: list[tuple[list[str], EmailMessage]] = []
         self.refusals: list[str] = []  # e.g. "451 4.3.0 Try again later": the next DATA gets it
         self._lock = threading.Lock()
         self.port = free_port()
-        auth = {"authenticator": self._authenticate, "auth_require_tls": False} if login else {}
+        auth = {"authenticator": self._authenticate, "auth_require_tls": bool(starttls)} if login else {}
+        tls = {"tls_context": starttls} if starttls else {}
         self._login = login
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **auth)
+        self._implicit = implicit_tls is not None
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, ssl_context=implicit_tls,
+                                      **auth, **tls)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         given = (auth_data.login.decode(), auth_data.password.decode())
@@ -30,7 +35,7 @@ class MailServer:
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"{'smtps' if self._implicit else 'smtp'}://127.0.0.1:{self.port}"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         with self._lock:
