@@ -39,3 +39,21 @@ def test_two_apps_keep_apart_and_a_closed_app_leaves_nothing_behind(tmp_path):
             app.extensions["purchase_database"].close()
     # a later handle to the same servers and name starts empty
     assert caches_of(db) is not held and caches_of(db).names() == []
+
+
+def test_a_new_client_never_gets_the_caches_of_a_closed_one_on_the_same_address(opened_database):
+    # a closed app's thread may still ask for its caches; a new client on a reused port must
+    # not find them (they would read through the closed client)
+    from pymongo import MongoClient
+
+    name = f"c_{uuid.uuid4().hex[:8]}"
+    first = MongoClient(opened_database.uri)
+    held = caches_of(first[name])
+    held.slot("marker", lambda: "first")
+    second = MongoClient(opened_database.uri)
+    try:
+        assert caches_of(second[name]) is not held and caches_of(second[name]).held("marker") is None
+        assert caches_of(first[name]) is held  # every handle of one client shares them
+    finally:
+        first.close()
+        second.close()

@@ -1,17 +1,16 @@
 """What this process keeps of a database between calls, on one object per database.
 
 Core's caches (the customer index, buyer figures, rollup documents, the engine's kind) are
-slots of the database's `DatabaseCaches`, found by the handle's servers and name, so they
+slots of the database's `DatabaseCaches`, found by the handle's client and name, so they
 live together and go together (`forget_caches` when an app closes its database). An app
 reaches its database's through its own caches object (`caches.AppCaches.database`).
 """
 
 import threading
+import weakref
 from collections.abc import Callable
 
 from pymongo.database import Database
-
-from core.storage.db import deployment
 
 
 class DatabaseCaches:
@@ -41,14 +40,31 @@ class DatabaseCaches:
             return sorted(self._slots)
 
 
-_BY_DATABASE: dict[tuple, DatabaseCaches] = {}
+_BY_DATABASE: dict[tuple[int, str], DatabaseCaches] = {}
 _LOCK = threading.Lock()
 
 
-def caches_of(db: Database) -> DatabaseCaches:
-    """The caches of `db` (its servers and name) in this process."""
-    key = deployment(db)
+def _key(db: Database) -> tuple[int, str]:
+    # by client, not by address: a closed client's caches (a thread of a closed app may still
+    # ask for them) never reach a new client that happens to get the same port; the entry goes
+    # with its client
+    client = db.client
+    key = (id(client), db.name)
+    if key not in _BY_DATABASE:
+        weakref.finalize(client, _drop_client, id(client))
+    return key
+
+
+def _drop_client(client_id: int) -> None:
     with _LOCK:
+        for key in [key for key in _BY_DATABASE if key[0] == client_id]:
+            del _BY_DATABASE[key]
+
+
+def caches_of(db: Database) -> DatabaseCaches:
+    """The caches of `db` (its client and name) in this process."""
+    with _LOCK:
+        key = _key(db)
         found = _BY_DATABASE.get(key)
         if found is None:
             found = _BY_DATABASE[key] = DatabaseCaches()
@@ -63,4 +79,4 @@ def every_database_caches() -> list[DatabaseCaches]:
 def forget_caches(db: Database) -> None:
     """Drop what this process keeps of `db`: the next call reads the database afresh."""
     with _LOCK:
-        _BY_DATABASE.pop(deployment(db), None)
+        _BY_DATABASE.pop((id(db.client), db.name), None)
