@@ -18,11 +18,11 @@ run: $(INSTALLED) proxy
 	$(BIN)/flask --app app prepare-db
 	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
 
-# three workers (pytest-xdist), each with its own embedded server: much of a test is waiting
-# (on the engine, a browser, a subprocess), so even on two cores a third worker fills the
-# gaps (two workers took 12:55 for the suite's 611 tests on this 2-core machine)
+# four workers (pytest-xdist), each with its own embedded server and Chromium: much of a test
+# is waiting (on the engine, a browser, a subprocess), so even on two cores more workers fill
+# the gaps (this 2-core machine, 718 tests: three workers 667 s, four 611 s)
 test: $(INSTALLED) browser $(AXE) proxy lint
-	$(BIN)/python -m pytest -n 3 --durations=20
+	$(BIN)/python -m pytest -n 4 --durations=20
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -16,7 +16,7 @@ from core import AlreadyPurchasedError, NotPurchasedError, create_purchase, remo
 from core.operations import check_consistency
 from core.storage.schema import COURSES, PURCHASES, TESTS, USERS
 
-THREADS, OPERATIONS = 16, 256
+THREADS, OPERATIONS = 16, 160
 
 
 def test_sixteen_threads_end_where_their_acknowledged_operations_say(db):

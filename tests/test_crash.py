@@ -36,7 +36,7 @@ from core.storage.schema import ACTIVITY, AUDIT, COURSES, IDEMPOTENCY, PURCHASES
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("MONGODB_URI")), reason="kills the embedded server's process")
 ROOT = Path(__file__).resolve().parent.parent
-KILLS, THREADS = 6, 4
+KILLS, THREADS = 4, 4
 START_TIMEOUT = 90.0
 
 

@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from core import open_database
 from core.operations import seed_demo
-from dashboard import accounts
+from dashboard import accounts, shell
 from database import EmbeddedServer
 from scripts.chrome import chrome_options, sign_in
 
@@ -125,7 +125,9 @@ def page(live, dash_br):
     base = f"http://127.0.0.1:{http.server_port}"
     sign_in(dash_br.driver, base, "admin@example.com", PASSWORD)
     dash_br.server_url = base
-    dash_br.wait_for_element(".panel .js-plotly-plot", timeout=10)
+    # signed in and the app drawn (its navigation), not the live page's charts: most tests go
+    # elsewhere at once, and the live page's own tests wait for its charts themselves
+    dash_br.wait_for_element(f"#{shell.NAV} a", timeout=15)
     yield dash_br
     http.shutdown()
     thread.join(timeout=5)
