@@ -91,11 +91,35 @@ def heatmap(figures: dict, metric: str, currency: str, now: datetime | None = No
     ])
 
 
+HEAT = (37, 99, 235)  # the page's blue, laid over white more thickly the stronger the cell
+TEXTS = ("#0b1f4d", "#ffffff", "#000000")  # the first that reads on a shade (WCAG AA: 4.5:1) is used
+
+
 def _cell(text: str, strength: float, title: str | None = None) -> html.Td:
     strength = min(max(strength, 0.0), 1.0)
-    # dark text on light cells, white on the darkest: contrast holds at every shade
-    return html.Td(text, className="num heat" + (" heat-dark" if strength > 0.55 else ""), title=title,
-                   style={"backgroundColor": f"rgba(37, 99, 235, {0.08 + 0.82 * strength:.3f})"})
+    alpha = 0.08 + 0.82 * strength
+    shade = tuple(round(255 - alpha * (255 - c)) for c in HEAT)
+    # navy on the light shades, white on the dark ones; in the band where neither reaches
+    # 4.5:1 (around 85% blue), black does
+    ink = next((t for t in TEXTS if contrast(shade, t) >= 4.5), TEXTS[-1])
+    return html.Td(text, className="num heat", title=title,
+                   style={"backgroundColor": "#{:02x}{:02x}{:02x}".format(*shade), "color": ink})
+
+
+def contrast(rgb: tuple[int, int, int], ink: str) -> float:
+    """WCAG's contrast ratio of a colour and a #rrggbb text colour."""
+    lighter, darker = sorted((_luminance(rgb), _luminance(tuple(int(ink[i:i + 2], 16) for i in (1, 3, 5)))),
+                             reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def _luminance(rgb) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
 def cohort_csv(figures: dict) -> str:

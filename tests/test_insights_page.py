@@ -121,3 +121,14 @@ def test_the_revenue_heatmap_carries_the_cumulative_figure_through_quiet_periods
     # on the cohort's second Tuesday its third week has not begun: blank, not 0
     early = texts(cohort_tables.heatmap(figures, "share", "EUR", now=datetime(2026, 1, 13, tzinfo=UTC)))
     assert early[early.index("2026-W02"):] == ["2026-W02", "4", "100.0%", "0.0%"]
+
+
+def test_every_shade_of_the_heatmap_keeps_its_text_readable():
+    # WCAG AA for normal text, at every strength a cell can have (Lighthouse found 2.5:1 to 4.3:1)
+    from dashboard.cohort_tables import _cell, contrast
+
+    for step in range(101):
+        style = _cell("12.5%", step / 100).style
+        shade = tuple(int(style["backgroundColor"][i:i + 2], 16) for i in (1, 3, 5))
+        assert contrast(shade, style["color"]) >= 4.5, (step, style)
+    assert contrast((255, 255, 255), "#000000") == 21.0
