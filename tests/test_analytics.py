@@ -91,7 +91,7 @@ def scenarios(draw):
     return bought, draw(st.lists(st.integers(0, 20), max_size=4)), draw(st.lists(filters, min_size=1, max_size=3))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=18, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scenario=scenarios())
 def test_every_figure_equals_brute_force(opened_database, scenario):
     bought, removals, filters = scenario

@@ -44,7 +44,7 @@ from core.storage.schema import COURSES
 from database.opening import CLIENT_OPTIONS
 from tests.conftest import snapshot
 
-FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # commands that cannot change a document; any other sent by a refused call means a snapshot
 READ_ONLY = {"find", "getMore", "aggregate", "count", "distinct", "listCollections", "listIndexes", "killCursors",
              "abortTransaction", "endSessions", "hello", "isMaster", "ismaster", "ping", "buildInfo"}

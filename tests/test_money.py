@@ -40,7 +40,7 @@ def money(amount) -> Decimal:
     return Decimal(repr(amount))
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sales=sales, order=st.randoms(use_true_random=False))
 def test_every_figure_equals_a_decimal_sum(opened_database, sales, order):
     db = opened_database.client[f"money_{uuid.uuid4().hex[:12]}"]

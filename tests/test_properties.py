@@ -18,7 +18,7 @@ operations = st.lists(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
 def test_arrays_always_equal_purchases(opened_database, ops):
     db = opened_database.client[f"prop_{uuid.uuid4().hex[:12]}"]

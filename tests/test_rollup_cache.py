@@ -166,7 +166,7 @@ operation = st.one_of(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=st.lists(operation, min_size=1, max_size=10))
 def test_reads_between_changes_equal_brute_force(opened_database, operations):
     """Every read after every change, through the held documents, equals a computation over the purchases."""
