@@ -26,7 +26,8 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
-from core.storage import deployment, retry_when_busy, utc
+from core.storage import retry_when_busy, utc
+from core.storage.caches import caches_of
 from core.storage.lease import Lease
 from reports.schedule import Period
 from reports.send import SendError
@@ -37,7 +38,6 @@ MAX_ATTEMPTS = 10
 FIRST_WAIT = timedelta(minutes=1)
 LONGEST_WAIT = timedelta(hours=6)
 ERROR_LIMIT = 500
-_indexed: set = set()  # the databases whose indexes this process made
 
 
 class LeaseLost(Exception):
@@ -138,13 +138,15 @@ def last_sent(db: Database, subscription_id: ObjectId) -> dict | None:
 def ensure_indexes(db: Database) -> None:
     """The records' indexes (a record a subscription a period: some thousands in a few years),
     made by the first look for work in each process."""
-    if deployment(db) in _indexed:
-        return
+    caches_of(db).slot("report send indexes", lambda: _create_indexes(db))
+
+
+def _create_indexes(db: Database) -> bool:
     retry_when_busy(lambda: db[SENDS].create_index([("status", ASCENDING), ("nextTryAt", ASCENDING)],
                                                    name="status_next_try"))
     retry_when_busy(lambda: db[SENDS].create_index([("subscription", ASCENDING), ("period.start", DESCENDING)],
                                                    name="subscription_period"))
-    _indexed.add(deployment(db))
+    return True
 
 
 def in_progress(doc: dict, now: datetime) -> bool:

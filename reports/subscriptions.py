@@ -14,7 +14,8 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from core.storage import deployment, retry_when_busy, utc
+from core.storage import retry_when_busy, utc
+from core.storage.caches import caches_of
 from dashboard.display import method_label
 from dashboard.pages.live.filters import KINDS, NOT_MIGRATED
 from dashboard.query import query_args, query_string
@@ -24,7 +25,6 @@ SUBSCRIPTIONS = "report_subscriptions"
 NAME_LIMIT = 80
 RECIPIENTS_LIMIT = 50
 ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
-_indexed: set = set()  # the databases whose index this process made
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,8 @@ def form_values(subscription: Subscription) -> dict:
 
 def _ensure_indexes(db: Database) -> None:
     """Names are unique in any case: the command line sends a subscription by its name."""
-    marker = deployment(db)
-    if marker not in _indexed:
-        retry_when_busy(lambda: db[SUBSCRIPTIONS].create_index("key", unique=True, name="key_unique"))
-        _indexed.add(marker)
+    caches_of(db).slot("report subscription index", lambda: retry_when_busy(
+        lambda: db[SUBSCRIPTIONS].create_index("key", unique=True, name="key_unique")))
 
 
 def _object_id(value) -> ObjectId | None:
